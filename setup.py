@@ -1,0 +1,35 @@
+"""policy_stack: pip-installable Python package and ament_python ROS 2 package in one.
+
+`pip install .` installs the console script `policy-stack` plus the ament index marker and
+share/policy_stack (package.xml, launch/, config/) under the prefix, so
+`ament_index_python.get_package_share_directory('policy_stack')` works in the venv once
+AMENT_PREFIX_PATH includes the prefix (scripts/setup_env.sh takes care of that).
+`colcon build` on a ROS 2 machine uses the same data_files.
+"""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "policy_stack"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Robot-learning stack: diffusion/EBT policies, RTI denoising, online RL, ROS 2 nodes",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["policy_stack*", "ros_nodes*", "sim*", "hardware*", "bench*"]),
+    package_data={"policy_stack": ["checkpoints/**/*", "checkpoints/*"]},
+    include_package_data=True,
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+    ],
+    entry_points={
+        "console_scripts": [
+            "policy-stack = policy_stack.cli:main",
+        ],
+    },
+)
