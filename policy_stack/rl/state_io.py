@@ -1,0 +1,115 @@
+"""No-pickle persistence for nested training state (module/optimizer state dicts, RNG states).
+
+Tensors go to one safetensors file, structure and plain values to a JSON file. Directories are
+written atomically: everything lands in `<dir>.tmp`, then a rename publishes it, so a SIGKILL at any
+moment leaves either the previous complete directory or the new complete one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def _encode(obj, tensors: dict, path: str):
+    if isinstance(obj, torch.Tensor):
+        tensors[path] = obj.detach().cpu().contiguous().clone()
+        return {"__tensor__": path}
+    if isinstance(obj, np.ndarray):
+        tensors[path] = torch.from_numpy(np.ascontiguousarray(obj)).clone()
+        return {"__ndarray__": path}
+    if isinstance(obj, dict):  # keep key types: optimizer state is keyed by int
+        return {"__dict__": [[k, _encode(v, tensors, f"{path}/{k}")] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, tensors, f"{path}/{i}") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, tensors, f"{path}/{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, (np.integer, np.floating, np.bool_)):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"state_io: cannot store {type(obj).__name__} at {path!r} (tensors, numbers, str, dict, list only)")
+
+
+def _decode(obj, tensors: dict):
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__ndarray__" in obj:
+            return tensors[obj["__ndarray__"]].numpy()
+        if "__dict__" in obj:
+            return {k: _decode(v, tensors) for k, v in obj["__dict__"]}
+        if "__tuple__" in obj:
+            return tuple(_decode(v, tensors) for v in obj["__tuple__"])
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    return obj
+
+
+def save_state(obj, folder: Path, name: str) -> None:
+    """Write `name.safetensors` + `name.json` into folder (call inside an atomic directory write)."""
+    tensors: dict[str, torch.Tensor] = {}
+    structure = _encode(obj, tensors, name)
+    save_file(tensors, str(Path(folder) / f"{name}.safetensors"))
+    (Path(folder) / f"{name}.json").write_text(json.dumps(structure))
+
+
+def load_state(folder: Path, name: str):
+    folder = Path(folder)
+    for ext in ("safetensors", "json"):
+        if not (folder / f"{name}.{ext}").is_file():
+            raise FileNotFoundError(f"state_io: missing {folder / f'{name}.{ext}'}")
+    tensors = load_file(str(folder / f"{name}.safetensors"))
+    return _decode(json.loads((folder / f"{name}.json").read_text()), tensors)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def atomic_write_dir(final: Path, writer: Callable[[Path], None]) -> Path:
+    """writer(tmp_dir) fills a fresh temp dir; it then replaces `final` (old copy kept as `final.old`
+    until the new one is in place, and `resolve_dir` falls back to it)."""
+    final = Path(final)
+    tmp, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    writer(tmp)
+    _fsync_tree(tmp)
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def resolve_dir(final: Path) -> Path:
+    """The complete copy of a directory written by atomic_write_dir (the `.old` one if a kill hit
+    between the two renames)."""
+    final = Path(final)
+    if final.exists():
+        return final
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        return old
+    raise FileNotFoundError(f"no directory at {final}")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
