@@ -1,0 +1,273 @@
+"""EBTPolicy: EBT-Policy (energy-based transformer, actions by gradient descent on energy) behind the one
+Policy interface.
+
+act(obs) is stateful: it keeps the last To observations (the first tick of an episode repeats it) and the
+last optimized chunk, which warm-starts the next tick's descent after a shift by Ta (RTI-style), so 2
+descent steps suffice once an episode is running. sample() and loss() are stateless.
+
+The final energy of the returned chunk is the uncertainty signal (`info["uncertainty"]`): low energy =
+the chunk sits in a well of the learned landscape; high = the model has not seen this situation. EBT-Policy
+claims this use but gives no thresholds (notes §3.6), so the policy reports the number and does not act on it.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+
+import numpy as np
+import torch
+from torch import nn
+
+from policy_stack.nn.obs_encoder import ObservationEncoder
+from policy_stack.nn.preprocess import ObsPreprocessor, validate_observation
+from policy_stack.normalize import ACTION_KEY, Normalizer
+from policy_stack.policies.base import Policy
+from policy_stack.policies.ebt.config import EBTConfig
+from policy_stack.policies.ebt.descent import DescentTrace, EnergyDescent
+from policy_stack.policies.ebt.energy import ActionEnergyDecoder, ConditionTokens
+from policy_stack.spaces import ActionSpace, FeatureSpec
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _as_tensor(value, device: torch.device) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    return torch.as_tensor(np.asarray(value), device=device)
+
+
+def shift_warm_start(chunk: torch.Tensor, shift: int) -> torch.Tensor:
+    """(B, Tp, A) previous solution -> next tick's start: drop the `shift` executed steps, repeat the last.
+
+    RTI-DP's `cat([guess[:, k:], guess[:, -1:] repeated k])`: time has moved on by `shift` control steps,
+    and the best guess for the new tail is to hold the last planned action."""
+    if shift <= 0:
+        return chunk.clone()
+    shift = min(shift, chunk.shape[1])
+    tail = chunk[:, -1:].expand(-1, shift, -1)
+    return torch.cat([chunk[:, shift:], tail], dim=1)
+
+
+class EBTPolicy(nn.Module, Policy):
+    policy_type = "ebt"
+
+    def __init__(self, config: EBTConfig, stats: dict | Normalizer, action_space: ActionSpace,
+                 obs_spec: dict[str, FeatureSpec] | None = None):
+        super().__init__()
+        self.config = config
+        self.action_space = action_space
+        self.normalizer = stats if isinstance(stats, Normalizer) else Normalizer(stats, depth_max_m=config.depth_max_m)
+        self.preprocessor = ObsPreprocessor(self.normalizer, config.lowdim_keys, config.derived_features,
+                                            config.cameras, config.use_depth, config.image_shape)
+        self.obs_spec = self._check_obs_spec(obs_spec)
+        self.action_dim = action_space.dim
+        if not self.normalizer.has(ACTION_KEY):
+            raise ValueError(f"normalization stats lack {ACTION_KEY!r}")
+        if self.normalizer.dim(ACTION_KEY) != self.action_dim:
+            raise ValueError(f"action stats have {self.normalizer.dim(ACTION_KEY)} dims, action space has {self.action_dim}")
+        self.discrete_dims = list(action_space.discrete)
+
+        c = config
+        lowdim_dims = {k: self.normalizer.dim(k) for k in self.preprocessor.feature_keys}
+        self.obs_encoder = ObservationEncoder(lowdim_dims, c.n_obs_steps, c.cameras, c.use_depth, c.crop_shape,
+                                              c.vision_channels, c.num_keypoints, c.camera_feature_dim)
+        self.cond_tokens = ConditionTokens(self.obs_encoder.per_step_dim, c.n_obs_steps, c.d_model, c.n_heads,
+                                           c.obs_layers, c.dropout)
+        self.energy = ActionEnergyDecoder(self.action_dim, c.horizon, c.d_model, c.n_layers, c.n_heads,
+                                          c.mlp_ratio, c.dropout)
+        self.descent = EnergyDescent(c.step_size, c.step_size_learnable, c.energy_temp, c.energy_exp_max,
+                                     c.max_step_change, c.momentum)
+
+        self.device_ = _resolve_device(c.device)
+        self.to(self.device_)
+        self.eval()
+        self._generator = torch.Generator().manual_seed(c.seed)
+        self._history: deque[dict[str, torch.Tensor]] = deque(maxlen=c.n_obs_steps)
+        self._warm: torch.Tensor | None = None      # last optimized chunk (1, Tp, A), normalized
+        self._info: dict = {}
+        self.last_loss_info: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ construction helpers
+    def _check_obs_spec(self, obs_spec) -> dict[str, FeatureSpec]:
+        required = self.preprocessor.required_keys
+        if obs_spec is None:   # implied by the config and the stats
+            spec = {k: FeatureSpec([self.normalizer.dim(k)], "float32", "lowdim")
+                    for k in self.preprocessor.raw_lowdim_keys}
+            for cam in self.config.cameras:
+                spec[f"{cam}_rgb"] = FeatureSpec([*self.config.image_shape, 3], "uint8", "rgb")
+                if self.config.use_depth:
+                    spec[f"{cam}_depth"] = FeatureSpec(list(self.config.image_shape), "float32", "depth")
+            return spec
+        missing = [k for k in required if k not in obs_spec]
+        if missing:
+            raise ValueError(f"obs_spec lacks key(s) the policy needs: {missing}")
+        spec = {k: obs_spec[k] if isinstance(obs_spec[k], FeatureSpec) else FeatureSpec(**obs_spec[k]) for k in required}
+        for k in self.preprocessor.raw_lowdim_keys:
+            if int(np.prod(spec[k].shape)) != self.normalizer.dim(k):
+                raise ValueError(f"obs_spec {k!r} shape {spec[k].shape} disagrees with its stats ({self.normalizer.dim(k)} dims)")
+        return spec
+
+    @property
+    def device(self) -> torch.device:
+        return self.device_
+
+    def to(self, *args, **kwargs):
+        out = super().to(*args, **kwargs)
+        param = next(self.parameters(), None)
+        if param is not None:
+            self.device_ = param.device
+        return out
+
+    # ------------------------------------------------------------------ Policy interface
+    def reset(self, seed: int | None = None) -> None:
+        """New episode: clear the observation history and the warm start; optionally reseed the start noise."""
+        self._history.clear()
+        self._warm = None
+        if seed is not None:
+            self._generator.manual_seed(int(seed))
+
+    @torch.no_grad()   # the descent re-enables grad for dE/da itself; nothing else needs a graph
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        start = time.perf_counter()
+        c = self.config
+        keys = self.preprocessor.required_keys
+        validate_observation(obs, self.obs_spec, keys)
+        step = {k: torch.as_tensor(np.array(obs[k])) for k in keys}   # copy: callers reuse their buffers
+        if not self._history:
+            self._history.extend([step] * c.n_obs_steps)
+        else:
+            self._history.append(step)
+        raw = {k: torch.stack([h[k] for h in self._history])[None] for k in keys}
+
+        with self._eval_mode():
+            cond = self.encode(self.preprocess(raw))
+            warm = c.warm_start and self._warm is not None
+            x0 = shift_warm_start(self._warm, c.n_action_steps) if warm else self._noise(1)
+            trace = self.optimize(cond, x0)
+            final_energy = self.energy(cond, trace.actions)
+
+        chunk = trace.actions
+        self._warm = chunk.detach().clone()
+        actions = self.unnormalize_action(chunk)[0].cpu().numpy().astype(np.float32)
+        first = c.n_obs_steps - 1   # the chunk starts at the oldest observation in the history
+        actions = self._postprocess(actions[first:first + c.n_action_steps])
+        self._info = {
+            "latency_ms": (time.perf_counter() - start) * 1e3, "sampler": "ebt", "steps": trace.steps,
+            "uncertainty": float(final_energy[0]), "energy_start": float(trace.energies[0][0]) if trace.energies else float("nan"),
+            "grad_norm": float(trace.grad_norms[-1][0]) if trace.grad_norms else float("nan"),
+            "stopped_early": trace.stopped_early, "nonfinite": trace.nonfinite, "warm_start": warm,
+            "backend": "torch", "device": str(self.device)}
+        return actions
+
+    @torch.no_grad()
+    def sample(self, obs_batch: dict[str, torch.Tensor], n: int) -> torch.Tensor:
+        """(B, n, Tp, A) normalized chunks: n random starts per observation, each optimized independently."""
+        with self._eval_mode():
+            cond = self.encode({k: v.to(self.device) for k, v in obs_batch.items()})
+            cond = cond.repeat_interleave(n, dim=0)
+            trace = self.optimize(cond, self._noise(cond.shape[0]))
+        return trace.actions.reshape(-1, n, self.config.horizon, self.action_dim)
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        """Reconstruction of the demo chunk by the unrolled descent, on a raw-unit batch
+        {"obs": {k: (B,To,...)}, "action": (B,Tp,A)[, "action_is_pad": (B,Tp)]}.
+
+        Mean over the descent steps of the (pad-masked) MSE between each step's output and the demo chunk
+        (EBT-Policy's `compute_loss`), or only the final step with loss_every_step=False."""
+        c = self.config
+        obs_norm = self.preprocess(batch["obs"])
+        target = self.normalize_action(_as_tensor(batch["action"], self.device))
+        if target.shape[1:] != (c.horizon, self.action_dim):
+            raise ValueError(f"batch 'action' shape {tuple(target.shape)}, expected (B, {c.horizon}, {self.action_dim})")
+        # the descent lives in [-1, 1]; a target outside (data beyond the stats' range) is unreachable
+        target = target.clamp(-1.0, 1.0)
+        valid = None
+        if batch.get("action_is_pad") is not None:
+            valid = (~_as_tensor(batch["action_is_pad"], self.device).bool()).to(target.dtype)[..., None]
+
+        def mse(pred: torch.Tensor) -> torch.Tensor:
+            err = (pred - target) ** 2
+            if valid is None:
+                return err.mean()
+            return (err * valid).sum() / (valid.sum() * self.action_dim).clamp_min(1.0)
+
+        n_steps = c.train_steps + int(torch.randint(0, c.train_steps_random + 1, ()))
+        with torch.enable_grad():   # training through dE/da needs a graph even in a validation pass
+            cond = self.encode(obs_norm)
+            x0 = torch.rand(target.shape, device=self.device) * 2 - 1
+            trace = self.descent.unroll(lambda a: self.energy(cond, a), x0, n_steps, c.langevin_sigma_min,
+                                        c.langevin_sigma_max, c.step_size_random_scale, c.detach_between_steps)
+            losses = [mse(p) for p in trace.predictions]
+            loss = torch.stack(losses).mean() if c.loss_every_step else losses[-1]
+        self.last_loss_info = {   # logged by trainers that look for it (EBT's init/final gap)
+            "loss_first_step": float(losses[0].detach()), "loss_final_step": float(losses[-1].detach()), "steps": n_steps,
+            "energy_gap": float((trace.energies[0] - trace.energies[-1]).detach().mean()),
+            "step_size": float(self.descent.step_size.detach())}
+        return loss
+
+    @property
+    def info(self) -> dict:
+        return dict(self._info)
+
+    # ------------------------------------------------------------------ pieces other code reuses
+    def preprocess(self, raw_obs: dict) -> dict[str, torch.Tensor]:
+        """Raw histories {k: (B, To, ...)} (numpy or torch) -> normalized inputs on the policy device."""
+        return self.preprocessor({k: _as_tensor(raw_obs[k], self.device) for k in self.preprocessor.required_keys
+                                  if k in raw_obs})
+
+    def encode(self, obs_norm: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Normalized histories -> condition tokens (B, To, d_model); computed once per decision."""
+        feats = self.obs_encoder(obs_norm)
+        return self.cond_tokens(feats.reshape(feats.shape[0], self.config.n_obs_steps, -1))
+
+    def energy_of(self, obs_norm: dict[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
+        """E(obs, normalized chunk) (B,): a scorer for RL re-ranking or analysis."""
+        return self.energy(self.encode(obs_norm), actions)
+
+    def optimize(self, cond: torch.Tensor, x0: torch.Tensor, max_steps: int | None = None) -> DescentTrace:
+        """Inference descent from x0 (B, Tp, A) for condition tokens (B, To, d)."""
+        c = self.config
+        return self.descent.optimize(lambda a: self.energy(cond, a), x0, max_steps or c.infer_steps,
+                                     c.min_grad, c.min_energy_delta)
+
+    def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        return self.normalizer.normalize(ACTION_KEY, action.to(torch.float32))
+
+    def unnormalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        return self.normalizer.unnormalize(ACTION_KEY, action)
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        return torch.optim.AdamW(self.parameters(), lr=c.lr, betas=c.adam_betas, weight_decay=c.weight_decay)
+
+    # ------------------------------------------------------------------ internals
+    def _noise(self, batch: int) -> torch.Tensor:
+        """Uniform starts in [-1, 1]: the descent's domain, with no mass piled on the clamp boundary
+        (a clamped Gaussian would put ~32% of the elements exactly at ±1)."""
+        shape = (batch, self.config.horizon, self.action_dim)
+        return (torch.rand(shape, generator=self._generator) * 2 - 1).to(self.device)
+
+    def _postprocess(self, actions: np.ndarray) -> np.ndarray:
+        low = np.asarray(self.action_space.low, np.float32)
+        high = np.asarray(self.action_space.high, np.float32)
+        if self.config.binarize_discrete and self.discrete_dims:
+            d = self.discrete_dims
+            actions[:, d] = np.where(actions[:, d] >= (low[d] + high[d]) / 2, high[d], low[d])
+        return self.action_space.clip(actions).astype(np.float32)
+
+    @contextlib.contextmanager
+    def _eval_mode(self):
+        """act()/sample() always use eval behaviour (no dropout, center crop), even mid-training."""
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            yield
+        finally:
+            if was_training:
+                self.train()
