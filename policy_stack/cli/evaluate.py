@@ -1,0 +1,162 @@
+"""`policy-stack eval`: roll a policy checkpoint out in simulation and report success and latency.
+
+    policy-stack eval --env lift --policy CKPT --episodes 50 --seed 100000 --sampler rti --steps 3 --json
+
+The env is built from the checkpoint's observation spec (which cameras, image size, depth), so one
+command works for low-dim and RGB-D policies. Rollouts run in `--workers` processes; the rollout loop
+itself is sim-free (policy_stack/train/rollout.py) and receives the env factory from here.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+DEFAULT_SEED = 100000   # DP's test_start_seed: far from the seeds `policy-stack collect` uses
+SAMPLERS = ("ddpm", "ddim", "rti", "ebt")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", default="lift", help="lift | pick_place_can | stack | nut_assembly_square")
+    p.add_argument("--policy", default=None, help="checkpoint folder (default: the shipped Lift policy)")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="first episode seed (episode k: seed+k)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
+                   help="diffusion: ddpm | ddim | rti; ebt: ebt (default: the checkpoint's)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps per call (rti: per warm tick) or EBT optimisation steps")
+    p.add_argument("--workers", type=int, default=1, help="rollout processes")
+    p.add_argument("--max-steps", type=int, default=None, help="episode length cap (default: env horizon)")
+    p.add_argument("--video", default=None, metavar="DIR", help="write one agentview MP4 per episode here")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--no-progress", action="store_true")
+
+
+# ---------------------------------------------------------------------------- factories (picklable)
+def env_kwargs_for(obs_spec: dict, video: bool) -> dict:
+    """make_env arguments that produce every key the policy reads (and agentview for --video)."""
+    cameras, size, depth = [], 84, False
+    for key, spec in obs_spec.items():
+        shape = spec.shape if hasattr(spec, "shape") else spec["shape"]
+        if key.endswith("_rgb"):
+            cameras.append(key[: -len("_rgb")])
+            size = int(shape[0])
+        elif key.endswith("_depth"):
+            depth = True
+            size = int(shape[0])
+    if video and "agentview" not in cameras:
+        cameras.append("agentview")
+    return {"cameras": tuple(cameras), "image_size": size, "depth": depth}
+
+
+def make_sim_env(env_name: str, env_kwargs: dict, seed=None):
+    from sim.envs import make_env   # lazy: only this verb pays for robosuite
+
+    return make_env(env_name, seed=seed, **env_kwargs)
+
+
+def load_configured_policy(path, sampler=None, steps=None, backend="torch", device="auto"):
+    """Load a checkpoint and apply sampler/steps/backend; errors name the bad value."""
+    from policy_stack.checkpoint import load_policy
+
+    policy = load_policy(path, device)
+    apply_sampler(policy, sampler, steps)
+    if backend != "torch":
+        if not hasattr(policy, "set_backend"):
+            raise ValueError(f"--backend {backend}: {policy.policy_type} policies run on torch only")
+        policy.set_backend(backend)
+    return policy
+
+
+def apply_sampler(policy, sampler, steps) -> None:
+    ptype = getattr(policy, "policy_type", "?")
+    if ptype == "ebt":
+        if sampler not in (None, "ebt"):
+            raise ValueError(f"--sampler {sampler}: an EBT checkpoint optimises energy; use --sampler ebt")
+        if steps is not None:
+            import dataclasses
+            field = "infer_steps" if hasattr(policy.config, "infer_steps") else "infer_max_steps"
+            policy.config = dataclasses.replace(policy.config, **{field: int(steps)})
+        return
+    if sampler == "ebt":
+        raise ValueError(f"--sampler ebt needs an EBT checkpoint; this one is {ptype!r}")
+    if sampler is not None or steps is not None:
+        policy.set_sampler(sampler or policy.config.sampler, steps)
+
+
+class SimEvaluator:
+    """The trainer's periodic evaluation: EMA checkpoint -> `episodes` rollouts -> summary dict.
+    Picklable (plain fields) so rollouts can use worker processes."""
+
+    def __init__(self, env: str, episodes: int, workers: int = 1, max_steps=None, seed: int = DEFAULT_SEED):
+        from sim.envs import resolve_task
+
+        self.env = resolve_task(env).name   # fail at start-up, not after an hour of training
+        self.episodes, self.workers, self.max_steps, self.seed = int(episodes), int(workers), max_steps, int(seed)
+
+    def __call__(self, checkpoint, step: int) -> dict:
+        from policy_stack.checkpoint import read_config
+        from policy_stack.train.rollout import evaluate, summarize
+
+        spec = read_config(checkpoint)["obs_spec"]
+        env_factory = functools.partial(make_sim_env, self.env, env_kwargs_for(spec, False))
+        policy_factory = functools.partial(load_configured_policy, str(checkpoint), None, None, "torch", "cpu")
+        seeds = [self.seed + k for k in range(self.episodes)]
+        results = evaluate(env_factory, policy_factory, seeds, workers=self.workers, max_steps=self.max_steps)
+        return summarize(results)
+
+
+def run(args) -> int:
+    from policy_stack.checkpoint import DEFAULT_CHECKPOINT
+    from policy_stack.train.rollout import evaluate, results_to_json, summarize
+    from sim.envs import resolve_task
+
+    env_name = resolve_task(args.env).name
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    path = args.policy or str(DEFAULT_CHECKPOINT)
+    # Load once here: a missing/corrupt checkpoint or a bad --sampler fails before any env starts.
+    probe = load_configured_policy(path, args.sampler, args.steps, "torch", args.device)
+    env_kwargs = env_kwargs_for(probe.obs_spec, bool(args.video))
+    if args.backend == "onnx":   # export once, then every worker opens the same files
+        from policy_stack.onnx_export import export_onnx
+        if not hasattr(probe, "set_backend"):
+            raise ValueError(f"--backend onnx: {probe.policy_type} policies run on torch only")
+        onnx_dir = str(export_onnx(probe, Path(tempfile.mkdtemp(prefix="eval_onnx_"))))
+        policy_factory = functools.partial(_onnx_policy, path, args.sampler, args.steps, args.device, onnx_dir)
+    else:
+        policy_factory = functools.partial(load_configured_policy, path, args.sampler, args.steps, "torch", args.device)
+    seeds = [args.seed + k for k in range(args.episodes)]
+    env_factory = functools.partial(make_sim_env, env_name, env_kwargs)
+    in_process = _onnx_policy(path, args.sampler, args.steps, args.device, onnx_dir) \
+        if args.backend == "onnx" and args.workers <= 1 else probe
+    results = evaluate(env_factory, policy_factory, seeds, workers=args.workers, max_steps=args.max_steps,
+                       video_dir=args.video, progress=not args.no_progress, policy=in_process)
+    if args.backend == "onnx":
+        shutil.rmtree(onnx_dir, ignore_errors=True)
+    summary = summarize(results)
+    summary.update(env=env_name, policy=path, policy_type=probe.policy_type, backend=args.backend,
+                   sampler=args.sampler or ("ebt" if probe.policy_type == "ebt" else probe.config.sampler),
+                   workers=args.workers, seed=args.seed)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{env_name}: success {summary['successes']}/{summary['episodes']} ({summary['success_rate']:.0%}), "
+              f"latency p50 {summary['latency_ms_p50']:.1f} ms, p99 {summary['latency_ms_p99']:.1f} ms, "
+              f"{summary['steps_per_tick']:.1f} steps/tick")
+        for r in results_to_json(results):
+            print(f"  seed {r['seed']}: {'success' if r['success'] else 'fail'} in {r['env_steps']} steps",
+                  file=sys.stderr)
+    return 0
+
+
+def _onnx_policy(path, sampler, steps, device, onnx_dir):
+    policy = load_configured_policy(path, sampler, steps, "torch", device)
+    policy.set_backend("onnx", onnx_dir=onnx_dir)
+    return policy

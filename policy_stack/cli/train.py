@@ -1,0 +1,111 @@
+"""`policy-stack train`: train a policy from a LeRobot v3 dataset into a checkpoint folder.
+
+    policy-stack train --policy diffusion --data data/lift --out runs/dp_lift
+    torchrun --nproc_per_node=2 -m policy_stack.cli train --policy diffusion --data ... --out ...
+
+Rerunning the same command after a crash or kill continues from the last snapshot (--no-resume
+refuses instead). Periodic rollout evaluation needs the simulator, so this module (the composition
+root) builds the evaluator and hands it to the sim-free trainer in policy_stack/train.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", default="diffusion", help="policy family: diffusion | ebt (default diffusion)")
+    p.add_argument("--data", required=True, help="LeRobot v3.0 dataset folder")
+    p.add_argument("--out", required=True, help="checkpoint folder (created; holds tb/ and snapshots)")
+    p.add_argument("--obs", default="lowdim", choices=["lowdim", "rgbd", "rgb"], help="observation set")
+    p.add_argument("--cameras", nargs="+", default=["agentview", "robot0_eye_in_hand"],
+                   help="cameras for --obs rgbd/rgb")
+    p.add_argument("--lowdim-keys", nargs="+", default=[], help="low-dim keys (default: eef pose, gripper, objects)")
+    p.add_argument("--steps", type=int, default=20000, help="optimizer steps")
+    p.add_argument("--batch", type=int, default=256, help="batch size per process")
+    p.add_argument("--lr", type=float, default=None, help="peak LR (default: the policy config's, 1e-4)")
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--warmup", type=int, default=None, help="LR warmup steps (default: policy config's, 500)")
+    p.add_argument("--grad-clip", type=float, default=0.0, help="max grad norm (0 = off, as DP)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ckpt-every", type=int, default=1000, help="snapshot every K steps (atomic)")
+    p.add_argument("--keep", type=int, default=2, help="snapshots kept under OUT/checkpoints")
+    p.add_argument("--eval-every", type=int, default=5000, help="rollout evaluation every K steps (0 = never)")
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--eval-workers", type=int, default=1, help="processes for the rollouts")
+    p.add_argument("--eval-max-steps", type=int, default=0, help="episode cap for rollouts (0 = env default)")
+    p.add_argument("--env", default=None, help="env for rollouts (default: the dataset's info.json 'env')")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="policy config field, VALUE as JSON (e.g. --set down_dims=[32,64,128]); repeatable")
+    p.add_argument("--no-resume", action="store_true", help="refuse to continue a run found in --out")
+    p.add_argument("--find-unused-parameters", action="store_true", help="DDP option for partial losses")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """KEY=VALUE pairs; VALUE parsed as JSON when it is JSON, else kept as a string (no eval)."""
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def config_from_args(args):
+    from policy_stack.train.config import TrainConfig
+
+    return TrainConfig(
+        policy=args.policy, data=str(Path(args.data).resolve()), out=str(Path(args.out).resolve()),
+        obs=args.obs, cameras=list(args.cameras), lowdim_keys=list(args.lowdim_keys), steps=args.steps,
+        batch=args.batch, lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,
+        grad_clip=args.grad_clip, seed=args.seed, ckpt_every=max(1, args.ckpt_every), keep=max(1, args.keep),
+        eval_every=max(0, args.eval_every), eval_episodes=args.eval_episodes, eval_workers=args.eval_workers,
+        eval_max_steps=args.eval_max_steps, env=args.env, workers=args.workers, log_every=max(1, args.log_every),
+        device=args.device, progress=not args.no_progress, resume="never" if args.no_resume else "auto",
+        find_unused_parameters=args.find_unused_parameters, policy_overrides=parse_overrides(args.overrides))
+
+
+def make_evaluator(cfg):
+    """A rollout evaluator for the trainer, or None (no env known, or evaluation switched off)."""
+    if cfg.eval_every <= 0 or cfg.eval_episodes <= 0:
+        return None
+    env = cfg.env
+    if env is None:
+        info_path = Path(cfg.data) / "meta" / "info.json"
+        try:
+            env = json.loads(info_path.read_text()).get("env")
+        except (OSError, json.JSONDecodeError):
+            env = None
+    if env is None:
+        print("train: no --env given and the dataset names none; rollout evaluation is off", file=sys.stderr)
+        return None
+    from policy_stack.cli.evaluate import SimEvaluator
+
+    return SimEvaluator(env, cfg.eval_episodes, workers=cfg.eval_workers, max_steps=cfg.eval_max_steps or None)
+
+
+def run(args) -> int:
+    from policy_stack.train.trainer import Trainer
+
+    cfg = config_from_args(args)
+    summary = Trainer(cfg, make_evaluator(cfg)).run()
+    if args.json and int(__import__("os").environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":   # torchrun -m policy_stack.cli.train ... (policy_stack.cli works too)
+    from policy_stack.cli import main
+
+    sys.exit(main(["train", *sys.argv[1:]]))
