@@ -1,0 +1,232 @@
+"""Policy checkpoints: a FOLDER, never a pickle.
+
+    <folder>/config.json              policy_type, config fields, action_space, obs_spec, meta (training info)
+    <folder>/model.safetensors        weights act() runs with (the trainer passes its EMA copy)
+    <folder>/normalization.json       Normalizer.to_dict()
+    <folder>/train_state.safetensors  optional: raw weights, optimizer, EMA state... for resuming
+
+Writes are atomic: everything goes to a temporary sibling folder that is renamed into place, so a
+crash never leaves a half-written checkpoint where a reader looks. Loading uses safetensors and JSON
+only (no torch.load); every missing or corrupt file is reported by name.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from policy_stack.normalize import Normalizer
+from policy_stack.spaces import ActionSpace, obs_spec_from_dict, obs_spec_to_dict
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TRAIN_STATE_FILE = "train_state.safetensors"
+NORMALIZATION_FILE = "normalization.json"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "diffusion_lowdim_lift"
+
+
+# ---------------------------------------------------------------------------------------- configs
+def config_to_dict(config) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists, JSON-clean
+
+
+def config_from_dict(config_cls: type, data: dict):
+    """Rebuild a config dataclass; unknown fields are an error (a typo must not be silently ignored)."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{config_cls.__name__}: unknown field(s) {unknown}")
+    kwargs = {}
+    for name, value in data.items():
+        f = fields[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            value = config_from_dict(type(default), value)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return config_cls(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------- save
+def save_checkpoint(policy, folder: str | os.PathLike, extra_tensors: dict[str, torch.Tensor] | None = None,
+                    meta: dict | None = None) -> Path:
+    """Write `policy` (pass the EMA copy when training) to `folder`, replacing it atomically.
+
+    extra_tensors -> train_state.safetensors (resume state); meta -> config.json["meta"] (JSON only:
+    step, epoch, dataset, optimizer param groups...)."""
+    folder = Path(folder)
+    meta = dict(meta or {})
+    try:
+        json.dumps(meta)
+    except TypeError as exc:
+        raise ValueError(f"checkpoint meta must be JSON-serialisable: {exc}") from exc
+    from policy_stack import __version__
+
+    config = {
+        "format_version": FORMAT_VERSION,
+        "policy_type": policy.policy_type,
+        "policy_stack_version": __version__,
+        "config": config_to_dict(policy.config),
+        "action_space": policy.action_space.to_dict(),
+        "obs_spec": obs_spec_to_dict(policy.obs_spec),
+        "meta": meta,
+    }
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+        save_file(_cpu_contiguous(policy.state_dict()), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        policy.normalizer.save_json(tmp / NORMALIZATION_FILE)
+        if extra_tensors:
+            save_file(_cpu_contiguous(extra_tensors), str(tmp / TRAIN_STATE_FILE), metadata={"format": "pt"})
+        _fsync_dir(tmp)
+        _replace_dir(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _cpu_contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # clone: safetensors refuses tensors that share storage
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+
+
+def _fsync_dir(folder: Path) -> None:
+    for path in folder.iterdir():
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """rename(2) cannot replace a non-empty folder: move the old one aside first, then delete it."""
+    if not dst.exists():
+        os.replace(src, dst)
+        return
+    old = dst.parent / f".{dst.name}.old-{uuid.uuid4().hex[:8]}"
+    os.replace(dst, old)
+    try:
+        os.replace(src, dst)
+    except BaseException:
+        os.replace(old, dst)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------- load
+@dataclass
+class Checkpoint:
+    policy: Any
+    folder: Path
+    meta: dict
+    train_state: dict[str, torch.Tensor] | None  # only with load_train_state=True and the file present
+
+
+def read_config(folder: str | os.PathLike) -> dict:
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file missing: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"checkpoint file {path} is not valid JSON: {exc}") from exc
+    for field in ("policy_type", "config", "action_space", "obs_spec"):
+        if field not in data:
+            raise ValueError(f"checkpoint file {path} lacks field {field!r}")
+    return data
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file missing: {path}")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"checkpoint file {path} is corrupt or not safetensors: {exc}") from exc
+
+
+def load_checkpoint(folder: str | os.PathLike, device: str = "auto", load_train_state: bool = False) -> Checkpoint:
+    """Rebuild the policy stored in `folder` on `device` ("auto" = cuda if available else cpu)."""
+    from policy_stack.policies import get_policy_classes, make_policy
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"checkpoint folder not found: {folder}")
+    data = read_config(folder)
+    config_cls, _ = get_policy_classes(data["policy_type"])
+    try:
+        config_fields = dict(data["config"])
+        if any(f.name == "device" for f in dataclasses.fields(config_cls)):
+            config_fields["device"] = device
+        config = config_from_dict(config_cls, config_fields)
+        action_space = ActionSpace.from_dict(data["action_space"])
+        obs_spec = obs_spec_from_dict(data["obs_spec"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoint file {folder / CONFIG_FILE} is malformed: {exc}") from exc
+    normalizer = Normalizer.load_json(folder / NORMALIZATION_FILE)
+    weights = _load_tensors(folder / WEIGHTS_FILE)
+
+    policy = make_policy(data["policy_type"], config, normalizer, action_space, obs_spec)
+    try:
+        result = policy.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:  # shape mismatch
+        raise ValueError(f"checkpoint file {folder / WEIGHTS_FILE} does not fit the config: {exc}") from exc
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(f"checkpoint file {folder / WEIGHTS_FILE} does not fit the config: "
+                         f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
+    policy.eval()
+    train_state = None
+    if load_train_state and (folder / TRAIN_STATE_FILE).is_file():
+        train_state = _load_tensors(folder / TRAIN_STATE_FILE)
+    return Checkpoint(policy=policy, folder=folder, meta=data.get("meta", {}), train_state=train_state)
+
+
+def load_policy(path: str | os.PathLike | None = None, device: str = "auto"):
+    """A ready-to-act policy from a checkpoint folder; no argument = the shipped default (Lift, low-dim)."""
+    if path is None:
+        if not (DEFAULT_CHECKPOINT / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"the shipped default policy is missing: {DEFAULT_CHECKPOINT} "
+                                    "(train it with `policy-stack train` or pass a checkpoint folder)")
+        path = DEFAULT_CHECKPOINT
+    return load_checkpoint(path, device).policy
+
+
+# ------------------------------------------------------------------ optimizer state <-> safetensors
+def optimizer_state_to_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optim.") -> tuple[dict, dict]:
+    """(tensors, json_meta): per-parameter tensors for train_state.safetensors, the rest (param groups,
+    scalar state) for checkpoint meta. Inverse: optimizer_state_from_tensors."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for param_id, entries in state["state"].items():
+        for name, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}{param_id}.{name}"] = value
+            else:
+                scalars[f"{param_id}.{name}"] = value
+    return tensors, json.loads(json.dumps({"param_groups": state["param_groups"], "scalars": scalars}))
+
+
+def optimizer_state_from_tensors(optimizer: torch.optim.Optimizer, tensors: dict, json_meta: dict,
+                                 prefix: str = "optim.") -> None:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            param_id, name = key[len(prefix):].split(".", 1)
+            state.setdefault(int(param_id), {})[name] = value
+    for key, value in json_meta.get("scalars", {}).items():
+        param_id, name = key.split(".", 1)
+        state.setdefault(int(param_id), {})[name] = value
+    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g for g in json_meta["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})

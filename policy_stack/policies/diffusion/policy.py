@@ -1,0 +1,299 @@
+"""DiffusionPolicy: Diffusion Policy (CNN / ConditionalUnet1D) behind the one Policy interface.
+
+act(obs) is stateful: it keeps the last To observations (the first tick of an episode is padded by
+repeating it) and, with sampler "rti", the warm start. sample() and loss() are stateless.
+The network can run on torch (default) or ONNX Runtime (`set_backend("onnx")`); the sampling loop,
+preprocessing and post-processing stay the same Python code for both.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from policy_stack.nn.obs_encoder import ObservationEncoder
+from policy_stack.nn.preprocess import ObsPreprocessor, validate_observation
+from policy_stack.nn.unet1d import ConditionalUnet1D
+from policy_stack.normalize import ACTION_KEY, Normalizer
+from policy_stack.policies.base import Policy
+from policy_stack.policies.diffusion.config import DiffusionConfig
+from policy_stack.sampling import NoiseSchedule, RTISampler, Sampler, make_sampler
+from policy_stack.spaces import ActionSpace, FeatureSpec
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def default_obs_spec(config: DiffusionConfig, normalizer: Normalizer, raw_lowdim_keys: list[str]) -> dict[str, FeatureSpec]:
+    """Obs spec implied by the config and stats, for callers that do not pass one."""
+    spec = {k: FeatureSpec([normalizer.dim(k)], "float32", "lowdim") for k in raw_lowdim_keys}
+    for cam in config.cameras:
+        spec[f"{cam}_rgb"] = FeatureSpec([*config.image_shape, 3], "uint8", "rgb")
+        if config.use_depth:
+            spec[f"{cam}_depth"] = FeatureSpec(list(config.image_shape), "float32", "depth")
+    return spec
+
+
+class TorchBackend:
+    """Runs the observation encoder and denoiser with torch (optionally torch.compile'd)."""
+    name = "torch"
+
+    def __init__(self, policy: "DiffusionPolicy"):
+        self.policy = policy
+        self.denoiser = torch.compile(policy.unet, dynamic=False) if policy.config.compile else policy.unet
+
+    def encode(self, obs_norm: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.policy.obs_encoder(obs_norm)
+
+    def eps(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.denoiser(x, t, cond)
+
+
+class DiffusionPolicy(nn.Module, Policy):
+    policy_type = "diffusion"
+
+    def __init__(self, config: DiffusionConfig, stats: dict | Normalizer, action_space: ActionSpace,
+                 obs_spec: dict[str, FeatureSpec] | None = None):
+        super().__init__()
+        self.config = config
+        self.action_space = action_space
+        self.normalizer = stats if isinstance(stats, Normalizer) else Normalizer(stats, depth_max_m=config.depth_max_m)
+        self.preprocessor = ObsPreprocessor(self.normalizer, config.lowdim_keys, config.derived_features,
+                                            config.cameras, config.use_depth, config.image_shape)
+        self.obs_spec = self._check_obs_spec(obs_spec)
+        self.action_dim = action_space.dim
+        if not self.normalizer.has(ACTION_KEY):
+            raise ValueError(f"normalization stats lack {ACTION_KEY!r}")
+        if self.normalizer.dim(ACTION_KEY) != self.action_dim:
+            raise ValueError(f"action stats have {self.normalizer.dim(ACTION_KEY)} dims, action space has {self.action_dim}")
+
+        lowdim_dims = {k: self.normalizer.dim(k) for k in self.preprocessor.feature_keys}
+        self.obs_encoder = ObservationEncoder(lowdim_dims, config.n_obs_steps, config.cameras, config.use_depth,
+                                              config.crop_shape, config.vision_channels, config.num_keypoints,
+                                              config.camera_feature_dim)
+        self.unet = ConditionalUnet1D(self.action_dim, self.obs_encoder.output_dim, config.down_dims,
+                                      config.step_embed_dim, config.kernel_size, config.n_groups)
+        self.schedule = NoiseSchedule(config.num_train_timesteps, config.beta_schedule, clip_sample=config.clip_sample)
+        self.discrete_dims = list(action_space.discrete)
+
+        self.device_ = resolve_device(config.device)
+        self.to(self.device_)
+        self.eval()
+        self._generator = torch.Generator().manual_seed(config.seed)
+        self._history: deque[dict[str, torch.Tensor]] = deque(maxlen=config.n_obs_steps)
+        self._backend: Any = TorchBackend(self)
+        self._info: dict = {}
+        self.sampler: Sampler = self._build_sampler()
+
+    # ------------------------------------------------------------------ construction helpers
+    def _check_obs_spec(self, obs_spec):
+        required = self.preprocessor.required_keys
+        if obs_spec is None:
+            return default_obs_spec(self.config, self.normalizer, self.preprocessor.raw_lowdim_keys)
+        missing = [k for k in required if k not in obs_spec]
+        if missing:
+            raise ValueError(f"obs_spec lacks key(s) the policy needs: {missing}")
+        spec = {k: obs_spec[k] if isinstance(obs_spec[k], FeatureSpec) else FeatureSpec(**obs_spec[k]) for k in required}
+        for k in self.preprocessor.raw_lowdim_keys:
+            if int(np.prod(spec[k].shape)) != self.normalizer.dim(k):
+                raise ValueError(f"obs_spec {k!r} shape {spec[k].shape} disagrees with its stats ({self.normalizer.dim(k)} dims)")
+        return spec
+
+    def _build_sampler(self, config: DiffusionConfig | None = None) -> Sampler:
+        c = config or self.config
+        guess_value = None
+        if c.rti_discrete_factor is not None:
+            guess_value = 1.0 / (c.discrete_action_scale * c.rti_discrete_factor)
+        steps = None if c.sampler == "rti" else c.sampler_steps
+        return make_sampler(c.sampler, self.schedule, steps, rti_steps=c.rti_steps,
+                            rti_start_level=c.rti_start_level, rti_timesteps_list=c.rti_timesteps,
+                            rti_initial=c.rti_initial_sampler, rti_initial_steps=c.rti_initial_steps,
+                            shift=c.n_action_steps, discrete_dims=self.discrete_dims, discrete_guess_value=guess_value)
+
+    @property
+    def device(self) -> torch.device:
+        return self.device_
+
+    def to(self, *args, **kwargs):
+        out = super().to(*args, **kwargs)
+        param = next(self.parameters(), None)
+        if param is not None:
+            self.device_ = param.device
+        return out
+
+    # ------------------------------------------------------------------ runtime switches
+    def set_sampler(self, name: str, steps: int | None = None, start_level: int | None = None) -> None:
+        """Switch sampler ("ddpm" | "ddim" | "rti"); steps = evaluations per call (rti: per warm tick,
+        start_level = K'). The choice is written into the config, so a later checkpoint keeps it."""
+        if name == "rti":
+            changes = {"rti_steps": steps, "rti_timesteps": None} if steps is not None else {}
+            if start_level is not None:
+                changes.update(rti_start_level=start_level, rti_timesteps=None)
+        else:
+            changes = {"sampler_steps": steps}
+        config = dataclasses.replace(self.config, sampler=name, **changes)  # validates
+        self.sampler = self._build_sampler(config)
+        self.config = config
+
+    def set_backend(self, name: str, onnx_dir: str | None = None, providers: list[str] | None = None,
+                    num_threads: int = 2) -> None:
+        """"torch" or "onnx" (exports to onnx_dir, or a temporary folder, and runs ONNX Runtime)."""
+        if name == "torch":
+            self._backend = TorchBackend(self)
+        elif name == "onnx":
+            from policy_stack.onnx_export import OnnxDiffusionRunner, export_onnx
+            if onnx_dir is None or not (OnnxDiffusionRunner.files_present(onnx_dir)):
+                onnx_dir = export_onnx(self, onnx_dir)
+            self._backend = OnnxDiffusionRunner(onnx_dir, providers=providers, num_threads=num_threads)
+        else:
+            raise ValueError(f"backend {name!r} not in ('torch', 'onnx')")
+
+    @property
+    def backend(self) -> str:
+        return self._backend.name
+
+    # ------------------------------------------------------------------ Policy interface
+    def reset(self, seed: int | None = None) -> None:
+        """New episode: clear the observation history and the RTI warm start; optionally reseed sampling."""
+        self._history.clear()
+        self.sampler.reset()
+        if seed is not None:
+            self._generator.manual_seed(int(seed))
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray], executed_steps: int | None = None) -> np.ndarray:
+        """One tick -> (Ta, A) float32 env-unit actions. executed_steps: how many actions of the previous
+        chunk were executed since the last call (the RTI warm-start shift; default Ta)."""
+        start = time.perf_counter()
+        keys = self.preprocessor.required_keys
+        validate_observation(obs, self.obs_spec, keys)
+        step = {k: torch.as_tensor(np.array(obs[k])) for k in keys}  # copy: callers reuse their buffers
+        if not self._history:
+            self._history.extend([step] * self.config.n_obs_steps)
+        else:
+            self._history.append(step)
+        raw = {k: torch.stack([h[k] for h in self._history])[None] for k in keys}
+
+        with self._eval_mode():
+            obs_norm = self.preprocess(raw)
+            cond = self._backend.encode(obs_norm)
+            evals = [0]
+
+            def counted_eps(x, t, c):
+                evals[0] += 1
+                return self._backend.eps(x, t, c)
+
+            shape = (1, self.config.horizon, self.action_dim)
+            if isinstance(self.sampler, RTISampler):
+                chunk = self.sampler.sample(counted_eps, cond, shape, self._generator, shift=executed_steps)
+            else:
+                chunk = self.sampler.sample(counted_eps, cond, shape, self._generator)
+            fallback = False
+            if not torch.isfinite(chunk).all():
+                # a diverged warm start must not persist: start over with a full, fresh sample
+                self.sampler.reset()
+                chunk = self._stateless_sampler().sample(counted_eps, cond, shape, self._generator)
+                fallback = True
+                if not torch.isfinite(chunk).all():
+                    raise RuntimeError("diffusion policy produced NaN/Inf actions: weights or normalization stats are corrupt")
+
+        actions = self.unnormalize_action(chunk)[0].cpu().numpy().astype(np.float32)
+        first = self.config.n_obs_steps - 1  # the chunk starts at the oldest observation in the history
+        actions = self._postprocess(actions[first:first + self.config.n_action_steps])
+        warm = isinstance(self.sampler, RTISampler) and self.sampler.last_was_warm
+        self._info = {"latency_ms": (time.perf_counter() - start) * 1e3, "sampler": self.sampler.name,
+                      "steps": evals[0], "warm_start": warm, "backend": self.backend,
+                      "device": str(self.device), "fallback": fallback}
+        return actions
+
+    @torch.no_grad()
+    def sample(self, obs_batch: dict[str, torch.Tensor], n: int) -> torch.Tensor:
+        """(B, n, Tp, A) normalized chunks from the stateless sampler (rti -> its full initial sampler)."""
+        with self._eval_mode():
+            cond = self._backend.encode({k: v.to(self.device) for k, v in obs_batch.items()})
+            cond = cond.repeat_interleave(n, dim=0)
+            shape = (cond.shape[0], self.config.horizon, self.action_dim)
+            chunks = self._stateless_sampler().sample(self._backend.eps, cond, shape, self._generator)
+        return chunks.reshape(-1, n, self.config.horizon, self.action_dim)
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        """ε-prediction MSE on raw-unit batch {"obs": {k: (B,To,...)}, "action": (B,Tp,A)[, "action_is_pad": (B,Tp)]}."""
+        obs_norm = self.preprocess(batch["obs"])
+        actions = self.normalize_action(_as_tensor(batch["action"], self.device))
+        if actions.shape[1:] != (self.config.horizon, self.action_dim):
+            raise ValueError(f"batch 'action' shape {tuple(actions.shape)}, expected (B, {self.config.horizon}, {self.action_dim})")
+        cond = self.obs_encoder(obs_norm)
+        noise = torch.randn_like(actions)
+        t = torch.randint(0, self.schedule.num_train_timesteps, (actions.shape[0],), device=self.device)
+        pred = self.unet(self.schedule.add_noise(actions, noise, t), t, cond)
+        err = (pred - noise) ** 2
+        if batch.get("action_is_pad") is not None:
+            valid = (~_as_tensor(batch["action_is_pad"], self.device).bool()).to(err.dtype)[..., None]
+            return (err * valid).sum() / (valid.sum() * self.action_dim).clamp_min(1.0)
+        return err.mean()
+
+    @property
+    def info(self) -> dict:
+        return dict(self._info)
+
+    # ------------------------------------------------------------------ pieces other code reuses
+    def preprocess(self, raw_obs: dict) -> dict[str, torch.Tensor]:
+        """Raw histories {k: (B, To, ...)} (numpy or torch) -> normalized inputs on the policy device."""
+        return self.preprocessor({k: _as_tensor(raw_obs[k], self.device) for k in self.preprocessor.required_keys
+                                  if k in raw_obs})
+
+    def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        a = self.normalizer.normalize(ACTION_KEY, action.to(torch.float32))
+        if self.discrete_dims and self.config.discrete_action_scale != 1.0:
+            a = a.clone()
+            a[..., self.discrete_dims] /= self.config.discrete_action_scale
+        return a
+
+    def unnormalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        if self.discrete_dims and self.config.discrete_action_scale != 1.0:
+            action = action.clone()
+            action[..., self.discrete_dims] *= self.config.discrete_action_scale
+        return self.normalizer.unnormalize(ACTION_KEY, action)
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        return torch.optim.AdamW(self.parameters(), lr=c.lr, betas=c.adam_betas, weight_decay=c.weight_decay)
+
+    # ------------------------------------------------------------------ internals
+    def _stateless_sampler(self) -> Sampler:
+        return self.sampler.initial if isinstance(self.sampler, RTISampler) else self.sampler
+
+    def _postprocess(self, actions: np.ndarray) -> np.ndarray:
+        low = np.asarray(self.action_space.low, np.float32)
+        high = np.asarray(self.action_space.high, np.float32)
+        if self.config.binarize_discrete and self.discrete_dims:
+            d = self.discrete_dims
+            actions[:, d] = np.where(actions[:, d] >= (low[d] + high[d]) / 2, high[d], low[d])
+        return self.action_space.clip(actions).astype(np.float32)
+
+    @contextlib.contextmanager
+    def _eval_mode(self):
+        """act()/sample() always use eval behaviour (center crop), even on a policy left in train mode."""
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            yield
+        finally:
+            if was_training:
+                self.train()
+
+
+def _as_tensor(value, device: torch.device) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    return torch.as_tensor(np.asarray(value), device=device)
