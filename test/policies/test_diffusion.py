@@ -221,3 +221,23 @@ def test_ema_tracks_with_dp_decay():
     other = EMAModel(torch.nn.Linear(2, 2))
     other.load_state_dict(state)
     assert torch.equal(other.averaged.weight, model.weight) and other.optimization_step == 1
+
+
+def test_observe_keeps_history_contiguous_and_sets_rti_shift():
+    """Executing a chunk step by step: observe() the in-between frames; the next act() then sees the
+    last To consecutive frames and shifts the warm start by the number of executed steps."""
+    policy = tiny_policy(sampler="rti", rti_steps=2, rti_start_level=3)
+    policy.reset(seed=0)
+    policy.act(one_obs(0))
+    shifts = []
+    original = policy.sampler.warm_start
+    policy.sampler.warm_start = lambda chunk, shift=None: shifts.append(shift) or original(chunk, shift)
+    for k in range(1, 4):
+        policy.observe(one_obs(k))
+    policy.act(one_obs(4))
+    assert shifts == [4]
+    key = policy.preprocessor.required_keys[0]
+    history = [h[key] for h in policy._history]
+    assert all(torch.equal(a, torch.as_tensor(one_obs(k)[key])) for a, k in zip(history, (3, 4)))
+    policy.act(one_obs(5))             # re-plan on the next tick: one executed step
+    assert shifts == [4, 1]

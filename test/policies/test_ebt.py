@@ -211,9 +211,14 @@ def test_act_warm_starts_from_shifted_previous_chunk():
     policy.act(one_obs())
     first_solution = policy._warm.clone()
     assert policy.info["warm_start"] is False
+    for _ in range(TA - 1):            # the chunk's remaining executed steps, observed without planning
+        policy.observe(one_obs())
     policy.act(one_obs())
     assert policy.info["warm_start"] is True
     assert torch.equal(starts[1], shift_warm_start(first_solution, TA))
+    second_solution = policy._warm.clone()
+    policy.act(one_obs())              # re-planning every tick: one executed step
+    assert torch.equal(starts[2], shift_warm_start(second_solution, 1))
     policy.reset()
     policy.act(one_obs())
     assert policy.info["warm_start"] is False     # reset() clears the warm start

@@ -165,15 +165,18 @@ class DiffusionPolicy(nn.Module, Policy):
     def reset(self, seed: int | None = None) -> None:
         """New episode: clear the observation history and the RTI warm start; optionally reseed sampling."""
         self._history.clear()
+        self._observed_since_act = 0
         self.sampler.reset()
         if seed is not None:
             self._generator.manual_seed(int(seed))
 
-    @torch.no_grad()
-    def act(self, obs: dict[str, np.ndarray], executed_steps: int | None = None) -> np.ndarray:
-        """One tick -> (Ta, A) float32 env-unit actions. executed_steps: how many actions of the previous
-        chunk were executed since the last call (the RTI warm-start shift; default Ta)."""
-        start = time.perf_counter()
+    def observe(self, obs: dict[str, np.ndarray]) -> None:
+        """Record an observation without planning (a step executed from the current chunk), so the
+        history the next act() sees holds consecutive frames, as the training windows do."""
+        self._push_observation(obs)
+        self._observed_since_act = getattr(self, "_observed_since_act", 0) + 1
+
+    def _push_observation(self, obs: dict[str, np.ndarray]) -> None:
         keys = self.preprocessor.required_keys
         validate_observation(obs, self.obs_spec, keys)
         step = {k: torch.as_tensor(np.array(obs[k])) for k in keys}  # copy: callers reuse their buffers
@@ -181,6 +184,19 @@ class DiffusionPolicy(nn.Module, Policy):
             self._history.extend([step] * self.config.n_obs_steps)
         else:
             self._history.append(step)
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray], executed_steps: int | None = None) -> np.ndarray:
+        """One tick -> (Ta, A) float32 env-unit actions. executed_steps: how many actions of the previous
+        chunk were executed since the last call (the RTI warm-start shift); default: the number of
+        observations received since the last act() (observe() calls + this one)."""
+        start = time.perf_counter()
+        keys = self.preprocessor.required_keys
+        if executed_steps is None and self._history:
+            # every observation pushed since the last plan is one executed action (observe() or this call)
+            executed_steps = getattr(self, "_observed_since_act", 0) + 1
+        self._push_observation(obs)
+        self._observed_since_act = 0
         raw = {k: torch.stack([h[k] for h in self._history])[None] for k in keys}
 
         with self._eval_mode():

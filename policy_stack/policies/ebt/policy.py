@@ -128,26 +128,42 @@ class EBTPolicy(nn.Module, Policy):
         """New episode: clear the observation history and the warm start; optionally reseed the start noise."""
         self._history.clear()
         self._warm = None
+        self._observed_since_act = 0
         if seed is not None:
             self._generator.manual_seed(int(seed))
 
-    @torch.no_grad()   # the descent re-enables grad for dE/da itself; nothing else needs a graph
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        start = time.perf_counter()
-        c = self.config
+    def observe(self, obs: dict[str, np.ndarray]) -> None:
+        """Record an observation without planning (a step executed from the current chunk), so the
+        history the next act() sees holds consecutive frames, as the training windows do."""
+        self._push_observation(obs)
+        self._observed_since_act = getattr(self, "_observed_since_act", 0) + 1
+
+    def _push_observation(self, obs: dict[str, np.ndarray]) -> None:
         keys = self.preprocessor.required_keys
         validate_observation(obs, self.obs_spec, keys)
         step = {k: torch.as_tensor(np.array(obs[k])) for k in keys}   # copy: callers reuse their buffers
         if not self._history:
-            self._history.extend([step] * c.n_obs_steps)
+            self._history.extend([step] * self.config.n_obs_steps)
         else:
             self._history.append(step)
+
+    @torch.no_grad()   # the descent re-enables grad for dE/da itself; nothing else needs a graph
+    def act(self, obs: dict[str, np.ndarray], executed_steps: int | None = None) -> np.ndarray:
+        """One tick -> (Ta, A) env-unit actions. executed_steps: actions executed since the last act()
+        (the warm-start shift); default: observations received since then (observe() calls + this one)."""
+        start = time.perf_counter()
+        c = self.config
+        keys = self.preprocessor.required_keys
+        if executed_steps is None:
+            executed_steps = getattr(self, "_observed_since_act", 0) + 1
+        self._push_observation(obs)
+        self._observed_since_act = 0
         raw = {k: torch.stack([h[k] for h in self._history])[None] for k in keys}
 
         with self._eval_mode():
             cond = self.encode(self.preprocess(raw))
             warm = c.warm_start and self._warm is not None
-            x0 = shift_warm_start(self._warm, c.n_action_steps) if warm else self._noise(1)
+            x0 = shift_warm_start(self._warm, executed_steps) if warm else self._noise(1)
             trace = self.optimize(cond, x0)
             final_energy = self.energy(cond, trace.actions)
 
