@@ -1,0 +1,53 @@
+"""ROS 2 launch file of the manipulation stack: `ros2 launch policy_stack manipulation.launch.py`.
+
+    ros2 launch policy_stack manipulation.launch.py                      # sim + shipped policy
+    ros2 launch policy_stack manipulation.launch.py sim:=false policy:=/path/ckpt device:=cuda cameras:=agentview
+
+The node graph itself (which nodes, their parameters and remappings as a function of the arguments)
+lives in ros_nodes/graph.py, which `policy-stack up` also runs (as plain processes, on machines
+without ROS 2's launch). This file only declares the graph's arguments and turns each NodeSpec into a
+launch_ros Node action, so the two front ends cannot describe different graphs
+(test/ros/test_graph.py checks it). Parameter defaults and documentation: config/<node>.yaml.
+"""
+import os
+import sys
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def _graph():
+    try:
+        from ros_nodes import graph
+    except ImportError:  # running from a source checkout: the package root is next to launch/
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+        from ros_nodes import graph
+    return graph
+
+
+def _launch_nodes(context, *args, **kwargs):
+    graph = _graph()
+    values = {name: LaunchConfiguration(name).perform(context) for name in graph.LAUNCH_ARGUMENTS}
+    described = graph.describe(values)
+    actions = [SetEnvironmentVariable(name, value) for name, value in described.environment.items()]
+    for spec in described.nodes:
+        actions.append(Node(
+            package=spec.package,
+            executable=spec.executable,
+            name=spec.name,
+            namespace=spec.namespace,
+            parameters=[dict(spec.parameters)],
+            remappings=[tuple(r) for r in spec.remappings],
+            output="screen",
+            emulate_tty=True,
+        ))
+    return actions
+
+
+def generate_launch_description():
+    graph = _graph()
+    arguments = [DeclareLaunchArgument(name, default_value=default, description=description)
+                 for name, (default, description) in graph.LAUNCH_ARGUMENTS.items()]
+    return LaunchDescription(arguments + [OpaqueFunction(function=_launch_nodes)])

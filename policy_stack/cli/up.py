@@ -1,0 +1,177 @@
+"""`policy-stack up`: start the ROS 2 node graph (sim node + inference node) as separate processes.
+
+The graph is the one `launch/manipulation.launch.py` starts (both read ros_nodes.graph), run here by a
+small supervisor because ROS 2's launch is not installable from PyPI. It runs in its own ROS domain
+(random unless --domain-id), with Fast DDS's LARGE_DATA transport when images flow, streams every
+node's log with a `[node]` prefix, prints each episode's success and loop latency (observation stamp
+-> action chunk received by the sim node) and a summary (one JSON object on stdout with --json; the
+logs then go to stderr). Ctrl-C or the last episode stops the nodes: SIGINT, then SIGKILL.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", default="lift", help="sim task (default lift)")
+    p.add_argument("--policy", default="", help="checkpoint folder (default: the shipped checkpoint)")
+    p.add_argument("--episodes", type=int, default=5, help="episodes to run, then stop (default 5)")
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    p.add_argument("--cameras", default="auto", help="comma-separated cameras, or auto (what the policy needs)")
+    p.add_argument("--depth", default="auto", choices=["auto", "true", "false"])
+    p.add_argument("--image-size", type=int, default=84)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, default=200, help="steps per episode (default 200)")
+    p.add_argument("--rate", type=float, default=20.0, help="control rate, Hz (default 20)")
+    p.add_argument("--video", default="", help="write an MP4 of the agentview camera here")
+    p.add_argument("--plot", default="", help="write a loop-latency plot (PNG) here")
+    p.add_argument("--run-dir", default="", help="folder for parameters and results (default runs/up-<time>)")
+    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: a random one in 1-99)")
+    p.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (default: from episodes)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary on stdout (logs go to stderr)")
+
+
+def graph_args(args) -> dict:
+    """`up` flags -> ros_nodes.graph launch arguments (the same names the launch file declares)."""
+    return {"sim": "true", "env": args.env, "policy": args.policy, "device": args.device,
+            "backend": args.backend, "cameras": args.cameras, "depth": args.depth,
+            "image_size": str(args.image_size), "episodes": str(args.episodes), "seed": str(args.seed),
+            "max_steps": str(args.max_steps), "rate_hz": str(args.rate),
+            "video_path": str(Path(args.video).resolve()) if args.video else ""}
+
+
+def run(args) -> int:
+    from ros_nodes.graph import describe
+    from ros_nodes.launcher import GraphProcesses
+
+    if args.episodes < 1:
+        raise ValueError(f"--episodes {args.episodes}: need at least 1")
+    log = sys.stderr if args.json else sys.stdout
+    run_dir = Path(args.run_dir or Path("runs") / time.strftime("up-%Y%m%d-%H%M%S")).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results = run_dir / "episodes.jsonl"
+    results.unlink(missing_ok=True)
+    gargs = graph_args(args)
+    gargs["results_file"] = str(results)
+    graph = describe(gargs)
+    domain = args.domain_id if args.domain_id is not None else random.randint(1, 99)
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+    sim = graph.node("sim_node").parameters
+    print(f"[up] domain {domain}, env {args.env}, policy {args.policy or '(shipped default)'}, cameras "
+          f"{sim['cameras'] or 'none'}{' + depth' if sim['depth'] else ''}, {args.episodes} episodes, "
+          f"logs and results in {run_dir}", file=log, flush=True)
+    # Start-up (imports, checkpoint, DDS discovery) plus twice the episodes' real time.
+    timeout = args.timeout or 120.0 + 2.0 * args.episodes * args.max_steps / args.rate
+    episodes, interrupted, failed = [], False, None
+    t0 = time.monotonic()
+    procs = GraphProcesses(graph, run_dir, env=env, out=log).start()
+    try:
+        while True:
+            episodes += _new_episodes(results, len(episodes), log, args.episodes)
+            codes = procs.poll()
+            if codes["sim_node"] is not None:
+                episodes += _new_episodes(results, len(episodes), log, args.episodes)
+                if codes["sim_node"] != 0:
+                    failed = f"sim_node exited with {codes['sim_node']}"
+                break
+            dead = {n: c for n, c in codes.items() if c is not None}
+            if dead:
+                failed = f"{', '.join(dead)} exited with {list(dead.values())}"
+                break
+            if time.monotonic() - t0 > timeout:
+                failed = f"timeout after {timeout:.0f} s"
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        procs.stop()
+    summary = summarize(episodes, args, domain, run_dir)
+    summary.update(wall_s=round(time.monotonic() - t0, 1), interrupted=interrupted, error=failed)
+    if args.plot and episodes:
+        plot_latency(episodes, args.plot)
+        summary["plot"] = str(Path(args.plot).resolve())
+    if failed:
+        print(f"[up] error: {failed}", file=sys.stderr, flush=True)
+    _print_summary(summary, args.json, log)
+    if interrupted:
+        return 130
+    return 1 if failed or len(episodes) < args.episodes else 0
+
+
+def _new_episodes(path: Path, seen: int, log, total: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()
+    new = []
+    for line in lines[seen:]:
+        try:
+            ep = json.loads(line)
+        except json.JSONDecodeError:
+            break    # a line being written: read it next time
+        lat = np.asarray(ep["latency_ms"]) if ep["latency_ms"] else np.array([np.nan])
+        print(f"[up] episode {ep['episode'] + 1}/{total}: {'SUCCESS' if ep['success'] else 'failure'} in "
+              f"{ep['steps']} steps, loop latency p50 {np.percentile(lat, 50):.1f} ms p99 "
+              f"{np.percentile(lat, 99):.1f} ms, holds {sum(ep['holds'].values())}", file=log, flush=True)
+        new.append(ep)
+    return new
+
+
+def summarize(episodes: list[dict], args, domain: int, run_dir: Path) -> dict:
+    lat = np.concatenate([ep["latency_ms"] for ep in episodes]) if episodes else np.array([])
+    pct = lambda q: round(float(np.percentile(lat, q)), 3) if lat.size else None
+    return {
+        "env": args.env, "policy": args.policy or "(shipped default)", "device": args.device,
+        "episodes": len(episodes), "episodes_requested": args.episodes,
+        "successes": sum(ep["success"] for ep in episodes),
+        "success_rate": round(sum(ep["success"] for ep in episodes) / len(episodes), 3) if episodes else 0.0,
+        "loop_latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99), "max": pct(100), "n": int(lat.size)},
+        "per_episode": [{k: ep[k] for k in ("episode", "seed", "success", "steps", "holds")} |
+                        {"latency_p50_ms": round(float(np.percentile(ep["latency_ms"], 50)), 3) if ep["latency_ms"] else None}
+                        for ep in episodes],
+        "domain_id": domain, "run_dir": str(run_dir),
+        "video": str(Path(args.video).resolve()) if args.video else None,
+    }
+
+
+def _print_summary(s: dict, as_json: bool, log) -> None:
+    if as_json:
+        print(json.dumps(s), flush=True)
+        return
+    lat = s["loop_latency_ms"]
+    print(f"[up] summary: {s['successes']}/{s['episodes']} successful ({100 * s['success_rate']:.0f}%), loop "
+          f"latency p50 {lat['p50']} ms p99 {lat['p99']} ms over {lat['n']} chunks"
+          + (f", video {s['video']}" if s.get("video") else "") + (f", plot {s['plot']}" if s.get("plot") else ""),
+          file=log, flush=True)
+
+
+def plot_latency(episodes: list[dict], path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for ep in episodes:
+        ax1.plot(ep["latency_ms"], lw=0.8, label=f"ep {ep['episode']} ({'ok' if ep['success'] else 'fail'})")
+    ax1.set(xlabel="chunk", ylabel="ms", title="loop latency: observation stamp -> chunk received")
+    ax1.legend(fontsize=7)
+    lat = np.concatenate([ep["latency_ms"] for ep in episodes])
+    if lat.size:
+        ax2.hist(lat, bins=40)
+        for q, ls in ((50, "-"), (99, "--")):
+            ax2.axvline(np.percentile(lat, q), color="k", ls=ls, label=f"p{q} {np.percentile(lat, q):.1f} ms")
+        ax2.legend()
+    ax2.set(xlabel="ms", ylabel="chunks", title="distribution")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,164 @@
+"""The node graph of the manipulation stack, as data: ONE description for both front ends.
+
+`launch/manipulation.launch.py` (ros2 launch, launch_ros Node actions) and `policy-stack up` (plain
+subprocesses, for machines without ROS 2's launch) both call `describe(args)` and only translate the
+result, so the two cannot drift apart. test/ros/test_graph.py checks that they stay in sync and that
+every executable exists. No rclpy and no launch imports here.
+
+Arguments (all strings, like launch configurations): see LAUNCH_ARGUMENTS. "auto" for cameras/depth
+means: whatever the policy's observation spec needs (read from the checkpoint's config.json when it
+lists obs_spec, otherwise by building the policy on CPU once).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ros_nodes.params import load_definitions
+
+PACKAGE = "policy_stack"
+
+# name -> (default, description). The launch file declares exactly these; `up` maps its flags onto them.
+LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
+    "sim": ("true", "true: robosuite sim node; false: real robot (camera drivers here, arm bringup separately)"),
+    "env": ("lift", "sim task: lift, pick_place_can, stack, nut_assembly_square"),
+    "policy": ("", "checkpoint folder; empty = the shipped default"),
+    "device": ("auto", "auto | cuda | cpu"),
+    "backend": ("torch", "torch | onnx"),
+    "cameras": ("auto", "comma-separated cameras, or auto = those the policy's observation spec needs"),
+    "depth": ("auto", "true | false | auto (= the policy needs depth)"),
+    "image_size": ("84", "square image size the sim renders, pixels"),
+    "episodes": ("0", "sim: episodes before the sim node exits (0 = until stopped)"),
+    "seed": ("0", "sim: seed of the first episode"),
+    "max_steps": ("200", "sim: steps per episode"),
+    "rate_hz": ("20.0", "control rate, Hz (sim step rate and policy rate)"),
+    "video_path": ("", "sim: MP4 of the agentview camera (empty = none)"),
+    "results_file": ("", "sim: JSON lines, one per episode (empty = none)"),
+}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str                              # ROS node name
+    executable: str                        # `ros2 run <package> <executable>`
+    module: str | None                     # python -m module (our nodes); None for external packages
+    parameters: dict = field(default_factory=dict)   # overrides of the defaults in config/<node>.yaml
+    remappings: tuple = ()                 # ((from, to), ...)
+    package: str = PACKAGE
+    namespace: str = ""
+
+    @property
+    def external(self) -> bool:
+        return self.module is None
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: tuple
+    environment: dict                      # variables every process of the graph needs
+
+    def node(self, name: str) -> NodeSpec:
+        return next(n for n in self.nodes if n.name == name)
+
+
+def normalize_args(args: dict | None = None) -> dict[str, str]:
+    """Defaults filled in, values as strings; unknown names are an error (typos must not pass silently)."""
+    args = dict(args or {})
+    unknown = sorted(set(args) - set(LAUNCH_ARGUMENTS))
+    if unknown:
+        raise ValueError(f"unknown graph arguments {unknown}; known: {list(LAUNCH_ARGUMENTS)}")
+    out = {k: d for k, (d, _) in LAUNCH_ARGUMENTS.items()}
+    out.update({k: ("" if v is None else str(v)) for k, v in args.items()})
+    return out
+
+
+def _bool(name: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise ValueError(f"graph argument {name}={value!r}: expected true or false")
+
+
+def _typed(node: str, params: dict) -> dict:
+    """Convert string argument values to the types config/<node>.yaml declares, validated."""
+    defs = load_definitions(node)
+    out = {}
+    for name, raw in params.items():
+        d = defs[name]
+        value = raw
+        if isinstance(raw, str) and d.type != "string":
+            value = {"bool": lambda s: _bool(name, s), "int": int, "double": float}[d.type](raw)
+        out[name] = d.check(value)
+    return out
+
+
+def resolve_inputs(a: dict[str, str]) -> tuple[list[str], bool]:
+    """cameras and depth, with 'auto' replaced by what the policy needs."""
+    cameras = [c.strip() for c in a["cameras"].split(",") if c.strip()]
+    depth = a["depth"]
+    if a["cameras"].strip() == "auto" or depth.strip() == "auto":
+        from ros_nodes.policy_io import cameras_and_depth, obs_spec_of
+        need_cams, need_depth = cameras_and_depth(obs_spec_of(a["policy"]))
+        if a["cameras"].strip() == "auto":
+            cameras = need_cams
+        if depth.strip() == "auto":
+            depth = str(need_depth)
+    return cameras, _bool("depth", depth)
+
+
+def describe(args: dict | None = None) -> Graph:
+    a = normalize_args(args)
+    cameras, depth = resolve_inputs(a)
+    rate = float(a["rate_hz"])
+    inference = NodeSpec(
+        name="inference_node", executable="inference_node", module="ros_nodes.inference_node",
+        parameters=_typed("inference_node", {
+            "policy": a["policy"], "device": a["device"], "backend": a["backend"], "rate_hz": a["rate_hz"],
+            # Chunk time step = the control period the sim steps at.
+            "action_dt_s": repr(1.0 / rate)}))
+    nodes = [inference]
+    if _bool("sim", a["sim"]):
+        nodes.insert(0, NodeSpec(
+            name="sim_node", executable="sim_node", module="ros_nodes.sim_node",
+            parameters=_typed("sim_node", {
+                "env": a["env"], "cameras": ",".join(cameras), "depth": str(depth),
+                "image_size": a["image_size"], "episodes": a["episodes"], "seed": a["seed"],
+                "max_steps": a["max_steps"], "rate_hz": a["rate_hz"], "video_path": a["video_path"],
+                "results_file": a["results_file"]})))
+    else:
+        # Real robot: one realsense-ros driver per camera. Its topics already follow the contract
+        # (/<camera>/color/image_raw, aligned_depth_to_color, color/camera_info) when camera_name is
+        # the camera and the namespace is empty. The arm (joint_states, ee_pose, chunk execution) comes
+        # from the robot's own ros2_control bringup, launched separately.
+        for cam in cameras:
+            nodes.append(NodeSpec(
+                name=cam, executable="realsense2_camera_node", module=None, package="realsense2_camera",
+                parameters={"camera_name": cam, "camera_namespace": "", "align_depth.enable": depth,
+                            "enable_depth": depth, "rgb_camera.color_format": "RGB8",
+                            "rgb_camera.color_profile": "640x480x30"}))
+    # The sim graph lives on one machine: keep its traffic there. A real robot spans machines: the
+    # user's own ROS_AUTOMATIC_DISCOVERY_RANGE (default SUBNET) applies. Every participant of a graph
+    # must agree: LOCALHOST and SUBNET peers did not match under LARGE_DATA in our measurements.
+    environment = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"} if _bool("sim", a["sim"]) else {}
+    if cameras:
+        # 640x480 frames need Fast DDS's large-data transport (best effort drops ~98% otherwise).
+        environment["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+    return Graph(tuple(nodes), environment)
+
+
+def process_command(spec: NodeSpec, python: str, params_file: str) -> list[str]:
+    """argv that starts one of our nodes as `launch_ros.actions.Node` would (name, params, remaps)."""
+    if spec.external:
+        raise ValueError(f"node {spec.name}: package {spec.package} is external; start it with ros2 launch")
+    cmd = [python, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}", "--params-file", params_file]
+    if spec.namespace:
+        cmd += ["-r", f"__ns:={spec.namespace}"]
+    for src, dst in spec.remappings:
+        cmd += ["-r", f"{src}:={dst}"]
+    return cmd
+
+
+def params_document(spec: NodeSpec) -> dict:
+    """The --params-file content for one node."""
+    return {spec.name: {"ros__parameters": dict(spec.parameters)}}

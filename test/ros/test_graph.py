@@ -1,0 +1,191 @@
+"""Static checks: launch/manipulation.launch.py and `policy-stack up` describe the same node graph, every
+executable they name exists, and every node parameter is documented in config/*.yaml.
+
+ROS 2's `launch`/`launch_ros` are not installable here, so the launch file is executed against small
+stand-ins for the five classes it uses; they record the actions, which are then compared with the
+processes `up` would start for the same arguments.
+"""
+import argparse
+import ast
+import importlib
+import importlib.util
+import os
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ros_nodes import graph as G
+from ros_nodes.launcher import GraphProcesses
+from ros_nodes.params import load_definitions
+
+REPO = Path(__file__).resolve().parents[2]
+LAUNCH_FILE = REPO / "launch" / "manipulation.launch.py"
+
+STANDIN_RGBD = f"pyfile:{REPO / 'test' / 'ros' / 'standin_policy.py'}:make_rgbd"
+os.environ["POLICY_STACK_ALLOW_PYFILE_POLICY"] = "1"   # cameras=auto below builds the stand-in to read its obs_spec
+CASES = [
+    {"cameras": "", "depth": "false"},
+    {"policy": STANDIN_RGBD},        # cameras/depth auto -> agentview + depth, from the policy's obs_spec
+    {"cameras": "agentview,robot0_eye_in_hand", "depth": "true", "episodes": "3", "device": "cpu", "seed": "7"},
+    {"sim": "false", "cameras": "agentview", "depth": "true", "policy": "/ckpt", "device": "cuda", "backend": "onnx"},
+]
+
+
+def _stub_launch_modules():
+    """Minimal launch / launch_ros stand-ins with the constructor signatures the launch file uses."""
+    class Action:
+        def __init__(self, *args, **kwargs):
+            self.args, self.kwargs = args, kwargs
+
+    class LaunchConfiguration(Action):
+        def perform(self, context):
+            return context[self.args[0]]
+
+    launch = types.ModuleType("launch")
+    launch.LaunchDescription = type("LaunchDescription", (Action,), {})
+    actions = types.ModuleType("launch.actions")
+    for name in ("DeclareLaunchArgument", "OpaqueFunction", "SetEnvironmentVariable"):
+        setattr(actions, name, type(name, (Action,), {}))
+    subs = types.ModuleType("launch.substitutions")
+    subs.LaunchConfiguration = LaunchConfiguration
+    launch_ros = types.ModuleType("launch_ros")
+    ros_actions = types.ModuleType("launch_ros.actions")
+    ros_actions.Node = type("Node", (Action,), {})
+    return {"launch": launch, "launch.actions": actions, "launch.substitutions": subs,
+            "launch_ros": launch_ros, "launch_ros.actions": ros_actions}
+
+
+def _run_launch_file(monkeypatch, overrides: dict):
+    """Load the launch file, then evaluate it as `ros2 launch ... k:=v` would. Returns (args, nodes, env)."""
+    for name, module in _stub_launch_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location("manipulation_launch", LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    entities = description.args[0]
+    declared = {e.args[0]: e.kwargs["default_value"] for e in entities if type(e).__name__ == "DeclareLaunchArgument"}
+    context = {**declared, **overrides}
+    opaque = [e for e in entities if type(e).__name__ == "OpaqueFunction"]
+    assert len(opaque) == 1
+    actions = opaque[0].kwargs["function"](context)
+    nodes = [a.kwargs for a in actions if type(a).__name__ == "Node"]
+    env = {a.args[0]: a.args[1] for a in actions if type(a).__name__ == "SetEnvironmentVariable"}
+    return declared, nodes, env
+
+
+def test_launch_folder_has_no_init_py():
+    # launch/__init__.py would shadow ROS 2's `launch` package for anything run from the repo root.
+    assert not (REPO / "launch" / "__init__.py").exists()
+
+
+def test_launch_file_uses_the_shared_graph_module():
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert {"describe", "LAUNCH_ARGUMENTS"} <= names
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert {"Node", "DeclareLaunchArgument", "LaunchConfiguration"} <= imported
+    # No node or parameter is spelled out in the launch file itself.
+    literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert not literals & {"inference_node", "sim_node", "ros_nodes.inference_node", "ros_nodes.sim_node"}
+
+
+@pytest.mark.parametrize("overrides", CASES)
+def test_launch_file_and_graph_module_agree(monkeypatch, overrides):
+    declared, nodes, env = _run_launch_file(monkeypatch, overrides)
+    assert declared == {k: d for k, (d, _) in G.LAUNCH_ARGUMENTS.items()}
+    graph = G.describe(overrides)
+    assert env == graph.environment
+    if overrides.get("policy") == STANDIN_RGBD:
+        assert graph.node("sim_node").parameters["cameras"] == "agentview"
+        assert graph.node("sim_node").parameters["depth"] is True
+    want = [dict(package=n.package, executable=n.executable, name=n.name, namespace=n.namespace,
+                 parameters=[dict(n.parameters)], remappings=list(n.remappings)) for n in graph.nodes]
+    got = [{k: v for k, v in n.items() if k not in ("output", "emulate_tty")} for n in nodes]
+    assert got == want
+
+
+def test_up_starts_the_launch_file_graph(monkeypatch, tmp_path):
+    """`up` flags -> graph args -> processes: same executables, names and parameters as the launch file."""
+    from policy_stack.cli import up
+    parser = argparse.ArgumentParser()
+    up.add_arguments(parser)
+    args = parser.parse_args(["--env", "stack", "--episodes", "2", "--cameras", "agentview", "--depth", "true",
+                              "--device", "cpu", "--seed", "3"])
+    gargs = up.graph_args(args)
+    _, launch_nodes, launch_env = _run_launch_file(monkeypatch, gargs)
+
+    started = []
+    monkeypatch.setattr("subprocess.Popen", lambda cmd, **kw: started.append((cmd, kw)) or _FakeProc())
+    procs = GraphProcesses(G.describe(gargs), tmp_path, env={}).start()
+    assert len(started) == len(launch_nodes) == 2
+    for (cmd, kw), node in zip(started, launch_nodes):
+        module = cmd[cmd.index("-m") + 1]
+        assert module == f"ros_nodes.{node['executable']}"
+        assert f"__node:={node['name']}" in cmd
+        params = yaml.safe_load(Path(cmd[cmd.index("--params-file") + 1]).read_text())
+        assert params == {node["name"]: {"ros__parameters": node["parameters"][0]}}
+        for k, v in launch_env.items():
+            assert kw["env"][k] == v
+    assert procs.graph.environment["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA"
+
+
+class _FakeProc:
+    stdout = iter(())
+
+    def poll(self):
+        return 0
+
+
+def _console_scripts():
+    tree = ast.parse((REPO / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values):
+                if isinstance(k, ast.Constant) and k.value == "console_scripts":
+                    return dict(s.value.replace(" ", "").split("=", 1) for s in v.elts)
+    return {}
+
+
+@pytest.mark.parametrize("overrides", CASES)
+def test_every_executable_exists(overrides):
+    scripts = _console_scripts()
+    setup_text = (REPO / "setup.py").read_text()
+    for node in G.describe(overrides).nodes:
+        if node.external:
+            # Another package's executable (realsense2_camera): installed with that package on the robot.
+            assert node.package != G.PACKAGE
+            continue
+        assert importlib.util.find_spec(node.module) is not None, node.module
+        assert callable(getattr(importlib.import_module(node.module), "main"))
+        assert scripts.get(node.executable) == f"{node.module}:main", f"console script {node.executable}"
+        wrapper = REPO / "ros_nodes" / "bin" / node.executable       # `ros2 run policy_stack <exe>`
+        assert wrapper.is_file() and os.access(wrapper, os.X_OK)
+        assert f"from {node.module} import main" in wrapper.read_text()
+        assert f"ros_nodes/bin/{node.executable}" in setup_text
+
+
+def test_every_parameter_is_documented():
+    for node in ("inference_node", "sim_node"):
+        text = (REPO / "config" / f"{node}.yaml").read_text()
+        raw = yaml.safe_load(text)[node]
+        for name, d in load_definitions(node).items():
+            assert {"type", "default_value", "description"} <= set(raw[name]), name
+            assert len(d.description) > 15, f"{node}.{name}: describe meaning and units"
+            if d.type in ("int", "double") and name not in ():
+                assert d.bounds is not None, f"{node}.{name}: numeric parameter without bounds"
+    # Overrides the graph passes are declared parameters of the node (typos would be silently ignored).
+    for overrides in CASES:
+        for n in G.describe(overrides).nodes:
+            if not n.external:
+                assert set(n.parameters) <= set(load_definitions(n.name)), n.name
+
+
+def test_unknown_graph_argument_is_an_error():
+    with pytest.raises(ValueError, match="unknown graph arguments"):
+        G.describe({"camera": "agentview"})
+
+

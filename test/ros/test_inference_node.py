@@ -1,0 +1,129 @@
+"""The inference node as a separate process, driven by a test client over real ROS 2 (isolated domain).
+
+Uses the test stand-in policy (RGB-D + low-dim keys, so every input kind is subscribed); the node's
+code path is the same for the shipped checkpoint (see test_up.py for that one).
+"""
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from ros_testlib import ObservationPublisher, RosClient, standin, start_graph, status_values, node_env
+
+pytestmark = pytest.mark.timeout(150)
+
+CHUNK, STATUS = "/policy/action_chunk", "/policy/status"
+MAX_BYTES = 2_000_000     # the "huge message" case sends a 3 MB frame
+
+
+@pytest.fixture
+def node(ros_env, monkeypatch, tmp_path):
+    env = node_env(ros_env, large_data=True)
+    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")   # the client must match the nodes
+    procs = start_graph({"policy": standin("make_rgbd"), "cameras": "agentview", "depth": "true"}, env, tmp_path,
+                        only={"inference_node"}, overrides={"inference_node": {"max_message_bytes": MAX_BYTES}})
+    client = RosClient()
+    client.record(JointTrajectory, CHUNK)
+    client.record(DiagnosticArray, STATUS)
+    pub = ObservationPublisher(client)
+    try:
+        yield procs, client, pub
+    finally:
+        client.close()
+        codes = procs.stop()
+        assert codes["inference_node"] == 0, f"inference node did not exit cleanly: {codes}"
+
+
+def _chunks(client, since):
+    return [m for m in client.received(CHUNK, since) if m.points]
+
+
+def _holds(client, since):
+    return [m for m in client.received(CHUNK, since) if not m.points]
+
+
+def _status(client, since):
+    return [status_values(m) for m in client.received(STATUS, since)]
+
+
+def _running(client, pub, timeout=40.0):
+    t = time.time()
+    ok = client.wait_for(lambda: _chunks(client, t), timeout, poll=0.05, tick=pub.publish)
+    assert ok, f"no action chunk within {timeout} s; status: {_status(client, 0)[-1:]}"
+
+
+def test_chunk_contract_and_malformed_inputs_hold_without_crash(node):
+    procs, client, pub = node
+    _running(client, pub)
+
+    # --- contract: names, stamps, timing, status contents
+    t = time.time()
+    sent = set()
+    client.wait_for(lambda: len(_chunks(client, t)) >= 5, 10, poll=0.05, tick=lambda: sent.add(pub.publish()))
+    chunk = _chunks(client, t)[-1]
+    assert list(chunk.joint_names) == ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
+    assert len(chunk.points) == 8 and all(len(p.positions) == 7 for p in chunk.points)
+    dts = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in chunk.points]
+    np.testing.assert_allclose(dts, np.arange(8) * 0.05, atol=1e-6)
+    stamp = chunk.header.stamp.sec + chunk.header.stamp.nanosec * 1e-9
+    assert min(abs(stamp - s) for s in sent) < 1e-6, "chunk stamp must be the stamp of an observation sent"
+    st = _status(client, t)[-1]
+    assert st["state"] == "running" and st["sampler"] == "standin"
+    for key in ("latency_ms", "uncertainty", "obs_age_ms", "chunks", "holds"):
+        assert key in st
+
+    # --- malformed inputs: each one -> hold + status naming it; node survives; good input recovers
+    cases = {
+        "wrong_encoding": "/agentview/color/image_raw: encoding 'bgr8'",
+        "wrong_size": "/agentview/color/image_raw: image size 64x64, expected 84x84",
+        "nan_joint": "/joint_states: non-finite positions for ['panda_finger_joint1']",
+        "huge": "/agentview/color/image_raw: message too large",
+        "stale": "stale_observation",
+    }
+    for fault, text in cases.items():
+        t = time.time()
+        tick = (lambda: pub.publish(age_s=2.0)) if fault == "stale" else (lambda f=fault: pub.publish(fault=f))
+        seen = client.wait_for(lambda: [s for s in _status(client, t) if s["state"] == "hold" and text in s["reason"]],
+                               15, poll=0.05, tick=tick)
+        assert seen, f"{fault}: no hold status mentioning {text!r}; got {[s['reason'] for s in _status(client, t)][-3:]}"
+        assert _holds(client, t), f"{fault}: no explicit hold (empty trajectory) published"
+        # While the fault lasts, nothing is commanded from it.
+        t_hold = time.time()
+        for _ in range(6):
+            tick()
+            time.sleep(0.05)
+        late = [m for m in _chunks(client, t_hold + 0.1)]
+        assert not late, f"{fault}: {len(late)} chunks published during the fault"
+        assert procs.poll()["inference_node"] is None, f"inference node died on {fault}"
+        assert seen[-1]["level"] >= 1
+        _running(client, pub, timeout=10)
+
+    counts = _status(client, 0)[-1]
+    assert int(counts["events.bad_input"]) >= 4 and int(counts["events.stale_observation"]) >= 1
+
+
+def test_enable_and_reset_services(node):
+    procs, client, pub = node
+    _running(client, pub)
+
+    resp = client.call(SetBool, "/policy/enable", SetBool.Request(data=False))
+    assert resp.success and "enabled=False" in resp.message
+    t = time.time()
+    client.wait_for(lambda: False, 0.3, tick=pub.publish)      # in-flight chunks land
+    t_quiet = time.time()
+    client.wait_for(lambda: False, 1.0, tick=pub.publish)
+    assert not _chunks(client, t_quiet), "chunks published while disabled"
+    assert _holds(client, t - 1.0), "disabling must publish a hold"
+    assert _status(client, t_quiet)[-1]["state"] == "disabled"
+
+    resp = client.call(SetBool, "/policy/enable", SetBool.Request(data=True))
+    assert resp.success
+    _running(client, pub, timeout=10)
+
+    resp = client.call(Trigger, "/policy/reset", Trigger.Request())
+    assert resp.success and "reset" in resp.message
+    _running(client, pub, timeout=10)
+    assert procs.poll()["inference_node"] is None

@@ -1,0 +1,114 @@
+"""Unit tests of the action-path safety module and observation time alignment (pure numpy, no ROS)."""
+import math
+
+import numpy as np
+import pytest
+
+from policy_stack import safety as S
+from policy_stack.obs_history import ObservationSync
+from policy_stack.spaces import ActionSpace
+
+SPACE = ActionSpace(names=["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"], low=[-1] * 7, high=[1] * 7,
+                    kind="eef_delta", discrete=[6])
+JOINTS = ActionSpace(names=[f"j{i}" for i in range(3)], low=[-2] * 3, high=[2] * 3, kind="joint_position")
+
+
+def test_nan_and_inf_chunks_are_rejected_with_position():
+    safety = S.ActionSafety(SPACE)
+    chunk = np.zeros((4, 7))
+    chunk[2, 1] = np.nan
+    v = safety.filter_chunk(chunk)
+    assert not v.ok and v.chunk is None
+    assert v.events[0].kind == S.NAN_CHUNK and "step 2" in v.events[0].detail and "'dy'" in v.events[0].detail
+    chunk[2, 1] = np.inf
+    assert safety.filter_chunk(chunk).events[0].kind == S.NAN_CHUNK
+
+
+def test_bad_shape_rejected():
+    v = S.ActionSafety(SPACE).filter_chunk(np.zeros((4, 6)))
+    assert not v.ok and v.events[0].kind == S.BAD_SHAPE
+
+
+def test_clamp_to_bounds_reported():
+    v = S.ActionSafety(SPACE).filter_chunk(np.full((3, 7), 5.0))
+    assert v.ok and np.all(v.chunk == 1.0)
+    assert [e.kind for e in v.events] == [S.CLAMPED_BOUNDS]
+
+
+def test_rate_limit_exempts_discrete_gripper():
+    safety = S.ActionSafety(SPACE, S.SafetyLimits(max_step_delta=0.25))
+    chunk = np.zeros((3, 7))
+    chunk[:, 0] = 1.0
+    chunk[:, 6] = [-1, 1, -1]
+    v = safety.filter_chunk(chunk, prev_action=np.zeros(7))
+    assert v.ok
+    np.testing.assert_allclose(v.chunk[:, 0], [0.25, 0.5, 0.75])
+    np.testing.assert_allclose(v.chunk[:, 6], [-1, 1, -1])       # gripper may flip at once
+    assert S.CLAMPED_DELTA in [e.kind for e in v.events]
+
+
+def test_hold_eef_delta_keeps_gripper_and_joint_position_holds_last_command():
+    safety = S.ActionSafety(SPACE)
+    np.testing.assert_array_equal(safety.hold_action(np.array([.5, .5, .5, .1, .1, .1, 1.0])), [0, 0, 0, 0, 0, 0, 1])
+    assert safety.hold_action(None)[6] == -1.0
+    js = S.ActionSafety(JOINTS)
+    np.testing.assert_allclose(js.hold_action(np.array([0.1, 0.2, 0.3])), [0.1, 0.2, 0.3], rtol=1e-6)
+    np.testing.assert_array_equal(js.hold_action(None, current_position=np.array([1.0, 1.0, 1.0])), [1, 1, 1])
+    with pytest.raises(ValueError):
+        js.hold_action(None)
+
+
+def test_watchdog_stale_and_overrun():
+    wd = S.Watchdog(S.SafetyLimits(max_obs_age_s=0.2, max_inference_s=0.05))
+    assert wd.check_observation(10.0, {"a": 9.9, "b": 9.95}) is None
+    ev = wd.check_observation(10.0, {"a": 9.7, "b": 9.95})
+    assert ev.kind == S.STALE_OBS and "a is 300 ms old" in ev.detail
+    assert wd.check_observation(10.0, {"a": 11.0}).kind == S.STALE_OBS        # future stamp
+    assert wd.check_observation(10.0, {}).kind == S.STALE_OBS
+    assert wd.check_inference(0.01) is None
+    assert wd.check_inference(0.2).kind == S.OVERRUN
+
+
+def test_follower_receding_horizon_stale_hold_and_reset():
+    f = S.ChunkFollower(S.ActionSafety(SPACE), max_age_s=0.2)
+    a, ev, idx = f.action_at(0.0)
+    assert ev.kind == S.NO_CHUNK and idx == -1
+    chunk = np.zeros((8, 7))
+    chunk[:, 0] = np.arange(8) / 10
+    chunk[:, 6] = 1.0
+    assert f.set_chunk(100.0, 0.05, chunk)[0]
+    assert f.action_at(100.01)[2] == 0
+    a, ev, idx = f.action_at(100.06)
+    assert ev is None and idx == 1 and a[0] == pytest.approx(0.1)
+    a, ev, idx = f.action_at(100.25)               # 250 ms > max age: hold, gripper stays closed
+    assert ev.kind == S.STALE_CHUNK and idx == -1
+    np.testing.assert_array_equal(a, [0, 0, 0, 0, 0, 0, 1])
+    assert not f.set_chunk(99.0, 0.05, chunk)[0]   # older than the current chunk: ignored
+    f.set_hold(100.07)
+    assert f.action_at(100.08)[1].kind == S.HOLD_CMD
+    assert f.set_chunk(100.1, 0.05, chunk)[0]      # a newer chunk ends the hold
+    assert f.action_at(100.1)[1] is None
+    f.reset(not_before=200.0)
+    assert not f.set_chunk(150.0, 0.05, chunk)[0]  # from the previous episode
+    assert f.action_at(200.0)[1].kind == S.NO_CHUNK
+    bad = chunk.copy()
+    bad[0, 0] = math.nan
+    ok, events = f.set_chunk(201.0, 0.05, bad)
+    assert not ok and events[0].kind == S.NAN_CHUNK
+    f.enabled = False
+    assert f.set_chunk(202.0, 0.05, chunk)[0] and f.action_at(202.0)[1].kind == S.DISABLED
+
+
+def test_observation_sync_aligns_nearest_and_hands_out_each_step_once():
+    sync = ObservationSync(["img", "joint"], anchor="img", tolerance_s=0.01)
+    for t in (1.000, 1.010, 1.020, 1.030, 1.040):
+        sync.push("joint", t, t)
+    assert sync.assemble() is None                  # no anchor yet
+    sync.push("img", 1.022, "frame")
+    got = sync.assemble()
+    assert got.obs == {"img": "frame", "joint": 1.020} and got.newest == 1.022
+    assert sync.assemble(after=got.anchor_stamp) is None
+    sync.push("img", 1.2, "late")                    # nothing within tolerance: incomplete
+    assert sync.assemble(after=got.anchor_stamp) is None
+    sync.invalidate("joint")
+    assert sync.missing() == ["joint"]
