@@ -13,7 +13,6 @@ the node subscribes only what its policy needs and a key it cannot serve fails a
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import json
 import os
 from dataclasses import dataclass, field
@@ -32,13 +31,12 @@ def load(spec: str = "", device: str = "auto", backend: str = "torch", sampler: 
         policy = _load_pyfile(spec[len(PYFILE_PREFIX):])
     else:
         from policy_stack import load_policy  # the core's loader (torch); imported only when needed
-        kwargs = {}
-        params = inspect.signature(load_policy).parameters
-        if "backend" in params:
-            kwargs["backend"] = backend
-        elif backend != "torch":
-            raise ValueError(f"backend {backend!r}: this policy_stack.load_policy supports torch only")
-        policy = load_policy(spec or None, device=device, **kwargs)
+        policy = load_policy(spec or None, device=device)
+        if backend != "torch":
+            set_backend = getattr(policy, "set_backend", None)
+            if not callable(set_backend):
+                raise ValueError(f"backend {backend!r}: {type(policy).__name__} runs on torch only")
+            set_backend(backend)  # onnx: exports the network once into a temporary folder
     configure_sampler(policy, sampler, steps)
     return policy
 
@@ -47,8 +45,13 @@ def configure_sampler(policy, sampler: str = "", steps: int = 0) -> None:
     """Apply sampler/steps overrides through whatever the policy exposes; refuse silently ignoring them."""
     if not sampler and not steps:
         return
+    set_sampler = getattr(policy, "set_sampler", None)
+    if callable(set_sampler) and getattr(policy, "config", None) is not None:
+        # the core policies' signature: set_sampler(name, steps=None)
+        set_sampler(sampler or policy.config.sampler, int(steps) or None)
+        return
     kwargs = {k: v for k, v in (("sampler", sampler), ("steps", steps)) if v}
-    for method in ("configure_sampler", "configure", "set_sampler"):
+    for method in ("configure_sampler", "configure"):
         fn = getattr(policy, method, None)
         if callable(fn):
             fn(**kwargs)

@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="diffusion: ddpm | ddim | rti; ebt: ebt (default: the checkpoint's)")
     p.add_argument("--steps", type=int, default=None,
                    help="denoising steps per call (rti: per warm tick) or EBT optimisation steps")
+    p.add_argument("--action-steps", type=int, default=None, metavar="K",
+                   help="actions executed from each chunk before re-planning (default: the checkpoint's Ta; "
+                        "1 = re-plan every control tick, as the ROS 2 inference node does)")
     p.add_argument("--workers", type=int, default=1, help="rollout processes")
     p.add_argument("--max-steps", type=int, default=None, help="episode length cap (default: env horizon)")
     p.add_argument("--video", default=None, metavar="DIR", help="write one agentview MP4 per episode here")
@@ -61,12 +64,18 @@ def make_sim_env(env_name: str, env_kwargs: dict, seed=None):
     return make_env(env_name, seed=seed, **env_kwargs)
 
 
-def load_configured_policy(path, sampler=None, steps=None, backend="torch", device="auto"):
-    """Load a checkpoint and apply sampler/steps/backend; errors name the bad value."""
+def load_configured_policy(path, sampler=None, steps=None, backend="torch", device="auto", action_steps=None):
+    """Load a checkpoint and apply sampler/steps/backend/action steps; errors name the bad value."""
     from policy_stack.checkpoint import load_policy
 
     policy = load_policy(path, device)
     apply_sampler(policy, sampler, steps)
+    if action_steps is not None:
+        import dataclasses
+        limit = policy.config.horizon - policy.config.n_obs_steps + 1
+        if not 1 <= action_steps <= limit:
+            raise ValueError(f"--action-steps must be in [1, {limit}] for this checkpoint, got {action_steps}")
+        policy.config = dataclasses.replace(policy.config, n_action_steps=int(action_steps))
     if backend != "torch":
         if not hasattr(policy, "set_backend"):
             raise ValueError(f"--backend {backend}: {policy.policy_type} policies run on torch only")
@@ -122,19 +131,21 @@ def run(args) -> int:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     path = args.policy or str(DEFAULT_CHECKPOINT)
     # Load once here: a missing/corrupt checkpoint or a bad --sampler fails before any env starts.
-    probe = load_configured_policy(path, args.sampler, args.steps, "torch", args.device)
+    probe = load_configured_policy(path, args.sampler, args.steps, "torch", args.device, args.action_steps)
     env_kwargs = env_kwargs_for(probe.obs_spec, bool(args.video))
     if args.backend == "onnx":   # export once, then every worker opens the same files
         from policy_stack.onnx_export import export_onnx
         if not hasattr(probe, "set_backend"):
             raise ValueError(f"--backend onnx: {probe.policy_type} policies run on torch only")
         onnx_dir = str(export_onnx(probe, Path(tempfile.mkdtemp(prefix="eval_onnx_"))))
-        policy_factory = functools.partial(_onnx_policy, path, args.sampler, args.steps, args.device, onnx_dir)
+        policy_factory = functools.partial(_onnx_policy, path, args.sampler, args.steps, args.device, onnx_dir,
+                                           args.action_steps)
     else:
-        policy_factory = functools.partial(load_configured_policy, path, args.sampler, args.steps, "torch", args.device)
+        policy_factory = functools.partial(load_configured_policy, path, args.sampler, args.steps, "torch",
+                                           args.device, args.action_steps)
     seeds = [args.seed + k for k in range(args.episodes)]
     env_factory = functools.partial(make_sim_env, env_name, env_kwargs)
-    in_process = _onnx_policy(path, args.sampler, args.steps, args.device, onnx_dir) \
+    in_process = _onnx_policy(path, args.sampler, args.steps, args.device, onnx_dir, args.action_steps) \
         if args.backend == "onnx" and args.workers <= 1 else probe
     results = evaluate(env_factory, policy_factory, seeds, workers=args.workers, max_steps=args.max_steps,
                        video_dir=args.video, progress=not args.no_progress, policy=in_process)
@@ -143,7 +154,8 @@ def run(args) -> int:
     summary = summarize(results)
     summary.update(env=env_name, policy=path, policy_type=probe.policy_type, backend=args.backend,
                    sampler=args.sampler or ("ebt" if probe.policy_type == "ebt" else probe.config.sampler),
-                   workers=args.workers, seed=args.seed)
+                   workers=args.workers, seed=args.seed,
+                   action_steps=int(probe.config.n_action_steps))
     if args.json:
         print(json.dumps(summary))
     else:
@@ -156,7 +168,7 @@ def run(args) -> int:
     return 0
 
 
-def _onnx_policy(path, sampler, steps, device, onnx_dir):
-    policy = load_configured_policy(path, sampler, steps, "torch", device)
+def _onnx_policy(path, sampler, steps, device, onnx_dir, action_steps=None):
+    policy = load_configured_policy(path, sampler, steps, "torch", device, action_steps)
     policy.set_backend("onnx", onnx_dir=onnx_dir)
     return policy
