@@ -1,0 +1,10 @@
+"""robosuite simulation for policy_stack (imports robosuite; the core policy_stack/ never imports this).
+
+Modules:
+  sim.envs     make_env(name, cameras, image_size, depth, seed, ...) -> SimEnv with the observation
+               convention of docs/CONVENTIONS.md, fast rendering, seeded resets, camera intrinsics/poses.
+  sim.experts  make_expert(name, noise, suboptimal, rng): scripted experts from privileged state
+               (lift, pick_place_can, stack, nut_assembly_square).
+  sim.rollout  run_episode(env, actor, seed, max_steps, ...): one recorded episode of an expert or policy.
+Throughput and expert success: `python -m bench.bench_sim`.
+"""

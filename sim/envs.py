@@ -218,7 +218,7 @@ class SimEnv:
 
     def privileged_state(self) -> dict:
         """Ground truth for scripted experts and debugging: never feed this to a policy."""
-        return {"raw_obs": self._raw_obs, "env": self._env, "success": bool(self._env._check_success())}
+        return {"raw_obs": self._raw_obs, "env": self._env}
 
     @property
     def robosuite_env(self):
