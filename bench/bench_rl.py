@@ -1,0 +1,214 @@
+"""RL fine-tuning benchmark: EXPO and PA-RL vs best-of-N Q re-ranking and RLPD-style SAC.
+
+    nice python bench/bench_rl.py --work bench_out/rl --json bench_out/rl/results.json     # full run
+    nice python bench/bench_rl.py --work /tmp/rl_smoke --smoke                              # minutes
+
+Protocol: a deliberately weak Diffusion policy (trained briefly on 10 noisy scripted demonstrations,
+base success ~10-40%) is fine-tuned online by each algorithm for the same env-step budget on 2 seeds,
+with the same demos as offline replay. Reported per run and per algorithm: success vs env steps (the
+training episodes' rolling success, docs/rl.md), env steps to reach 80% rolling success, final rate,
+and the measured costs (seconds per update, per env step, per decision).
+
+Every stage is a `policy-stack` command run as a subprocess (collect, train, eval, finetune), so each
+stage resumes on its own: rerunning this script skips finished stages, continues a killed finetune
+with `--resume`, and rewrites the results JSON (atomically) after each run. It may run across several
+sittings.
+
+Sizing for a 2-core CPU, about 4 hours in total (8 runs = ~25 min each + base training + eval):
+UTD 1 at episode ends (docs/rl.md), a tiny-ish UNet (32, 64) with 4 DDIM steps, critic ensemble 4
+x (128, 128), batch 64, EXPO N=M=4, PA-RL 8 global / 3 kept / 2 local steps. These are smaller than
+the papers' (ensemble 10 x 256^3, batch 256, UTD 20, N=M=8): on this CPU a paper-sized update costs
+seconds, which would allow only a few hundred updates in the whole budget. `--budget` defaults
+to what fits; check `costs` in the smoke output before changing it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ALGOS = ("expo", "pa-rl", "best_of_n", "sac")
+OBJECT_KEY = {"lift": "cube_pos", "pick_place_can": "can_pos"}
+
+# Network and agent sizes chosen for the CPU budget (module doc).
+POLICY_SET = ["down_dims=[32,64]", "step_embed_dim=32", "n_groups=8", "sampler_steps=4"]
+CRITIC = {"batch_size": 64, "num_qs": 4, "num_min_qs": 2, "critic_hidden": [128, 128]}
+AGENT = {
+    "expo": dict(CRITIC, n_base=4, n_edit=4, edit_hidden=[128, 128]),
+    "pa-rl": dict(CRITIC, n_global=8, n_keep=3, n_local_steps=2, cql_n_actions=3),
+    "best_of_n": dict(CRITIC, n_base=4),
+    "sac": dict(CRITIC, actor_hidden=[128, 128]),
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench_rl {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def cli(*args, capture_json: bool = False, timeout: float | None = None) -> dict | None:
+    """Run `policy-stack ARGS` in a subprocess; return its --json output when asked."""
+    env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
+    cmd = [sys.executable, "-m", "policy_stack.cli", *map(str, args)]
+    log(" ".join(cmd[3:]))
+    res = subprocess.run(cmd, cwd=REPO, env=env, timeout=timeout, text=True,
+                         stdout=subprocess.PIPE if capture_json else None)
+    if res.returncode != 0:
+        raise RuntimeError(f"`policy-stack {args[0]}` failed with exit code {res.returncode}")
+    return json.loads(res.stdout.strip().splitlines()[-1]) if capture_json else None
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def steps_to_reach(curve: list, threshold: float, window: int) -> int | None:
+    """First env-step count at which the rolling success over `window` episodes reaches threshold
+    (only once at least `window` episodes exist, so one lucky first episode does not count)."""
+    succ = [float(s) for _, s in curve]
+    for i in range(window - 1, len(succ)):
+        if sum(succ[i - window + 1: i + 1]) / window >= threshold:
+            return int(curve[i][0])
+    return None
+
+
+def rolling(curve: list, window: int, points: int = 20) -> list:
+    """[[env_steps, rolling success]] thinned to ~points entries (the JSON stays readable)."""
+    out, succ = [], [float(s) for _, s in curve]
+    step = max(1, len(curve) // points)
+    for i in range(0, len(curve), step):
+        lo = max(0, i - window + 1)
+        out.append([int(curve[i][0]), round(sum(succ[lo:i + 1]) / (i + 1 - lo), 3)])
+    return out
+
+
+# ------------------------------------------------------------------------------------ stages
+def base_policy(a, work: Path, results: dict) -> Path:
+    demos, base = work / "demos", work / "base"
+    if not (demos / "meta" / "info.json").is_file():
+        cli("collect", "--env", a.env, "--episodes", a.demos, "--noise", a.demo_noise, "--suboptimal", a.suboptimal,
+            "--seed", 1000, "--out", demos, "--json", capture_json=True)
+    if not (base / "train_summary.json").is_file():
+        sets = [x for s in POLICY_SET for x in ("--set", s)]
+        lowdim = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", OBJECT_KEY[a.env]]
+        cli("train", "--data", demos, "--out", base, "--steps", a.train_steps, "--batch", 64, "--eval-every", 0,
+            "--device", "cpu", "--no-progress", "--lowdim-keys", *lowdim, *sets,
+            "--set", f'derived_features=["robot0_eef_pos-{OBJECT_KEY[a.env]}"]', "--json", capture_json=True)
+    if "base_eval" not in results:
+        t0 = time.perf_counter()
+        ev = cli("eval", "--env", a.env, "--policy", base, "--episodes", a.eval_episodes, "--device", "cpu",
+                 "--max-steps", a.max_episode_steps, "--json", "--no-progress", capture_json=True)
+        results["base_eval"] = {k: ev.get(k) for k in ("success_rate", "episodes", "mean_length") if k in ev}
+        results["base_eval"]["wall_s"] = round(time.perf_counter() - t0, 1)
+        log(f"base policy success {results['base_eval'].get('success_rate')}")
+    return base
+
+
+def finetune(a, work: Path, base: Path, algo: str, seed: int) -> dict:
+    out = work / "runs" / f"{algo}_seed{seed}"
+    summary_path = out / "summary.json"
+    if summary_path.is_file():
+        s = json.loads(summary_path.read_text())
+        if s.get("env_steps", 0) >= a.budget:
+            return s
+    # --smoke keeps the full-run network sizes so its measured costs size the full run.
+    agent = AGENT[algo]
+    agent_sets = [x for k, v in agent.items() for x in ("--agent-set", f"{k}={json.dumps(v)}")]
+    extra = ["--set", f"success_window={a.window}"]
+    if algo == "sac":
+        extra += ["--set", f"warmup_env_steps={a.sac_warmup}"]
+    cli("finetune", "--algo", algo, "--env", f"sim:{a.env}", "--policy", base, "--offline", work / "demos",
+        "--steps", a.budget, "--out", out, "--resume", "--seed", seed, "--utd", a.utd,
+        "--max-episode-steps", a.max_episode_steps, "--checkpoint-every", a.checkpoint_every, "--no-progress",
+        *agent_sets, *extra, "--json", capture_json=True)
+    return json.loads(summary_path.read_text())
+
+
+def run_record(s: dict, a) -> dict:
+    curve = s.get("curve", [])
+    updates, steps, decisions = max(s["updates"], 1), max(s["env_steps"], 1), max(s["decisions"], 1)
+    return {
+        "env_steps": s["env_steps"], "episodes": s["episodes"], "updates": s["updates"],
+        "success_rate_all": s["success_rate_all"],
+        "success_rate_final": s.get(f"success_rate_last_{a.window}"),
+        "steps_to_80": steps_to_reach(curve, 0.8, a.window),
+        "curve_rolling": rolling(curve, a.window),
+        "costs": {"update_s": round(s["update_s_total"] / updates, 4), "env_step_s": round(s["wall_s"] / steps, 4),
+                  "act_ms": round(s["act_ms_mean"], 1), "decisions": decisions, "wall_s": s["wall_s"]},
+    }
+
+
+def aggregate(runs: dict) -> dict:
+    """Per algorithm over seeds: mean final success, steps-to-80% per seed, mean costs."""
+    out = {}
+    for algo in ALGOS:
+        rs = [r for k, r in runs.items() if k.startswith(algo + "_seed")]
+        if not rs:
+            continue
+        mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None
+        out[algo] = {"seeds": len(rs),
+                     "success_rate_final_mean": mean([r["success_rate_final"] or 0.0 for r in rs]),
+                     "steps_to_80": [r["steps_to_80"] for r in rs],
+                     "update_s_mean": mean([r["costs"]["update_s"] for r in rs]),
+                     "env_step_s_mean": mean([r["costs"]["env_step_s"] for r in rs])}
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", default="bench_out/rl", help="work folder (demos, base policy, runs); reused to resume")
+    p.add_argument("--json", default=None, help="results file (default WORK/results.json)")
+    p.add_argument("--env", default="lift", choices=sorted(OBJECT_KEY))
+    p.add_argument("--algos", default=",".join(ALGOS))
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--budget", type=int, default=6000, help="online env steps per run (same for every algorithm)")
+    p.add_argument("--utd", type=int, default=1)
+    p.add_argument("--demos", type=int, default=10)
+    p.add_argument("--demo-noise", type=float, default=0.3)
+    p.add_argument("--suboptimal", type=float, default=0.3)
+    p.add_argument("--train-steps", type=int, default=1500, help="base policy optimizer steps (kept short: weak base)")
+    p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--max-episode-steps", type=int, default=150)
+    p.add_argument("--window", type=int, default=20, help="episodes in the rolling success rate")
+    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("--sac-warmup", type=int, default=0, help="SAC: env steps before its first update")
+    p.add_argument("--smoke", action="store_true", help="tiny everything: checks the pipeline and measures costs")
+    a = p.parse_args(argv)
+    if a.smoke:
+        a.budget, a.demos, a.train_steps, a.eval_episodes = min(a.budget, 300), 3, 30, 2
+        a.max_episode_steps, a.window, a.checkpoint_every, a.seeds = 60, 3, 150, min(a.seeds, 1)
+    algos = [x for x in a.algos.split(",") if x]
+    bad = [x for x in algos if x not in ALGOS]
+    if bad:
+        p.error(f"--algos: unknown {bad}; choose from {list(ALGOS)}")
+    work = Path(a.work)
+    out_json = Path(a.json) if a.json else work / "results.json"
+    results = json.loads(out_json.read_text()) if out_json.is_file() else {}
+    results.setdefault("runs", {})
+    results["config"] = {k: v for k, v in vars(a).items()} | {"agent": AGENT, "policy_set": POLICY_SET,
+                                                               "cpu_count": os.cpu_count()}
+    base = base_policy(a, work, results)
+    write_json_atomic(out_json, results)
+    for seed in range(a.seeds):
+        for algo in algos:
+            key = f"{algo}_seed{seed}"
+            t0 = time.perf_counter()
+            results["runs"][key] = run_record(finetune(a, work, base, algo, seed), a)
+            results["aggregate"] = aggregate(results["runs"])
+            write_json_atomic(out_json, results)
+            r = results["runs"][key]
+            log(f"{key}: success {r['success_rate_final']} steps_to_80 {r['steps_to_80']} costs {r['costs']} "
+                f"({time.perf_counter() - t0:.0f} s this sitting)")
+    print(json.dumps(results.get("aggregate", {}), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
