@@ -77,7 +77,7 @@ def make_env(name: str, cameras=(), image_size: int = 84, depth: bool = False, s
     cameras: names from the task's model (agentview, robot0_eye_in_hand, ...); () renders nothing.
     image_size: square images, pixels. depth: also return `<cam>_depth` in metres.
     seed: seeds the first reset (later `reset(seed=...)` calls reseed). horizon: None = task default.
-    randomize: domain randomization, reserved (NotImplementedError if given).
+    randomize: domain randomization (sim/randomization.py): a preset name, dict or RandomizationConfig.
     """
     task = resolve_task(name)
     cameras = tuple(cameras)
@@ -85,11 +85,13 @@ def make_env(name: str, cameras=(), image_size: int = 84, depth: bool = False, s
         if cam not in task.cameras:
             raise ValueError(f"unknown camera name {cam!r} for env {task.name!r}; valid cameras: {list(task.cameras)}")
     if randomize:
-        raise NotImplementedError(
-            f"make_env(randomize={randomize!r}): domain randomization is not implemented yet "
-            "(planned: dynamics/friction/mass scaling and lighting/texture jitter in sim/)")
-    return SimEnv(task, cameras, int(image_size), bool(depth), seed,
-                  int(horizon or task.default_horizon), int(control_freq), bool(fast_render), bool(reward_shaping))
+        from sim.randomization import RandomizationConfig, RandomizedEnv
+        randomize = RandomizationConfig.from_spec(randomize)   # a bad spec fails before robosuite starts
+    env = SimEnv(task, cameras, int(image_size), bool(depth), seed,
+                 int(horizon or task.default_horizon), int(control_freq), bool(fast_render), bool(reward_shaping))
+    if randomize:
+        return RandomizedEnv(env, randomize)  # camera/lighting/texture/dynamics, drawn per episode seed
+    return env
 
 
 class SimEnv:

@@ -82,11 +82,14 @@ def make_evaluator(cfg):
         return None
     env = cfg.env
     if env is None:
-        info_path = Path(cfg.data) / "meta" / "info.json"
-        try:
-            env = json.loads(info_path.read_text()).get("env")
-        except (OSError, json.JSONDecodeError):
-            env = None
+        # `policy-stack collect` names the env in meta/policy_stack.json (beside LeRobot's info.json)
+        for name in ("policy_stack.json", "info.json"):
+            try:
+                env = json.loads((Path(cfg.data) / "meta" / name).read_text()).get("env")
+            except (OSError, json.JSONDecodeError):
+                env = None
+            if env:
+                break
     if env is None:
         print("train: no --env given and the dataset names none; rollout evaluation is off", file=sys.stderr)
         return None

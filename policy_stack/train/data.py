@@ -29,6 +29,11 @@ def open_dataset(path: str):
 def action_space_of(reader) -> ActionSpace:
     """info.json's `action_space` (written by `policy-stack collect`), else the 7-d OSC convention."""
     d = reader.info.get("action_space")
+    if not d:
+        import json
+        extras = Path(reader.root) / "meta" / "policy_stack.json"   # written by `policy-stack collect`
+        if extras.is_file():
+            d = json.loads(extras.read_text()).get("action_space")
     if d:
         return ActionSpace.from_dict(d)
     feat = reader.feature("action")

@@ -118,9 +118,21 @@ def test_unknown_camera_name_is_named():
         make_env("pick_place_can", cameras=("sideview",))
 
 
-def test_randomize_is_reserved():
-    with pytest.raises(NotImplementedError, match="randomiz"):
-        make_env("lift", randomize={"friction": [0.8, 1.2]})
+def test_randomize_changes_dynamics_per_seed_and_reproduces():
+    env = make_env("lift", randomize="strong")
+    try:
+        model = env.robosuite_env.sim.model._model
+        env.reset(seed=1)
+        friction_1 = model.geom_friction.copy()
+        env.reset(seed=2)
+        friction_2 = model.geom_friction.copy()
+        env.reset(seed=1)
+        assert not np.allclose(friction_1, friction_2)       # a new scene per episode seed...
+        assert np.array_equal(model.geom_friction, friction_1)  # ...and the same scene for the same seed
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="randomize spec"):
+        make_env("lift", randomize="nonsense-preset")
 
 
 def test_bad_action_shape_is_rejected():
