@@ -37,15 +37,25 @@ def evenly_spaced_timesteps(num_train_timesteps: int, num_steps: int) -> list[in
     return [i * ratio for i in reversed(range(num_steps))]
 
 
-def rti_timesteps(start_level: int, steps: int) -> list[int]:
+RTI_STEP_MODES = ("jump", "paper")
+
+
+def rti_timesteps(start_level: int, steps: int, step_mode: str = "paper") -> list[int]:
     """Noise levels for `steps` RTI network evaluations starting at K' = start_level, ending at 0.
 
-    Evenly spaced from K' down to 1, then 0: (3, 3) -> [3, 1, 0], (7, 5) -> [7, 5, 3, 1, 0], the
-    paper's lists for Lift/Can. steps == 1 gives [0] (a single x0 estimate from the guess)."""
+    paper: evenly spaced from K' down to 1, then 0: (3, 3) -> [3, 1, 0], (7, 5) -> [7, 5, 3, 1, 0], the
+    paper's lists for Lift/Can. jump: evenly spaced from K' down to 0: (10, 3) -> [10, 5, 0].
+    steps == 1 gives [0] (a single x0 estimate from the guess)."""
     if steps < 1:
         raise ValueError(f"rti steps must be >= 1, got {steps}")
+    if step_mode not in RTI_STEP_MODES:
+        raise ValueError(f"rti step mode {step_mode!r} not in {RTI_STEP_MODES}")
     if steps == 1:
         return [0]
+    if step_mode == "jump":
+        if start_level < steps - 1:
+            raise ValueError(f"rti start level {start_level} too low for {steps} distinct levels")
+        return sorted({round(start_level * (1 - i / (steps - 1))) for i in range(steps)}, reverse=True)
     if start_level < steps - 1:
         raise ValueError(f"rti start level {start_level} too low for {steps} distinct levels")
     if steps == 2:
@@ -131,8 +141,16 @@ class RTISampler(Sampler):
     name = "rti"
 
     def __init__(self, schedule: NoiseSchedule, timesteps: list[int], initial: Sampler, shift: int,
-                 discrete_dims: list[int] = (), discrete_guess_value: float | None = None):
+                 discrete_dims: list[int] = (), discrete_guess_value: float | None = None,
+                 step_mode: str = "jump"):
         super().__init__(schedule)
+        if step_mode not in RTI_STEP_MODES:
+            raise ValueError(f"rti step mode {step_mode!r} not in {RTI_STEP_MODES}")
+        # jump: each evaluation takes the DDPM posterior from its level to the NEXT listed level, so a
+        #   short list ([10, 5, 0]) still travels the whole way from K' to 0.
+        # paper: each evaluation is a t -> t-1 posterior step (the RTI reference code, step ratio 1),
+        #   so a list is a set of levels to evaluate at; [3, 1, 0] then barely moves the warm start.
+        self.step_mode = step_mode
         timesteps = [int(t) for t in timesteps]
         if not timesteps or timesteps[-1] != 0 or any(a <= b for a, b in zip(timesteps, timesteps[1:])):
             raise ValueError(f"rti timesteps must be strictly decreasing and end at 0, got {timesteps}")
@@ -173,10 +191,15 @@ class RTISampler(Sampler):
             self.last_was_warm = False
         else:
             x = self.warm_start(prev.to(cond.device), shift)
-            for t in self._timesteps:
+            levels = self._timesteps
+            for i, t in enumerate(levels):
                 eps = self._eval(eps_fn, x, t, cond)
-                noise = randn(x.shape, generator, x) if t > 0 else None
-                x = self.schedule.ddpm_step(x, eps, t, t - 1, noise)
+                if self.step_mode == "jump":
+                    prev_t = levels[i + 1] if i + 1 < len(levels) else -1
+                else:
+                    prev_t = t - 1
+                noise = randn(x.shape, generator, x) if prev_t >= 0 else None
+                x = self.schedule.ddpm_step(x, eps, t, prev_t, noise)
             self.last_was_warm = True
         self.previous_chunk = x.detach().clone()
         return x
@@ -199,7 +222,8 @@ def shift_and_pad(chunk: torch.Tensor, shift: int) -> torch.Tensor:
 def make_sampler(name: str, schedule: NoiseSchedule, steps: int | None = None, *, rti_steps: int = 3,
                  rti_start_level: int = 3, rti_timesteps_list: list[int] | None = None,
                  rti_initial: str = "ddim", rti_initial_steps: int = 10, shift: int = 1,
-                 discrete_dims: list[int] = (), discrete_guess_value: float | None = None) -> Sampler:
+                 discrete_dims: list[int] = (), discrete_guess_value: float | None = None,
+                 rti_step_mode: str = "jump") -> Sampler:
     """Build a sampler by name. `steps`: network evaluations for ddpm/ddim (default 100 / 10); for rti
     it overrides rti_steps (per-tick evaluations after the first tick)."""
     if name == "ddpm":
@@ -210,6 +234,7 @@ def make_sampler(name: str, schedule: NoiseSchedule, steps: int | None = None, *
         if rti_initial == "rti":
             raise ValueError("rti initial sampler must be ddpm or ddim")
         initial = make_sampler(rti_initial, schedule, rti_initial_steps)
-        levels = list(rti_timesteps_list) if rti_timesteps_list else rti_timesteps(rti_start_level, steps or rti_steps)
-        return RTISampler(schedule, levels, initial, shift, discrete_dims, discrete_guess_value)
+        levels = list(rti_timesteps_list) if rti_timesteps_list else \
+            rti_timesteps(rti_start_level, steps or rti_steps, rti_step_mode)
+        return RTISampler(schedule, levels, initial, shift, discrete_dims, discrete_guess_value, rti_step_mode)
     raise ValueError(f"sampler {name!r} not in {SAMPLERS}")

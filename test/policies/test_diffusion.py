@@ -133,7 +133,9 @@ def test_set_sampler_switches_and_validates():
     policy.act(one_obs())
     assert policy.info == {**policy.info, "sampler": "ddpm", "steps": 20}
     policy.set_sampler("rti", 3)
-    assert policy.sampler.timesteps == [3, 1, 0]
+    assert policy.sampler.timesteps == [10, 5, 0]            # default K'=10, jump mode
+    policy.set_sampler("rti", 3, start_level=3)
+    assert policy.sampler.timesteps == [3, 2, 0]
     with pytest.raises(ValueError):
         policy.set_sampler("euler")
     assert policy.config.sampler == "rti"

@@ -140,3 +140,32 @@ def test_rti_rejects_bad_levels():
         RTISampler(schedule, [1, 3, 0], DDIMSampler(schedule, 10), shift=1)
     with pytest.raises(ValueError):
         make_sampler("euler", schedule)
+
+
+def test_rti_jump_mode_reaches_level_zero_in_k_evaluations():
+    """jump: each of the k evaluations takes the posterior to the next listed level, so the chain ends
+    at the clean sample; paper: each is a t -> t-1 step (the reference code)."""
+    from policy_stack.sampling.samplers import rti_timesteps
+    assert rti_timesteps(10, 3, "jump") == [10, 5, 0]
+    assert rti_timesteps(3, 3, "paper") == [3, 1, 0]
+    with pytest.raises(ValueError):
+        rti_timesteps(10, 3, "sideways")
+    schedule = NoiseSchedule(100)
+    calls = []
+
+    def eps_fn(x, t, cond):
+        calls.append(int(t if not torch.is_tensor(t) else t.flatten()[0]))
+        return torch.zeros_like(x)
+
+    initial = DDIMSampler(schedule, 5)
+    for mode, expected_prev in (("jump", [5, 0, -1]), ("paper", [9, 4, -1])):
+        sampler = RTISampler(schedule, [10, 5, 0], initial, shift=1, step_mode=mode)
+        sampler.previous_chunk = torch.full((1, 4, 2), 0.5)
+        seen = []
+        original = schedule.ddpm_step
+        schedule.ddpm_step = lambda x, e, t, prev_t, noise, _o=original: seen.append(prev_t) or _o(x, e, t, prev_t, noise)
+        calls.clear()
+        sampler.sample(eps_fn, torch.zeros(1, 3), (1, 4, 2), torch.Generator().manual_seed(0))
+        schedule.ddpm_step = original
+        assert calls == [10, 5, 0]
+        assert seen == expected_prev

@@ -117,7 +117,8 @@ class DiffusionPolicy(nn.Module, Policy):
         return make_sampler(c.sampler, self.schedule, steps, rti_steps=c.rti_steps,
                             rti_start_level=c.rti_start_level, rti_timesteps_list=c.rti_timesteps,
                             rti_initial=c.rti_initial_sampler, rti_initial_steps=c.rti_initial_steps,
-                            shift=c.n_action_steps, discrete_dims=self.discrete_dims, discrete_guess_value=guess_value)
+                            shift=c.n_action_steps, discrete_dims=self.discrete_dims, discrete_guess_value=guess_value,
+                            rti_step_mode=c.rti_step_mode)
 
     @property
     def device(self) -> torch.device:
