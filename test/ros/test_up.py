@@ -68,9 +68,9 @@ def test_up_ctrl_c_stops_nodes(ros_env, tmp_path):
 def test_up_lift_shipped_checkpoint(ros_env, tmp_path):
     """FINAL CHECK with the real shipped checkpoint (no test hook): Lift reaches success over ROS 2."""
     from policy_stack.checkpoint import DEFAULT_CHECKPOINT
-    if not (DEFAULT_CHECKPOINT / "config.json").is_file():
-        pytest.skip(f"shipped checkpoint not present yet: {DEFAULT_CHECKPOINT}")
-    proc, s = _up(ros_env, tmp_path, "--episodes", "2", "--device", "cpu")
+    assert (DEFAULT_CHECKPOINT / "config.json").is_file(), f"shipped checkpoint missing: {DEFAULT_CHECKPOINT}"
+    proc, s = _up(ros_env, tmp_path, "--episodes", "3", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert s["policy"] == "(shipped default)" and s["episodes"] == 2
-    assert s["successes"] >= 1, s
+    assert s["policy"] == "(shipped default)" and s["episodes"] == 3
+    # in-process the same checkpoint solves 50/50 seeds (docs/results.md); allow one timing-induced miss
+    assert s["successes"] >= 2, s
