@@ -7,7 +7,6 @@ preprocessing and post-processing stay the same Python code for both.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from collections import deque
@@ -18,19 +17,15 @@ import torch
 from torch import nn
 
 from policy_stack.nn.obs_encoder import ObservationEncoder
-from policy_stack.nn.preprocess import ObsPreprocessor, validate_observation
+from policy_stack.nn.preprocess import ObsPreprocessor
 from policy_stack.nn.unet1d import ConditionalUnet1D
 from policy_stack.normalize import ACTION_KEY, Normalizer
 from policy_stack.policies.base import Policy
+from policy_stack.policies.common import ChunkPolicyMixin, as_tensor, resolve_device
 from policy_stack.policies.diffusion.config import DiffusionConfig
 from policy_stack.sampling import NoiseSchedule, RTISampler, Sampler, make_sampler
 from policy_stack.spaces import ActionSpace, FeatureSpec
 
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def default_obs_spec(config: DiffusionConfig, normalizer: Normalizer, raw_lowdim_keys: list[str]) -> dict[str, FeatureSpec]:
@@ -58,7 +53,7 @@ class TorchBackend:
         return self.denoiser(x, t, cond)
 
 
-class DiffusionPolicy(nn.Module, Policy):
+class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
     policy_type = "diffusion"
 
     def __init__(self, config: DiffusionConfig, stats: dict | Normalizer, action_space: ActionSpace,
@@ -171,34 +166,18 @@ class DiffusionPolicy(nn.Module, Policy):
         if seed is not None:
             self._generator.manual_seed(int(seed))
 
-    def observe(self, obs: dict[str, np.ndarray]) -> None:
-        """Record an observation without planning (a step executed from the current chunk), so the
-        history the next act() sees holds consecutive frames, as the training windows do."""
-        self._push_observation(obs)
-        self._observed_since_act = getattr(self, "_observed_since_act", 0) + 1
-
-    def _push_observation(self, obs: dict[str, np.ndarray]) -> None:
-        keys = self.preprocessor.required_keys
-        validate_observation(obs, self.obs_spec, keys)
-        step = {k: torch.as_tensor(np.array(obs[k])) for k in keys}  # copy: callers reuse their buffers
-        if not self._history:
-            self._history.extend([step] * self.config.n_obs_steps)
-        else:
-            self._history.append(step)
-
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray], executed_steps: int | None = None) -> np.ndarray:
         """One tick -> (Ta, A) float32 env-unit actions. executed_steps: how many actions of the previous
         chunk were executed since the last call (the RTI warm-start shift); default: the number of
         observations received since the last act() (observe() calls + this one)."""
         start = time.perf_counter()
-        keys = self.preprocessor.required_keys
         if executed_steps is None and self._history:
             # every observation pushed since the last plan is one executed action (observe() or this call)
-            executed_steps = getattr(self, "_observed_since_act", 0) + 1
+            executed_steps = self._executed_since_act()
         self._push_observation(obs)
         self._observed_since_act = 0
-        raw = {k: torch.stack([h[k] for h in self._history])[None] for k in keys}
+        raw = self._history_batch()
 
         with self._eval_mode():
             obs_norm = self.preprocess(raw)
@@ -245,7 +224,7 @@ class DiffusionPolicy(nn.Module, Policy):
     def loss(self, batch: dict) -> torch.Tensor:
         """ε-prediction MSE on raw-unit batch {"obs": {k: (B,To,...)}, "action": (B,Tp,A)[, "action_is_pad": (B,Tp)]}."""
         obs_norm = self.preprocess(batch["obs"])
-        actions = self.normalize_action(_as_tensor(batch["action"], self.device))
+        actions = self.normalize_action(as_tensor(batch["action"], self.device))
         if actions.shape[1:] != (self.config.horizon, self.action_dim):
             raise ValueError(f"batch 'action' shape {tuple(actions.shape)}, expected (B, {self.config.horizon}, {self.action_dim})")
         cond = self.obs_encoder(obs_norm)
@@ -254,7 +233,7 @@ class DiffusionPolicy(nn.Module, Policy):
         pred = self.unet(self.schedule.add_noise(actions, noise, t), t, cond)
         err = (pred - noise) ** 2
         if batch.get("action_is_pad") is not None:
-            valid = (~_as_tensor(batch["action_is_pad"], self.device).bool()).to(err.dtype)[..., None]
+            valid = (~as_tensor(batch["action_is_pad"], self.device).bool()).to(err.dtype)[..., None]
             return (err * valid).sum() / (valid.sum() * self.action_dim).clamp_min(1.0)
         return err.mean()
 
@@ -265,7 +244,7 @@ class DiffusionPolicy(nn.Module, Policy):
     # ------------------------------------------------------------------ pieces other code reuses
     def preprocess(self, raw_obs: dict) -> dict[str, torch.Tensor]:
         """Raw histories {k: (B, To, ...)} (numpy or torch) -> normalized inputs on the policy device."""
-        return self.preprocessor({k: _as_tensor(raw_obs[k], self.device) for k in self.preprocessor.required_keys
+        return self.preprocessor({k: as_tensor(raw_obs[k], self.device) for k in self.preprocessor.required_keys
                                   if k in raw_obs})
 
     def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
@@ -289,28 +268,4 @@ class DiffusionPolicy(nn.Module, Policy):
     def _stateless_sampler(self) -> Sampler:
         return self.sampler.initial if isinstance(self.sampler, RTISampler) else self.sampler
 
-    def _postprocess(self, actions: np.ndarray) -> np.ndarray:
-        low = np.asarray(self.action_space.low, np.float32)
-        high = np.asarray(self.action_space.high, np.float32)
-        if self.config.binarize_discrete and self.discrete_dims:
-            d = self.discrete_dims
-            actions[:, d] = np.where(actions[:, d] >= (low[d] + high[d]) / 2, high[d], low[d])
-        return self.action_space.clip(actions).astype(np.float32)
 
-    @contextlib.contextmanager
-    def _eval_mode(self):
-        """act()/sample() always use eval behaviour (center crop), even on a policy left in train mode."""
-        was_training = self.training
-        if was_training:
-            self.eval()
-        try:
-            yield
-        finally:
-            if was_training:
-                self.train()
-
-
-def _as_tensor(value, device: torch.device) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    return torch.as_tensor(np.asarray(value), device=device)

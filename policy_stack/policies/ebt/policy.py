@@ -11,7 +11,6 @@ claims this use but gives no thresholds (notes §3.6), so the policy reports the
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import deque
 
@@ -20,25 +19,16 @@ import torch
 from torch import nn
 
 from policy_stack.nn.obs_encoder import ObservationEncoder
-from policy_stack.nn.preprocess import ObsPreprocessor, validate_observation
+from policy_stack.nn.preprocess import ObsPreprocessor
 from policy_stack.normalize import ACTION_KEY, Normalizer
 from policy_stack.policies.base import Policy
+from policy_stack.policies.common import ChunkPolicyMixin, as_tensor, resolve_device
 from policy_stack.policies.ebt.config import EBTConfig
 from policy_stack.policies.ebt.descent import DescentTrace, EnergyDescent
 from policy_stack.policies.ebt.energy import ActionEnergyDecoder, ConditionTokens
 from policy_stack.spaces import ActionSpace, FeatureSpec
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _as_tensor(value, device: torch.device) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    return torch.as_tensor(np.asarray(value), device=device)
 
 
 def shift_warm_start(chunk: torch.Tensor, shift: int) -> torch.Tensor:
@@ -53,7 +43,7 @@ def shift_warm_start(chunk: torch.Tensor, shift: int) -> torch.Tensor:
     return torch.cat([chunk[:, shift:], tail], dim=1)
 
 
-class EBTPolicy(nn.Module, Policy):
+class EBTPolicy(ChunkPolicyMixin, nn.Module, Policy):
     policy_type = "ebt"
 
     def __init__(self, config: EBTConfig, stats: dict | Normalizer, action_space: ActionSpace,
@@ -83,7 +73,7 @@ class EBTPolicy(nn.Module, Policy):
         self.descent = EnergyDescent(c.step_size, c.step_size_learnable, c.energy_temp, c.energy_exp_max,
                                      c.max_step_change, c.momentum)
 
-        self.device_ = _resolve_device(c.device)
+        self.device_ = resolve_device(c.device)
         self.to(self.device_)
         self.eval()
         self._generator = torch.Generator().manual_seed(c.seed)
@@ -132,33 +122,17 @@ class EBTPolicy(nn.Module, Policy):
         if seed is not None:
             self._generator.manual_seed(int(seed))
 
-    def observe(self, obs: dict[str, np.ndarray]) -> None:
-        """Record an observation without planning (a step executed from the current chunk), so the
-        history the next act() sees holds consecutive frames, as the training windows do."""
-        self._push_observation(obs)
-        self._observed_since_act = getattr(self, "_observed_since_act", 0) + 1
-
-    def _push_observation(self, obs: dict[str, np.ndarray]) -> None:
-        keys = self.preprocessor.required_keys
-        validate_observation(obs, self.obs_spec, keys)
-        step = {k: torch.as_tensor(np.array(obs[k])) for k in keys}   # copy: callers reuse their buffers
-        if not self._history:
-            self._history.extend([step] * self.config.n_obs_steps)
-        else:
-            self._history.append(step)
-
     @torch.no_grad()   # the descent re-enables grad for dE/da itself; nothing else needs a graph
     def act(self, obs: dict[str, np.ndarray], executed_steps: int | None = None) -> np.ndarray:
         """One tick -> (Ta, A) env-unit actions. executed_steps: actions executed since the last act()
         (the warm-start shift); default: observations received since then (observe() calls + this one)."""
         start = time.perf_counter()
         c = self.config
-        keys = self.preprocessor.required_keys
         if executed_steps is None:
-            executed_steps = getattr(self, "_observed_since_act", 0) + 1
+            executed_steps = self._executed_since_act()
         self._push_observation(obs)
         self._observed_since_act = 0
-        raw = {k: torch.stack([h[k] for h in self._history])[None] for k in keys}
+        raw = self._history_batch()
 
         with self._eval_mode():
             cond = self.encode(self.preprocess(raw))
@@ -197,14 +171,14 @@ class EBTPolicy(nn.Module, Policy):
         (EBT-Policy's `compute_loss`), or only the final step with loss_every_step=False."""
         c = self.config
         obs_norm = self.preprocess(batch["obs"])
-        target = self.normalize_action(_as_tensor(batch["action"], self.device))
+        target = self.normalize_action(as_tensor(batch["action"], self.device))
         if target.shape[1:] != (c.horizon, self.action_dim):
             raise ValueError(f"batch 'action' shape {tuple(target.shape)}, expected (B, {c.horizon}, {self.action_dim})")
         # the descent lives in [-1, 1]; a target outside (data beyond the stats' range) is unreachable
         target = target.clamp(-1.0, 1.0)
         valid = None
         if batch.get("action_is_pad") is not None:
-            valid = (~_as_tensor(batch["action_is_pad"], self.device).bool()).to(target.dtype)[..., None]
+            valid = (~as_tensor(batch["action_is_pad"], self.device).bool()).to(target.dtype)[..., None]
 
         def mse(pred: torch.Tensor) -> torch.Tensor:
             err = (pred - target) ** 2
@@ -233,7 +207,7 @@ class EBTPolicy(nn.Module, Policy):
     # ------------------------------------------------------------------ pieces other code reuses
     def preprocess(self, raw_obs: dict) -> dict[str, torch.Tensor]:
         """Raw histories {k: (B, To, ...)} (numpy or torch) -> normalized inputs on the policy device."""
-        return self.preprocessor({k: _as_tensor(raw_obs[k], self.device) for k in self.preprocessor.required_keys
+        return self.preprocessor({k: as_tensor(raw_obs[k], self.device) for k in self.preprocessor.required_keys
                                   if k in raw_obs})
 
     def encode(self, obs_norm: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -268,22 +242,3 @@ class EBTPolicy(nn.Module, Policy):
         shape = (batch, self.config.horizon, self.action_dim)
         return (torch.rand(shape, generator=self._generator) * 2 - 1).to(self.device)
 
-    def _postprocess(self, actions: np.ndarray) -> np.ndarray:
-        low = np.asarray(self.action_space.low, np.float32)
-        high = np.asarray(self.action_space.high, np.float32)
-        if self.config.binarize_discrete and self.discrete_dims:
-            d = self.discrete_dims
-            actions[:, d] = np.where(actions[:, d] >= (low[d] + high[d]) / 2, high[d], low[d])
-        return self.action_space.clip(actions).astype(np.float32)
-
-    @contextlib.contextmanager
-    def _eval_mode(self):
-        """act()/sample() always use eval behaviour (no dropout, center crop), even mid-training."""
-        was_training = self.training
-        if was_training:
-            self.eval()
-        try:
-            yield
-        finally:
-            if was_training:
-                self.train()
