@@ -1,21 +1,31 @@
 """Observation -> action round trip over ROS 2 against the same policy in-process (JSON output).
 
-    python -m bench.bench_ros                       # shipped checkpoint, 3 scenarios, 100 ticks each
-    python -m bench.bench_ros --policy CKPT --ticks 300 --device cuda
-    python -m bench.bench_ros --soak 600 --scenario lowdim     # soak: 10 minutes, per-minute windows
+    python -m bench.bench_ros                                   # all scenarios, 100 ticks each
+    python -m bench.bench_ros --scenario lowdim --ticks 300     # shipped checkpoint only
+    python -m bench.bench_ros --rgbd-policy CKPT --device cuda  # a trained RGB-D checkpoint
+    python -m bench.bench_ros --soak 300 --scenario rgbd84      # soak: memory growth + missed ticks
+    python -m bench.bench_ros --threads 1 ...                   # shared/loaded box: same threads both sides
 
-The inference node runs as its own process (ros_nodes.launcher, as `policy-stack up` starts it); this
-process plays the robot: it publishes one observation per tick at --rate (joint states, ee pose, object
-pose, and per scenario RGB-D images with camera info, all with one stamp) and times each chunk whose
-header.stamp is that observation's stamp: round trip = chunk received - observation stamp. In the same
-run the same policy is timed in-process (policy.act on the same observation) for comparison.
+The inference node runs as its own process (ros_nodes.launcher, as `policy-stack up` starts it) with a
+real checkpoint folder as its `policy` parameter; this process plays the robot: it publishes one
+observation per tick at --rate (joint states, ee pose, object poses, and for RGB-D policies RGB + depth
++ camera info per camera, all with one stamp) and times each chunk whose header.stamp is that
+observation's stamp: round trip = chunk received - observation stamp. In the same run the SAME
+checkpoint is loaded here and timed in-process (policy.act on the same observation); the report gives
+both and the overhead (ROS minus in-process, ms and ratio) at p50 and p99.
 
-Scenarios: lowdim; rgbd84x2 (agentview + robot0_eye_in_hand, 84x84 RGB + depth); rgbd640x2 (the same
-at 640x480). For image scenarios the policy is wrapped so its obs_spec also lists the images: the node
-subscribes, converts, checks and time-aligns them exactly as for a vision policy, and the wrapper drops
-them before calling the policy (a low-dim checkpoint's network cost stays the same across scenarios,
-so the difference is the transport). The wrapper reaches the node through ros_nodes.policy_io's
-pyfile: hook (enabled for the child process only).
+Scenarios (the policy decides which topics flow; the scenario decides the camera resolution):
+  lowdim     --policy (default "": the shipped low-dim Diffusion checkpoint, sampler rti)
+  rgbd84x2   --rgbd-policy, 84x84 RGB + depth from agentview + robot0_eye_in_hand (alias rgbd84)
+  rgbd640x2  the same checkpoint fed 640x480 frames (alias rgbd640): its obs_spec image sizes are
+             rewritten in a copy of the folder; the network resizes images to its own image_shape.
+No trained RGB-D checkpoint ships: without --rgbd-policy a tiny RANDOM-weight RGB-D Diffusion checkpoint
+is built into the run folder (build_tiny_rgbd_checkpoint; the JSON says so). Its latency is that of a
+small network, not of a trained vision policy: pass --rgbd-policy for published numbers.
+
+Soak (--soak SECONDS): per window (--soak-window, default 60 s) round trip, answered fraction and both
+processes' RSS; at the end RSS start/end/growth of the node and of this (robot-side) process, missed
+ticks (observations never answered) and late ticks (this publisher started a tick > 1 period late).
 """
 from __future__ import annotations
 
@@ -24,6 +34,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -33,44 +44,78 @@ from pathlib import Path
 import numpy as np
 
 SCENARIOS = {
-    "lowdim": {"cameras": [], "h": 0, "w": 0},
-    "rgbd84x2": {"cameras": ["agentview", "robot0_eye_in_hand"], "h": 84, "w": 84},
-    "rgbd640x2": {"cameras": ["agentview", "robot0_eye_in_hand"], "h": 480, "w": 640},
+    "lowdim": {"h": 0, "w": 0},
+    "rgbd84x2": {"h": 84, "w": 84},
+    "rgbd640x2": {"h": 480, "w": 640},
 }
-_ENV_POLICY, _ENV_SCENARIO, _ENV_DEVICE = "BENCH_ROS_POLICY", "BENCH_ROS_SCENARIO", "BENCH_ROS_DEVICE"
+ALIASES = {"rgbd84": "rgbd84x2", "rgbd640": "rgbd640x2"}
 
 
-# ---------------------------------------------------------------------------------------- policy
-class WithCameras:
-    """The wrapped policy plus image keys in obs_spec (dropped again before act); see module doc."""
-
-    def __init__(self, inner, cameras, h, w):
-        from policy_stack.spaces import FeatureSpec
-        self.inner, self.action_space = inner, inner.action_space
-        self.obs_spec = dict(inner.obs_spec)
-        for cam in cameras:
-            self.obs_spec.setdefault(f"{cam}_rgb", FeatureSpec([h, w, 3], "uint8", "rgb"))
-            self.obs_spec.setdefault(f"{cam}_depth", FeatureSpec([h, w], "float32", "depth"))
-
-    def reset(self):
-        self.inner.reset()
-
-    def act(self, obs):
-        return self.inner.act({k: obs[k] for k in self.inner.obs_spec})
-
-    @property
-    def info(self):
-        return self.inner.info
+# ---------------------------------------------------------------------------------------- RGB-D checkpoint
+TINY_RGBD_NOTE = ("tiny RANDOM-weight RGB-D Diffusion checkpoint built by bench.bench_ros.build_tiny_rgbd_checkpoint "
+                  "(no trained RGB-D checkpoint ships): transport + network cost of an RGB-D policy, not its skill")
+RGBD_CAMERAS = ("agentview", "robot0_eye_in_hand")
 
 
-def make_policy():
-    """pyfile: factory used by the inference node child (configured through environment variables)."""
-    from ros_nodes import policy_io
-    sc = SCENARIOS[os.environ[_ENV_SCENARIO]]
-    inner = policy_io.load(os.environ.get(_ENV_POLICY, ""), device=os.environ.get(_ENV_DEVICE, "auto"))
-    return WithCameras(inner, sc["cameras"], sc["h"], sc["w"]) if sc["cameras"] else inner
+def build_tiny_rgbd_checkpoint(folder, image_hw=(84, 84), seed: int = 0) -> Path:
+    """Save an untrained, small RGB-D DiffusionPolicy (2 cameras, RGB + depth, low-dim robot state, RTI
+    sampler) as a checkpoint folder. image_hw is the size of the camera images it is fed (its obs_spec);
+    the network resizes them to 84x84 as any checkpoint does. Normalization stats are synthetic but in
+    Lift's ranges (end effector near (-0.1, 0, 1.0) m, gripper +-0.02 m, actions in [-1, 1]).
+    Used by test/ros/test_rgbd_checkpoint.py and by the RGB-D scenarios of this benchmark."""
+    import torch
+    from policy_stack.checkpoint import save_checkpoint
+    from policy_stack.normalize import stats_from_arrays
+    from policy_stack.policies import make_policy
+    from policy_stack.spaces import ActionSpace, FeatureSpec
+
+    rng = np.random.default_rng(seed)
+    n = 512
+    quat = rng.normal([1.0, 0.0, 0.0, 0.0], 0.05, (n, 4))
+    arrays = {"robot0_eef_pos": rng.normal([-0.1, 0.0, 1.0], [0.06, 0.06, 0.08], (n, 3)),
+              "robot0_eef_quat": quat / np.linalg.norm(quat, axis=1, keepdims=True),
+              "robot0_gripper_qpos": rng.normal([0.02, -0.02], 0.012, (n, 2)),
+              "action": np.clip(rng.normal(0.0, 0.4, (n, 7)), -1, 1)}
+    arrays["action"][:, 6] = rng.choice([-1.0, 1.0], n)
+    lowdim = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]
+    config = {"cameras": list(RGBD_CAMERAS), "use_depth": True, "lowdim_keys": lowdim, "derived_features": [],
+              "image_shape": [84, 84], "crop_shape": [76, 76], "down_dims": [16, 32], "step_embed_dim": 16,
+              "vision_channels": [8, 8, 16], "num_keypoints": 8, "camera_feature_dim": 16,
+              "sampler": "rti", "rti_steps": 3, "rti_initial_steps": 5, "device": "cpu", "seed": seed}
+    h, w = image_hw
+    obs_spec = {k: FeatureSpec([arrays[k].shape[1]], "float32", "lowdim") for k in lowdim}
+    for cam in RGBD_CAMERAS:
+        obs_spec[f"{cam}_rgb"] = FeatureSpec([h, w, 3], "uint8", "rgb")
+        obs_spec[f"{cam}_depth"] = FeatureSpec([h, w], "float32", "depth")
+    space = ActionSpace(names=["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"], low=[-1.0] * 7,
+                        high=[1.0] * 7, kind="eef_delta", discrete=[6])
+    torch.manual_seed(seed)
+    policy = make_policy("diffusion", config, stats_from_arrays(arrays), space, obs_spec)
+    return save_checkpoint(policy, folder, meta={"note": TINY_RGBD_NOTE, "trained": False})
 
 
+def respec_checkpoint(src, dst, image_hw) -> Path:
+    """Copy of checkpoint `src` whose obs_spec lists its camera images at image_hw (H, W)."""
+    src, dst = Path(src), Path(dst)
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    cfg = json.loads((dst / "config.json").read_text())
+    for key, feat in cfg["obs_spec"].items():
+        if feat.get("kind") == "rgb" or key.endswith("_rgb"):
+            feat["shape"] = [image_hw[0], image_hw[1], 3]
+        elif feat.get("kind") == "depth" or key.endswith("_depth"):
+            feat["shape"] = [image_hw[0], image_hw[1]]
+    (dst / "config.json").write_text(json.dumps(cfg, indent=1))
+    return dst
+
+
+def image_hw_of(spec: dict):
+    for key, f in spec.items():
+        if key.endswith("_rgb") or getattr(f, "kind", "") == "rgb":
+            return tuple(f.shape[:2])
+    return None
+
+
+# ---------------------------------------------------------------------------------------- in-process
 def synthetic_obs(spec: dict, rng) -> dict:
     """Plausible values for every key (Lift-like state; random images so no compression tricks help)."""
     base = {"robot0_eef_pos": [-0.1, 0.0, 1.0], "robot0_eef_quat": [1.0, 0.0, 0.0, 0.0],
@@ -110,11 +155,22 @@ def in_process(policy, obs, ticks: int) -> dict:
     return _pct(ts)
 
 
+def overhead(ros: dict, inproc: dict) -> dict:
+    """ROS round trip minus in-process act(), ms and as a ratio, at p50 and p99."""
+    out = {}
+    for q in ("p50", "p99"):
+        if ros.get(q) is None or inproc.get(q) is None:
+            continue
+        out[f"{q}_ms"] = round(ros[q] - inproc[q], 3)
+        out[f"{q}_ratio"] = round(ros[q] / inproc[q], 3) if inproc[q] > 0 else None
+    return out
+
+
 # ---------------------------------------------------------------------------------------- robot side
 class RobotSide:
     """Publishes observations and times the chunks that answer them."""
 
-    def __init__(self, spec: dict, cameras, obs: dict):
+    def __init__(self, spec: dict, obs: dict):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseStamped
@@ -122,17 +178,20 @@ class RobotSide:
         from trajectory_msgs.msg import JointTrajectory
 
         from ros_nodes import convert as C
+        from ros_nodes import policy_io
         from ros_nodes.common import CHUNK_QOS, SENSOR_QOS, STATE_QOS, make_executor
-        self.C, self.rclpy, self.spec, self.cameras, self.obs = C, rclpy, spec, cameras, obs
+        plan = policy_io.plan_inputs(spec)
+        self.C, self.rclpy, self.spec, self.obs = C, rclpy, spec, obs
+        self.cameras = plan.cameras
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         n = self.node = rclpy.create_node("bench_robot", context=self.context)
         self.pubs = {"joint": n.create_publisher(JointState, "/joint_states", STATE_QOS),
                      "ee": n.create_publisher(PoseStamped, "/ee_pose", STATE_QOS)}
-        self.objects = sorted({k.rsplit("_", 1)[0] for k in spec if k.endswith("_pos") and not k.startswith("robot0")})
+        self.objects = sorted(plan.objects)
         for o in self.objects:
             self.pubs[o] = n.create_publisher(PoseStamped, f"/objects/{o}/pose", STATE_QOS)
-        for cam in cameras:
+        for cam in self.cameras:
             self.pubs[cam] = (n.create_publisher(Image, f"/{cam}/color/image_raw", SENSOR_QOS),
                               n.create_publisher(Image, f"/{cam}/aligned_depth_to_color/image_raw", SENSOR_QOS),
                               n.create_publisher(CameraInfo, f"/{cam}/color/camera_info", SENSOR_QOS))
@@ -174,15 +233,16 @@ class RobotSide:
         self.pubs["ee"].publish(C.pose_msg(o.get("robot0_eef_pos", np.zeros(3)),
                                            o.get("robot0_eef_quat", np.array([0, 0, 0, 1.0])), stamp, "base"))
         for obj in self.objects:
-            self.pubs[obj].publish(C.pose_msg(o[f"{obj}_pos"], o.get(f"{obj}_quat", np.array([0, 0, 0, 1.0])),
-                                              stamp, "base"))
+            self.pubs[obj].publish(C.pose_msg(o.get(f"{obj}_pos", np.zeros(3)),
+                                              o.get(f"{obj}_quat", np.array([0, 0, 0, 1.0])), stamp, "base"))
         for cam in self.cameras:
             rgb_pub, depth_pub, info_pub = self.pubs[cam]
             h, w = o[f"{cam}_rgb"].shape[:2]
             info_pub.publish(C.camera_info_msg({"K": [[w, 0, w / 2], [0, w, h / 2], [0, 0, 1]], "width": w, "height": h},
                                                stamp, cam))
-            depth_pub.publish(C.depth_to_image(o[f"{cam}_depth"], stamp, cam))
-            rgb_pub.publish(C.rgb_to_image(o[f"{cam}_rgb"], stamp, cam))
+            if f"{cam}_depth" in o:
+                depth_pub.publish(C.depth_to_image(o[f"{cam}_depth"], stamp, cam))
+            rgb_pub.publish(C.rgb_to_image(o[f"{cam}_rgb"], stamp, cam))   # last: the node's anchor
         return round(t, 6)
 
     def close(self):
@@ -191,111 +251,162 @@ class RobotSide:
         self._thread.join(timeout=2)
 
 
-def run_scenario(name: str, args, policy_inproc, run_dir: Path) -> dict:
-    from ros_nodes.graph import describe
-    from ros_nodes.launcher import GraphProcesses
-    sc = SCENARIOS[name]
-    spec = policy_inproc.obs_spec if not sc["cameras"] else WithCameras(policy_inproc, sc["cameras"], sc["h"], sc["w"]).obs_spec
-    obs = synthetic_obs(spec, np.random.default_rng(0))
-    result = {"scenario": name, "in_process_ms": in_process(policy_inproc, obs, min(args.ticks, 200))}
-
-    env = dict(os.environ, POLICY_STACK_ALLOW_PYFILE_POLICY="1", **{_ENV_SCENARIO: name, _ENV_POLICY: args.policy,
-                                                                   _ENV_DEVICE: args.device})
-    graph = describe({"sim": "true", "cameras": "", "depth": "false", "device": args.device, "rate_hz": str(args.rate),
-                      "policy": f"pyfile:{Path(__file__).resolve()}:make_policy"})
-    procs = GraphProcesses(graph, run_dir / name, env=env, out=sys.stderr if args.verbose else open(os.devnull, "w"))
-    procs.start(only={"inference_node"})      # this process plays the robot instead of the sim node
-    robot = RobotSide(spec, sc["cameras"], obs)
-    try:
-        period = 1.0 / args.rate
-        deadline = time.time() + 120          # start-up: imports, checkpoint, discovery
-        while not robot.received and time.time() < deadline:
-            robot.publish()
-            time.sleep(period)
-        if not robot.received:
-            raise RuntimeError(f"{name}: no chunk within 120 s (node log: {list(procs.tails.get('inference_node', []))[-5:]})")
-        duration = args.soak if args.soak else args.ticks * period
-        sent, windows, t0 = [], [], time.time()
-        rss0 = _rss(procs, "inference_node")
-        next_t = time.time()
-        while time.time() - t0 < duration:
-            sent.append(robot.publish())
-            next_t += period
-            time.sleep(max(0.0, next_t - time.time()))
-            if args.soak and time.time() - t0 >= 60 * (len(windows) + 1):
-                windows.append(_rss(procs, "inference_node"))     # node memory at each minute mark
-        time.sleep(0.5)                         # let the last answers land
-        with robot.lock:
-            lat = [(robot.received[s] - s) * 1e3 for s in sent if s in robot.received]
-        result.update(ros_roundtrip_ms=_pct(lat), sent=len(sent), answered=len(lat),
-                      answered_fraction=round(len(lat) / max(1, len(sent)), 4),
-                      node_status={k: v for k, v in robot.status.items()
-                                   if k in ("latency_p50_ms", "latency_p99_ms", "holds", "chunks") or k.startswith("events.")})
-        if lat:
-            result["ros_overhead_p50_ms"] = round(result["ros_roundtrip_ms"]["p50"] - result["in_process_ms"]["p50"], 3)
-        if args.soak:
-            result.update(windows=_windows(robot, sent, t0, windows), rss_start_mb=rss0,
-                          rss_end_mb=_rss(procs, "inference_node"))
-    finally:
-        robot.close()
-        procs.stop()
-    return result
-
-
-def _windows(robot, sent, t0, rss_marks) -> list[dict]:
-    """Soak: round trip and answered fraction per minute, with the node's memory at the minute mark."""
-    out = []
-    for i, rss in enumerate(rss_marks):
-        part = [s for s in sent if t0 + 60 * i <= s < t0 + 60 * (i + 1)]
-        with robot.lock:
-            lat = [(robot.received[s] - s) * 1e3 for s in part if s in robot.received]
-        out.append({"minute": i + 1, "roundtrip_ms": _pct(lat),
-                    "answered_fraction": round(len(lat) / max(1, len(part)), 4), "node_rss_mb": rss})
-    return out
-
-
-def _rss(procs, name):
+def _rss_mb(pid) -> float | None:
     try:
         import psutil
-        return round(psutil.Process(procs.procs[name].pid).memory_info().rss / 2**20, 1)
+        return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
     except Exception:
         return None
 
 
+def run_scenario(name: str, policy_spec: str, policy_inproc, args, run_dir: Path) -> dict:
+    from ros_nodes.graph import describe
+    from ros_nodes.launcher import GraphProcesses
+    spec = dict(policy_inproc.obs_spec)
+    obs = synthetic_obs(spec, np.random.default_rng(0))
+    result = {"scenario": name, "policy": policy_spec or "(shipped default)", "image_hw": image_hw_of(spec),
+              "in_process_ms": in_process(policy_inproc, obs, min(args.ticks, 200))}
+
+    graph = describe({"sim": "true", "cameras": "", "depth": "false", "device": args.device, "rate_hz": str(args.rate),
+                      "policy": policy_spec})
+    procs = GraphProcesses(graph, run_dir / name, env=dict(os.environ),
+                           out=sys.stderr if args.verbose else open(os.devnull, "w"))
+    procs.start(only={"inference_node"})      # this process plays the robot instead of the sim node
+    node_pid, own_pid = procs.procs["inference_node"].pid, os.getpid()
+    robot = RobotSide(spec, obs)
+    try:
+        period = 1.0 / args.rate
+        deadline = time.time() + 120          # start-up: imports, checkpoint, discovery
+        while not robot.received and time.time() < deadline:
+            if procs.poll()["inference_node"] is not None:
+                raise RuntimeError(f"{name}: inference node exited ({list(procs.tails['inference_node'])[-5:]})")
+            robot.publish()
+            time.sleep(period)
+        if not robot.received:
+            raise RuntimeError(f"{name}: no chunk within 120 s (node log: {list(procs.tails.get('inference_node', []))[-5:]})")
+        time.sleep(0.3)                         # the start-up answers land before timing starts
+        duration = args.soak if args.soak else args.ticks * period
+        window_s = args.soak_window
+        sent, windows, late = [], [], 0
+        rss0 = {"node": _rss_mb(node_pid), "robot_side": _rss_mb(own_pid)}
+        t0 = next_t = time.time()
+        while time.time() - t0 < duration:
+            if time.time() - next_t > period:
+                late += 1                       # this tick starts more than one period late
+            sent.append(robot.publish())
+            next_t += period
+            time.sleep(max(0.0, next_t - time.time()))
+            if args.soak and time.time() - t0 >= window_s * (len(windows) + 1):
+                windows.append({"node": _rss_mb(node_pid), "robot_side": _rss_mb(own_pid)})
+        time.sleep(0.5)                         # let the last answers land
+        with robot.lock:
+            lat = [(robot.received[s] - s) * 1e3 for s in sent if s in robot.received]
+        ros = _pct(lat)
+        result.update(ros_roundtrip_ms=ros, sent=len(sent), answered=len(lat),
+                      answered_fraction=round(len(lat) / max(1, len(sent)), 4),
+                      missed_ticks=len(sent) - len(lat), late_ticks=late,
+                      overhead_ros_minus_inprocess=overhead(ros, result["in_process_ms"]),
+                      node_status={k: v for k, v in robot.status.items()
+                                   if k in ("latency_p50_ms", "latency_p99_ms", "holds", "chunks", "sampler", "steps")
+                                   or k.startswith("events.")})
+        if args.soak:
+            rss1 = {"node": _rss_mb(node_pid), "robot_side": _rss_mb(own_pid)}
+            result.update(windows=_windows(robot, sent, t0, windows, window_s), rss_start_mb=rss0, rss_end_mb=rss1,
+                          rss_growth_mb={k: round(rss1[k] - rss0[k], 1) if rss0[k] is not None and rss1[k] is not None
+                                         else None for k in rss0})
+    finally:
+        robot.close()
+        codes = procs.stop()
+    result["node_exit_code"] = codes.get("inference_node")
+    return result
+
+
+def _windows(robot, sent, t0, rss_marks, window_s) -> list[dict]:
+    """Soak: round trip, answered fraction and both processes' memory per window."""
+    out = []
+    for i, rss in enumerate(rss_marks):
+        part = [s for s in sent if t0 + window_s * i <= s < t0 + window_s * (i + 1)]
+        with robot.lock:
+            lat = [(robot.received[s] - s) * 1e3 for s in part if s in robot.received]
+        out.append({"window": i + 1, "end_s": round(window_s * (i + 1), 1), "roundtrip_ms": _pct(lat),
+                    "sent": len(part), "missed": len(part) - len(lat),
+                    "answered_fraction": round(len(lat) / max(1, len(part)), 4), "rss_mb": rss})
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--policy", default="", help="checkpoint folder (default: shipped) or pyfile: hook")
+    p.add_argument("--policy", default="", help="low-dim checkpoint folder (default: the shipped one)")
+    p.add_argument("--rgbd-policy", default="",
+                   help="RGB-D checkpoint folder for the rgbd scenarios (default: build a tiny random one)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--scenario", action="append", choices=list(SCENARIOS), help="repeatable; default: all")
+    p.add_argument("--scenario", action="append", choices=list(SCENARIOS) + list(ALIASES),
+                   help="repeatable; default: all")
     p.add_argument("--ticks", type=int, default=100, help="observations per scenario (default 100)")
     p.add_argument("--rate", type=float, default=20.0, help="observation rate, Hz")
     p.add_argument("--soak", type=float, default=0.0, help="soak: run each scenario this many seconds")
+    p.add_argument("--soak-window", type=float, default=60.0, help="soak: window length, s (default 60)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch intra-op threads for BOTH the node and the in-process timing (default: torch's "
+                        "default here; on a shared/loaded box use 1, oversubscribed threads stall for seconds)")
     p.add_argument("--domain-id", type=int, default=None)
     p.add_argument("--out", default="", help="also write the JSON here")
     p.add_argument("--verbose", action="store_true", help="stream the node's log to stderr")
     args = p.parse_args(argv)
     os.environ["ROS_DOMAIN_ID"] = str(args.domain_id if args.domain_id is not None else random.randint(1, 99))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"   # as the (sim) graph's nodes
-    os.environ["POLICY_STACK_ALLOW_PYFILE_POLICY"] = "1"
-    scenarios = args.scenario or list(SCENARIOS)
+    scenarios = list(dict.fromkeys(ALIASES.get(s, s) for s in (args.scenario or SCENARIOS)))
     # One transport for the whole run: Fast DDS keeps the first participant's transport settings for
     # the process, so it cannot change between scenarios. Images need LARGE_DATA (notes/ros2.md).
-    if any(SCENARIOS[s]["cameras"] for s in scenarios):
+    if any(SCENARIOS[s]["h"] for s in scenarios):
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+    import torch
+    # The node and the in-process timing must run with the same thread count or the comparison is void.
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    os.environ["OMP_NUM_THREADS"] = str(threads)    # read by torch in the node process at import
     from ros_nodes import policy_io
-    policy = policy_io.load(args.policy, device=args.device)
     run_dir = Path(tempfile.mkdtemp(prefix="bench_ros_"))
-    results = [run_scenario(s, args, policy, run_dir) for s in scenarios]
-    report = {"bench": "ros_roundtrip", "policy": args.policy or "(shipped default)", "device": args.device,
-              "rate_hz": args.rate, "ticks": args.ticks,
-              "transport": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "default (UDPv4+SHM)"), "soak_s": args.soak, "executor": os.environ.get(
-                  "POLICY_STACK_EXECUTOR", "events"), "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                  "load_avg_1m": round(os.getloadavg()[0], 2)}, "results": results}
+    rgbd_note = None
+    results = []
+    try:
+        for s in scenarios:
+            sc = SCENARIOS[s]
+            if not sc["h"]:
+                spec = args.policy
+            elif args.rgbd_policy:
+                rgbd_note = "given (--rgbd-policy)"
+                spec = args.rgbd_policy
+                if not spec.startswith(policy_io.PYFILE_PREFIX):
+                    have = image_hw_of(policy_io.obs_spec_of(spec))
+                    if have != (sc["h"], sc["w"]):
+                        spec = str(respec_checkpoint(spec, run_dir / f"rgbd_{sc['h']}x{sc['w']}", (sc["h"], sc["w"])))
+            else:
+                rgbd_note = TINY_RGBD_NOTE
+                spec = str(build_tiny_rgbd_checkpoint(run_dir / f"tiny_rgbd_{sc['h']}x{sc['w']}", (sc["h"], sc["w"])))
+            policy = policy_io.load(spec, device=args.device)
+            try:
+                results.append(run_scenario(s, spec, policy, args, run_dir))
+            except RuntimeError as exc:
+                results.append({"scenario": s, "policy": spec or "(shipped default)", "error": str(exc)})
+    finally:
+        if not args.verbose:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    report = {"bench": "ros_roundtrip", "lowdim_policy": args.policy or "(shipped default)",
+              "rgbd_policy": args.rgbd_policy or ("tiny random (built per run)" if rgbd_note else None),
+              "rgbd_policy_note": rgbd_note, "device": args.device,
+              "rate_hz": args.rate, "ticks": args.ticks, "soak_s": args.soak, "torch_threads": threads,
+              "transport": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "default (UDPv4+SHM)"),
+              "executor": os.environ.get("POLICY_STACK_EXECUTOR", "events"),
+              "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "load_avg_1m": round(os.getloadavg()[0], 2)},
+              "results": results}
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:
         Path(args.out).write_text(text)
-    return 0
+    return 0 if all("error" not in r for r in results) else 1
 
 
 if __name__ == "__main__":
