@@ -13,6 +13,7 @@ Any failed step publishes a hold (empty JointTrajectory) once and reports it in 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -40,7 +41,14 @@ class InferenceNode(Node):
     def __init__(self, **kwargs):
         super().__init__("inference_node", **kwargs)
         p = self.p = declare_parameters(self, "inference_node")
-        self.get_logger().info(f"loading policy {p['policy'] or '(shipped default)'} on {p['device']} ({p['backend']})")
+        threads = p["torch_threads"]
+        if not threads and "OMP_NUM_THREADS" not in os.environ and (os.cpu_count() or 1) <= 4:
+            threads = 1   # auto on small machines: the robot side and DDS need the other core(s)
+        if threads:
+            import torch  # only to cap its CPU threads; the policy itself comes from the core's loader
+            torch.set_num_threads(threads)
+        self.get_logger().info(f"loading policy {p['policy'] or '(shipped default)'} on {p['device']} ({p['backend']}), "
+                               f"torch threads {threads or 'default'}")
         self.policy = policy_io.load(p["policy"], p["device"], p["backend"], p["sampler"], p["steps"])
         self.space = self.policy.action_space
         self.spec = dict(self.policy.obs_spec)
