@@ -7,7 +7,9 @@ import contextlib
 import numpy as np
 import torch
 
-from policy_stack.nn.preprocess import validate_observation
+from policy_stack.nn.preprocess import ObsPreprocessor, validate_observation
+from policy_stack.normalize import ACTION_KEY, Normalizer
+from policy_stack.spaces import ActionSpace, FeatureSpec
 
 
 def resolve_device(device: str) -> torch.device:
@@ -23,9 +25,72 @@ def as_tensor(value, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.asarray(value), device=device)
 
 
+def default_obs_spec(config, normalizer: Normalizer, raw_lowdim_keys: list[str]) -> dict[str, FeatureSpec]:
+    """Obs spec implied by the config and stats, for callers that do not pass one."""
+    spec = {k: FeatureSpec([normalizer.dim(k)], "float32", "lowdim") for k in raw_lowdim_keys}
+    for cam in config.cameras:
+        spec[f"{cam}_rgb"] = FeatureSpec([*config.image_shape, 3], "uint8", "rgb")
+        if config.use_depth:
+            spec[f"{cam}_depth"] = FeatureSpec(list(config.image_shape), "float32", "depth")
+    return spec
+
+
 class ChunkPolicyMixin:
-    """Needs: self.preprocessor, self.obs_spec, self.config (n_obs_steps, binarize_discrete),
-    self._history (deque, maxlen To), self.action_space, self.discrete_dims, nn.Module's training/eval."""
+    """Mixed in before nn.Module. `_init_observation_side` sets config, action_space, normalizer,
+    preprocessor, obs_spec, action_dim; subclasses add self._history (deque, maxlen To),
+    self.discrete_dims and self.device_."""
+
+    def _init_observation_side(self, config, stats: dict | Normalizer, action_space: ActionSpace,
+                               obs_spec: dict[str, FeatureSpec] | None) -> None:
+        self.config = config
+        self.action_space = action_space
+        self.normalizer = stats if isinstance(stats, Normalizer) else Normalizer(stats, depth_max_m=config.depth_max_m)
+        self.preprocessor = ObsPreprocessor(self.normalizer, config.lowdim_keys, config.derived_features,
+                                            config.cameras, config.use_depth, config.image_shape)
+        self.obs_spec = self._check_obs_spec(obs_spec)
+        self.action_dim = action_space.dim
+        if not self.normalizer.has(ACTION_KEY):
+            raise ValueError(f"normalization stats lack {ACTION_KEY!r}")
+        if self.normalizer.dim(ACTION_KEY) != self.action_dim:
+            raise ValueError(f"action stats have {self.normalizer.dim(ACTION_KEY)} dims, action space has {self.action_dim}")
+
+    def _check_obs_spec(self, obs_spec) -> dict[str, FeatureSpec]:
+        required = self.preprocessor.required_keys
+        if obs_spec is None:
+            return default_obs_spec(self.config, self.normalizer, self.preprocessor.raw_lowdim_keys)
+        missing = [k for k in required if k not in obs_spec]
+        if missing:
+            raise ValueError(f"obs_spec lacks key(s) the policy needs: {missing}")
+        spec = {k: obs_spec[k] if isinstance(obs_spec[k], FeatureSpec) else FeatureSpec(**obs_spec[k]) for k in required}
+        for k in self.preprocessor.raw_lowdim_keys:
+            if int(np.prod(spec[k].shape)) != self.normalizer.dim(k):
+                raise ValueError(f"obs_spec {k!r} shape {spec[k].shape} disagrees with its stats ({self.normalizer.dim(k)} dims)")
+        return spec
+
+    @property
+    def device(self) -> torch.device:
+        return self.device_
+
+    def to(self, *args, **kwargs):
+        out = super().to(*args, **kwargs)
+        param = next(self.parameters(), None)
+        if param is not None:
+            self.device_ = param.device
+        return out
+
+    @property
+    def info(self) -> dict:
+        """Last tick's diagnostics (latency_ms, sampler, steps, ...)."""
+        return dict(self._info)
+
+    def preprocess(self, raw_obs: dict) -> dict[str, torch.Tensor]:
+        """Raw histories {k: (B, To, ...)} (numpy or torch) -> normalized inputs on the policy device."""
+        return self.preprocessor({k: as_tensor(raw_obs[k], self.device) for k in self.preprocessor.required_keys
+                                  if k in raw_obs})
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        return torch.optim.AdamW(self.parameters(), lr=c.lr, betas=c.adam_betas, weight_decay=c.weight_decay)
 
     def observe(self, obs: dict[str, np.ndarray]) -> None:
         """Record an observation without planning (a step executed from the current chunk), so the

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from policy_stack.nn.obs_encoder import ObservationEncoder
-from policy_stack.nn.preprocess import ObsPreprocessor
 from policy_stack.nn.unet1d import ConditionalUnet1D
 from policy_stack.normalize import ACTION_KEY, Normalizer
 from policy_stack.policies.base import Policy
@@ -26,16 +25,6 @@ from policy_stack.policies.diffusion.config import DiffusionConfig
 from policy_stack.sampling import NoiseSchedule, RTISampler, Sampler, make_sampler
 from policy_stack.spaces import ActionSpace, FeatureSpec
 
-
-
-def default_obs_spec(config: DiffusionConfig, normalizer: Normalizer, raw_lowdim_keys: list[str]) -> dict[str, FeatureSpec]:
-    """Obs spec implied by the config and stats, for callers that do not pass one."""
-    spec = {k: FeatureSpec([normalizer.dim(k)], "float32", "lowdim") for k in raw_lowdim_keys}
-    for cam in config.cameras:
-        spec[f"{cam}_rgb"] = FeatureSpec([*config.image_shape, 3], "uint8", "rgb")
-        if config.use_depth:
-            spec[f"{cam}_depth"] = FeatureSpec(list(config.image_shape), "float32", "depth")
-    return spec
 
 
 class TorchBackend:
@@ -59,17 +48,7 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
     def __init__(self, config: DiffusionConfig, stats: dict | Normalizer, action_space: ActionSpace,
                  obs_spec: dict[str, FeatureSpec] | None = None):
         super().__init__()
-        self.config = config
-        self.action_space = action_space
-        self.normalizer = stats if isinstance(stats, Normalizer) else Normalizer(stats, depth_max_m=config.depth_max_m)
-        self.preprocessor = ObsPreprocessor(self.normalizer, config.lowdim_keys, config.derived_features,
-                                            config.cameras, config.use_depth, config.image_shape)
-        self.obs_spec = self._check_obs_spec(obs_spec)
-        self.action_dim = action_space.dim
-        if not self.normalizer.has(ACTION_KEY):
-            raise ValueError(f"normalization stats lack {ACTION_KEY!r}")
-        if self.normalizer.dim(ACTION_KEY) != self.action_dim:
-            raise ValueError(f"action stats have {self.normalizer.dim(ACTION_KEY)} dims, action space has {self.action_dim}")
+        self._init_observation_side(config, stats, action_space, obs_spec)
 
         lowdim_dims = {k: self.normalizer.dim(k) for k in self.preprocessor.feature_keys}
         self.obs_encoder = ObservationEncoder(lowdim_dims, config.n_obs_steps, config.cameras, config.use_depth,
@@ -90,19 +69,6 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
         self.sampler: Sampler = self._build_sampler()
 
     # ------------------------------------------------------------------ construction helpers
-    def _check_obs_spec(self, obs_spec):
-        required = self.preprocessor.required_keys
-        if obs_spec is None:
-            return default_obs_spec(self.config, self.normalizer, self.preprocessor.raw_lowdim_keys)
-        missing = [k for k in required if k not in obs_spec]
-        if missing:
-            raise ValueError(f"obs_spec lacks key(s) the policy needs: {missing}")
-        spec = {k: obs_spec[k] if isinstance(obs_spec[k], FeatureSpec) else FeatureSpec(**obs_spec[k]) for k in required}
-        for k in self.preprocessor.raw_lowdim_keys:
-            if int(np.prod(spec[k].shape)) != self.normalizer.dim(k):
-                raise ValueError(f"obs_spec {k!r} shape {spec[k].shape} disagrees with its stats ({self.normalizer.dim(k)} dims)")
-        return spec
-
     def _build_sampler(self, config: DiffusionConfig | None = None) -> Sampler:
         c = config or self.config
         guess_value = None
@@ -114,17 +80,6 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
                             rti_initial=c.rti_initial_sampler, rti_initial_steps=c.rti_initial_steps,
                             shift=c.n_action_steps, discrete_dims=self.discrete_dims, discrete_guess_value=guess_value,
                             rti_step_mode=c.rti_step_mode)
-
-    @property
-    def device(self) -> torch.device:
-        return self.device_
-
-    def to(self, *args, **kwargs):
-        out = super().to(*args, **kwargs)
-        param = next(self.parameters(), None)
-        if param is not None:
-            self.device_ = param.device
-        return out
 
     # ------------------------------------------------------------------ runtime switches
     def set_sampler(self, name: str, steps: int | None = None, start_level: int | None = None) -> None:
@@ -237,16 +192,7 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
             return (err * valid).sum() / (valid.sum() * self.action_dim).clamp_min(1.0)
         return err.mean()
 
-    @property
-    def info(self) -> dict:
-        return dict(self._info)
-
     # ------------------------------------------------------------------ pieces other code reuses
-    def preprocess(self, raw_obs: dict) -> dict[str, torch.Tensor]:
-        """Raw histories {k: (B, To, ...)} (numpy or torch) -> normalized inputs on the policy device."""
-        return self.preprocessor({k: as_tensor(raw_obs[k], self.device) for k in self.preprocessor.required_keys
-                                  if k in raw_obs})
-
     def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
         a = self.normalizer.normalize(ACTION_KEY, action.to(torch.float32))
         if self.discrete_dims and self.config.discrete_action_scale != 1.0:
@@ -259,10 +205,6 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
             action = action.clone()
             action[..., self.discrete_dims] *= self.config.discrete_action_scale
         return self.normalizer.unnormalize(ACTION_KEY, action)
-
-    def make_optimizer(self) -> torch.optim.Optimizer:
-        c = self.config
-        return torch.optim.AdamW(self.parameters(), lr=c.lr, betas=c.adam_betas, weight_decay=c.weight_decay)
 
     # ------------------------------------------------------------------ internals
     def _stateless_sampler(self) -> Sampler:

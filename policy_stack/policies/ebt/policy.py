@@ -19,28 +19,16 @@ import torch
 from torch import nn
 
 from policy_stack.nn.obs_encoder import ObservationEncoder
-from policy_stack.nn.preprocess import ObsPreprocessor
 from policy_stack.normalize import ACTION_KEY, Normalizer
 from policy_stack.policies.base import Policy
 from policy_stack.policies.common import ChunkPolicyMixin, as_tensor, resolve_device
 from policy_stack.policies.ebt.config import EBTConfig
+from policy_stack.sampling.samplers import shift_and_pad as shift_warm_start  # RTI-style shift, shared
 from policy_stack.policies.ebt.descent import DescentTrace, EnergyDescent
 from policy_stack.policies.ebt.energy import ActionEnergyDecoder, ConditionTokens
 from policy_stack.spaces import ActionSpace, FeatureSpec
 
 
-
-
-def shift_warm_start(chunk: torch.Tensor, shift: int) -> torch.Tensor:
-    """(B, Tp, A) previous solution -> next tick's start: drop the `shift` executed steps, repeat the last.
-
-    RTI-DP's `cat([guess[:, k:], guess[:, -1:] repeated k])`: time has moved on by `shift` control steps,
-    and the best guess for the new tail is to hold the last planned action."""
-    if shift <= 0:
-        return chunk.clone()
-    shift = min(shift, chunk.shape[1])
-    tail = chunk[:, -1:].expand(-1, shift, -1)
-    return torch.cat([chunk[:, shift:], tail], dim=1)
 
 
 class EBTPolicy(ChunkPolicyMixin, nn.Module, Policy):
@@ -49,17 +37,7 @@ class EBTPolicy(ChunkPolicyMixin, nn.Module, Policy):
     def __init__(self, config: EBTConfig, stats: dict | Normalizer, action_space: ActionSpace,
                  obs_spec: dict[str, FeatureSpec] | None = None):
         super().__init__()
-        self.config = config
-        self.action_space = action_space
-        self.normalizer = stats if isinstance(stats, Normalizer) else Normalizer(stats, depth_max_m=config.depth_max_m)
-        self.preprocessor = ObsPreprocessor(self.normalizer, config.lowdim_keys, config.derived_features,
-                                            config.cameras, config.use_depth, config.image_shape)
-        self.obs_spec = self._check_obs_spec(obs_spec)
-        self.action_dim = action_space.dim
-        if not self.normalizer.has(ACTION_KEY):
-            raise ValueError(f"normalization stats lack {ACTION_KEY!r}")
-        if self.normalizer.dim(ACTION_KEY) != self.action_dim:
-            raise ValueError(f"action stats have {self.normalizer.dim(ACTION_KEY)} dims, action space has {self.action_dim}")
+        self._init_observation_side(config, stats, action_space, obs_spec)
         self.discrete_dims = list(action_space.discrete)
 
         c = config
@@ -83,36 +61,6 @@ class EBTPolicy(ChunkPolicyMixin, nn.Module, Policy):
         self.last_loss_info: dict[str, float] = {}
 
     # ------------------------------------------------------------------ construction helpers
-    def _check_obs_spec(self, obs_spec) -> dict[str, FeatureSpec]:
-        required = self.preprocessor.required_keys
-        if obs_spec is None:   # implied by the config and the stats
-            spec = {k: FeatureSpec([self.normalizer.dim(k)], "float32", "lowdim")
-                    for k in self.preprocessor.raw_lowdim_keys}
-            for cam in self.config.cameras:
-                spec[f"{cam}_rgb"] = FeatureSpec([*self.config.image_shape, 3], "uint8", "rgb")
-                if self.config.use_depth:
-                    spec[f"{cam}_depth"] = FeatureSpec(list(self.config.image_shape), "float32", "depth")
-            return spec
-        missing = [k for k in required if k not in obs_spec]
-        if missing:
-            raise ValueError(f"obs_spec lacks key(s) the policy needs: {missing}")
-        spec = {k: obs_spec[k] if isinstance(obs_spec[k], FeatureSpec) else FeatureSpec(**obs_spec[k]) for k in required}
-        for k in self.preprocessor.raw_lowdim_keys:
-            if int(np.prod(spec[k].shape)) != self.normalizer.dim(k):
-                raise ValueError(f"obs_spec {k!r} shape {spec[k].shape} disagrees with its stats ({self.normalizer.dim(k)} dims)")
-        return spec
-
-    @property
-    def device(self) -> torch.device:
-        return self.device_
-
-    def to(self, *args, **kwargs):
-        out = super().to(*args, **kwargs)
-        param = next(self.parameters(), None)
-        if param is not None:
-            self.device_ = param.device
-        return out
-
     # ------------------------------------------------------------------ Policy interface
     def reset(self, seed: int | None = None) -> None:
         """New episode: clear the observation history and the warm start; optionally reseed the start noise."""
@@ -200,16 +148,7 @@ class EBTPolicy(ChunkPolicyMixin, nn.Module, Policy):
             "step_size": float(self.descent.step_size.detach())}
         return loss
 
-    @property
-    def info(self) -> dict:
-        return dict(self._info)
-
     # ------------------------------------------------------------------ pieces other code reuses
-    def preprocess(self, raw_obs: dict) -> dict[str, torch.Tensor]:
-        """Raw histories {k: (B, To, ...)} (numpy or torch) -> normalized inputs on the policy device."""
-        return self.preprocessor({k: as_tensor(raw_obs[k], self.device) for k in self.preprocessor.required_keys
-                                  if k in raw_obs})
-
     def encode(self, obs_norm: dict[str, torch.Tensor]) -> torch.Tensor:
         """Normalized histories -> condition tokens (B, To, d_model); computed once per decision."""
         feats = self.obs_encoder(obs_norm)
@@ -230,10 +169,6 @@ class EBTPolicy(ChunkPolicyMixin, nn.Module, Policy):
 
     def unnormalize_action(self, action: torch.Tensor) -> torch.Tensor:
         return self.normalizer.unnormalize(ACTION_KEY, action)
-
-    def make_optimizer(self) -> torch.optim.Optimizer:
-        c = self.config
-        return torch.optim.AdamW(self.parameters(), lr=c.lr, betas=c.adam_betas, weight_decay=c.weight_decay)
 
     # ------------------------------------------------------------------ internals
     def _noise(self, batch: int) -> torch.Tensor:
