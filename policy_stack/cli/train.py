@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cameras for --obs rgbd/rgb")
     p.add_argument("--lowdim-keys", nargs="+", default=[], help="low-dim keys (default: eef pose, gripper, objects)")
     p.add_argument("--steps", type=int, default=20000, help="optimizer steps")
+    p.add_argument("--time-budget", type=float, default=0.0, metavar="MINUTES",
+                   help="stop planning steps beyond this wall-clock budget: the first steps are timed and "
+                        "--steps is lowered so the LR schedule completes in time (0 = off)")
     p.add_argument("--batch", type=int, default=256, help="batch size per process")
     p.add_argument("--lr", type=float, default=None, help="peak LR (default: the policy config's, 1e-4)")
     p.add_argument("--weight-decay", type=float, default=None)
@@ -68,7 +71,8 @@ def config_from_args(args):
     return TrainConfig(
         policy=args.policy, data=str(Path(args.data).resolve()), out=str(Path(args.out).resolve()),
         obs=args.obs, cameras=list(args.cameras), lowdim_keys=list(args.lowdim_keys), steps=args.steps,
-        batch=args.batch, lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,
+        batch=args.batch, time_budget_s=60.0 * max(0.0, args.time_budget), lr=args.lr,
+        weight_decay=args.weight_decay, warmup=args.warmup,
         grad_clip=args.grad_clip, seed=args.seed, ckpt_every=max(1, args.ckpt_every), keep=max(1, args.keep),
         eval_every=max(0, args.eval_every), eval_episodes=args.eval_episodes, eval_workers=args.eval_workers,
         eval_max_steps=args.eval_max_steps, env=args.env, workers=args.workers, log_every=max(1, args.log_every),

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 # (where to log, how often to evaluate, how many loader workers, the step budget to reach).
 RESUME_MUTABLE = {"out", "steps", "eval_every", "eval_episodes", "eval_workers", "workers", "log_every",
                   "ckpt_every", "keep", "progress", "device", "env", "eval_max_steps", "resume",
-                  "find_unused_parameters"}
+                  "find_unused_parameters", "time_budget_s"}
 
 OBS_MODES = ("lowdim", "rgbd", "rgb")
 
@@ -23,6 +23,10 @@ class TrainConfig:
     cameras: list = field(default_factory=lambda: ["agentview", "robot0_eye_in_hand"])
     lowdim_keys: list = field(default_factory=list)   # [] = every low-dim key the dataset has
     steps: int = 20000                   # optimizer steps (summed over ranks they are the same steps)
+    # Wall-clock budget for the optimizer loop in seconds (0 = none). The trainer times its first
+    # steps (inside the LR warmup, whose LR does not depend on the total) and then lowers `steps` so
+    # the run, cosine decay included, ends inside the budget: "train as well as you can in 2 hours".
+    time_budget_s: float = 0.0
     batch: int = 256                     # per-rank batch size (DP: 256 state, 64 image)
     # Optimizer: None = the policy config's value (DP: AdamW 1e-4, betas (0.95, 0.999), wd 1e-6,
     # warmup 500; notes/algorithms.md §1.8). Cosine decay to 0 at `steps` after the warmup.

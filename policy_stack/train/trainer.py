@@ -40,6 +40,12 @@ SUMMARY_FILE = "train_summary.json"
 Evaluator = Callable[[Path, int], dict]
 
 
+# --time-budget: steps of each sitting timed to estimate the rate (after the first steps' allocations),
+# and the fraction of the remaining budget planned (saving, the final snapshot and jitter need the rest)
+BUDGET_PROBE = (20, 120)
+BUDGET_SAFETY = 0.95
+
+
 class _LossModule(nn.Module):
     """DDP wraps a module and syncs gradients of what its forward() used; policies expose their
     objective as `loss(batch)`, so forward is that call."""
@@ -63,6 +69,8 @@ class Trainer:
         self.batch_in_epoch = 0
         self.last_loss = float("nan")
         self._last_saved = -1
+        self._budget_fitted = False
+        self._probe_t0 = None
 
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
@@ -161,6 +169,11 @@ class Trainer:
         self.batch_in_epoch = int(meta.get("batch_in_epoch", 0))
         self.last_loss = float(meta.get("loss", float("nan")))
         self._last_saved = self.step
+        saved_cfg = meta.get("train_config", {})
+        if self.cfg.time_budget_s > 0 and saved_cfg.get("time_budget_s", 0) > 0:
+            # the killed run already fitted its step count to the budget; keep its LR schedule
+            self.cfg.steps = int(saved_cfg["steps"])
+            self._budget_fitted = True
         return st.sub_dict(tensors, f"rng.{self.ctx.rank}.")
 
     def _open_logs(self) -> None:
@@ -200,6 +213,7 @@ class Trainer:
                     self.step += 1
                     self.batch_in_epoch += 1
                     self._after_step(loss, lr, bar)
+                    self._fit_time_budget(start_step, t_start, bar)
                     if self.step >= cfg.steps:
                         break
                 else:
@@ -216,6 +230,33 @@ class Trainer:
         if self.evaluator is not None and cfg.eval_every > 0 and self.step % cfg.eval_every:
             self._evaluate()   # final evaluation unless the last periodic one was at this very step
         return self._finish(t_start, start_step)
+
+    def _fit_time_budget(self, start_step: int, t_start: float, bar) -> None:
+        """With --time-budget: time steps PROBE[0]..PROBE[1] of this sitting, then lower cfg.steps so
+        the loop ends inside the budget. The probe lies inside the default 500-step LR warmup, whose
+        LR does not depend on the total, so the cosine decay that follows is exactly the one a run
+        started with the fitted --steps would have."""
+        cfg, ctx = self.cfg, self.ctx
+        if cfg.time_budget_s <= 0 or self._budget_fitted:
+            return
+        done = self.step - start_step
+        if done == BUDGET_PROBE[0]:
+            self._probe_t0 = time.time()
+        if done < BUDGET_PROBE[1] or self._probe_t0 is None:
+            return
+        rate = (BUDGET_PROBE[1] - BUDGET_PROBE[0]) / max(1e-9, time.time() - self._probe_t0)
+        left = cfg.time_budget_s - (time.time() - t_start)
+        fitted = self.step + int(max(0.0, left) * rate * BUDGET_SAFETY)
+        fitted = int(-ctx.all_reduce_max(-float(fitted)))   # every rank must stop at the same step
+        self._budget_fitted = True
+        if fitted < cfg.steps:
+            if ctx.is_main:
+                print(f"train: {rate:.1f} steps/s measured; --time-budget {cfg.time_budget_s / 60:.1f} min "
+                      f"-> {fitted} steps instead of {cfg.steps}", file=sys.stderr)
+            cfg.steps = max(self.step, fitted)
+            if bar is not None:
+                bar.total = cfg.steps
+                bar.refresh()
 
     def _train_step(self, batch: dict) -> float:
         loss = self.model(batch)
