@@ -32,7 +32,22 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TRAIN_STATE_FILE = "train_state.safetensors"
 NORMALIZATION_FILE = "normalization.json"
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "diffusion_lowdim_lift"
+SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
+DEFAULT_CHECKPOINT = SHIPPED_DIR / "diffusion_lowdim_lift"
+
+
+def shipped_checkpoints() -> list[str]:
+    """Names of the checkpoints inside the package (usable wherever a checkpoint folder is asked for)."""
+    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / CONFIG_FILE).is_file()) if SHIPPED_DIR.is_dir() else []
+
+
+def resolve_checkpoint(folder: str | os.PathLike) -> Path:
+    """A folder path as given, or the name of a shipped checkpoint (`diffusion_lowdim_can`) when no
+    such folder exists."""
+    folder = Path(folder)
+    if not folder.is_dir() and len(folder.parts) == 1 and (SHIPPED_DIR / folder.name / CONFIG_FILE).is_file():
+        return SHIPPED_DIR / folder.name
+    return folder
 
 
 # ---------------------------------------------------------------------------------------- configs
@@ -135,7 +150,7 @@ class Checkpoint:
 
 
 def read_config(folder: str | os.PathLike) -> dict:
-    path = Path(folder) / CONFIG_FILE
+    path = resolve_checkpoint(folder) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file missing: {path}")
     try:
@@ -161,9 +176,10 @@ def load_checkpoint(folder: str | os.PathLike, device: str = "auto", load_train_
     """Rebuild the policy stored in `folder` on `device` ("auto" = cuda if available else cpu)."""
     from policy_stack.policies import get_policy_classes, make_policy
 
-    folder = Path(folder)
+    folder = resolve_checkpoint(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"checkpoint folder not found: {folder}")
+        raise FileNotFoundError(f"checkpoint folder not found: {folder} (shipped checkpoints, usable by name: "
+                                f"{', '.join(shipped_checkpoints()) or 'none'})")
     data = read_config(folder)
     config_cls, _ = get_policy_classes(data["policy_type"])
     try:

@@ -85,7 +85,9 @@ def check_inputs(args) -> None:
         raise ValueError(f"--algo {args.algo!r}: unknown algorithm; choose from {', '.join(ALGOS)}")
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    ckpt = Path(args.policy)
+    from policy_stack.checkpoint import resolve_checkpoint
+
+    ckpt = resolve_checkpoint(args.policy)
     if not (ckpt / "config.json").is_file():
         raise FileNotFoundError(f"--policy {args.policy}: not a checkpoint folder (no config.json there)")
     if args.offline is not None and not (Path(args.offline) / "meta" / "info.json").is_file():

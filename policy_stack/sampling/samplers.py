@@ -142,8 +142,12 @@ class RTISampler(Sampler):
 
     def __init__(self, schedule: NoiseSchedule, timesteps: list[int], initial: Sampler, shift: int,
                  discrete_dims: list[int] = (), discrete_guess_value: float | None = None,
-                 step_mode: str = "jump"):
+                 step_mode: str = "jump", renoise: bool = False):
         super().__init__(schedule)
+        # renoise: forward-diffuse the warm start to K' (x = sqrt(a)·guess + sqrt(1-a)·ε) instead of
+        #   feeding the clean guess as x_K' (the paper). Not in RTI-DP: an option for tasks whose plan must
+        #   change course (PickPlaceCan's release over the bin), where the clean guess is a fixed point.
+        self.renoise = bool(renoise)
         if step_mode not in RTI_STEP_MODES:
             raise ValueError(f"rti step mode {step_mode!r} not in {RTI_STEP_MODES}")
         # jump: each evaluation takes the DDPM posterior from its level to the NEXT listed level, so a
@@ -192,6 +196,9 @@ class RTISampler(Sampler):
         else:
             x = self.warm_start(prev.to(cond.device), shift)
             levels = self._timesteps
+            if self.renoise and levels[0] > 0:
+                a = self.schedule.alpha_bar(levels[0])
+                x = a ** 0.5 * x + (1.0 - a) ** 0.5 * randn(x.shape, generator, x)
             for i, t in enumerate(levels):
                 eps = self._eval(eps_fn, x, t, cond)
                 if self.step_mode == "jump":
@@ -223,7 +230,7 @@ def make_sampler(name: str, schedule: NoiseSchedule, steps: int | None = None, *
                  rti_start_level: int = 3, rti_timesteps_list: list[int] | None = None,
                  rti_initial: str = "ddim", rti_initial_steps: int = 10, shift: int = 1,
                  discrete_dims: list[int] = (), discrete_guess_value: float | None = None,
-                 rti_step_mode: str = "jump") -> Sampler:
+                 rti_step_mode: str = "jump", rti_renoise: bool = False) -> Sampler:
     """Build a sampler by name. `steps`: network evaluations for ddpm/ddim (default 100 / 10); for rti
     it overrides rti_steps (per-tick evaluations after the first tick)."""
     if name == "ddpm":
@@ -236,5 +243,6 @@ def make_sampler(name: str, schedule: NoiseSchedule, steps: int | None = None, *
         initial = make_sampler(rti_initial, schedule, rti_initial_steps)
         levels = list(rti_timesteps_list) if rti_timesteps_list else \
             rti_timesteps(rti_start_level, steps or rti_steps, rti_step_mode)
-        return RTISampler(schedule, levels, initial, shift, discrete_dims, discrete_guess_value, rti_step_mode)
+        return RTISampler(schedule, levels, initial, shift, discrete_dims, discrete_guess_value, rti_step_mode,
+                          rti_renoise)
     raise ValueError(f"sampler {name!r} not in {SAMPLERS}")

@@ -169,3 +169,26 @@ def test_rti_jump_mode_reaches_level_zero_in_k_evaluations():
         schedule.ddpm_step = original
         assert calls == [10, 5, 0]
         assert seen == expected_prev
+
+
+@pytest.mark.parametrize("renoise", [False, True])
+def test_rti_renoise_forward_diffuses_the_warm_start(renoise):
+    """Default (paper): the clean shifted guess is x_K'. rti_renoise: it is diffused to level K' first,
+    x = sqrt(ᾱ)·guess + sqrt(1-ᾱ)·ε with unit-variance ε."""
+    schedule = NoiseSchedule(100)
+    rti = RTISampler(schedule, [20, 10, 0], DDIMSampler(schedule, 10), shift=1, renoise=renoise)
+    shape = (64, 16, 7)
+    cond = torch.zeros(64, 5)
+    gen = torch.Generator().manual_seed(0)
+    rti.sample(CountingEps(), cond, shape, gen)            # cold tick: fills the previous chunk
+    guess = rti.warm_start(rti.previous_chunk)
+    eps = CountingEps()
+    rti.sample(eps, cond, shape, gen)
+    first_x, first_t = eps.calls[0]
+    assert int(first_t.flatten()[0]) == 20
+    if not renoise:
+        assert torch.equal(first_x, guess)
+    else:
+        a = schedule.alpha_bar(20)
+        z = (first_x - a ** 0.5 * guess) / (1 - a) ** 0.5
+        assert abs(float(z.mean())) < 0.05 and abs(float(z.std()) - 1.0) < 0.05

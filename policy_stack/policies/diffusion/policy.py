@@ -79,7 +79,7 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
                             rti_start_level=c.rti_start_level, rti_timesteps_list=c.rti_timesteps,
                             rti_initial=c.rti_initial_sampler, rti_initial_steps=c.rti_initial_steps,
                             shift=c.n_action_steps, discrete_dims=self.discrete_dims, discrete_guess_value=guess_value,
-                            rti_step_mode=c.rti_step_mode)
+                            rti_step_mode=c.rti_step_mode, rti_renoise=c.rti_renoise)
 
     # ------------------------------------------------------------------ runtime switches
     def set_sampler(self, name: str, steps: int | None = None, start_level: int | None = None) -> None:
