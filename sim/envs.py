@@ -99,8 +99,15 @@ class SimEnv:
 
     def __init__(self, task: TaskInfo, cameras: tuple, image_size: int, depth: bool, seed, horizon: int,
                  control_freq: int, fast_render: bool, reward_shaping: bool):
-        import robosuite as suite  # heavy import (MuJoCo, GL); keep it out of module import time
-        from robosuite import macros
+        import contextlib
+        import sys
+        # heavy imports (MuJoCo, GL), kept out of module import time; robosuite prints warnings (gym
+        # missing) on stdout, which would corrupt the one-JSON-object stdout of `--json` commands
+        with contextlib.redirect_stdout(sys.stderr):
+            import robosuite as suite
+            from robosuite import macros
+            from robosuite.utils.camera_utils import get_real_depth_map
+        self._real_depth_map = get_real_depth_map
 
         self._task_info = task
         self.name = task.name
@@ -177,7 +184,7 @@ class SimEnv:
         return obs
 
     def _metric_depth(self, normalized: np.ndarray) -> np.ndarray:
-        from robosuite.utils.camera_utils import get_real_depth_map
+        get_real_depth_map = self._real_depth_map
         d = normalized[..., 0]
         if self._flip_images:
             d = d[::-1]
