@@ -10,9 +10,17 @@ The inference node runs as its own process (ros_nodes.launcher, as `policy-stack
 real checkpoint folder as its `policy` parameter; this process plays the robot: it publishes one
 observation per tick at --rate (joint states, ee pose, object poses, and for RGB-D policies RGB + depth
 + camera info per camera, all with one stamp) and times each chunk whose header.stamp is that
-observation's stamp: round trip = chunk received - observation stamp. In the same run the SAME
-checkpoint is loaded here and timed in-process (policy.act on the same observation); the report gives
-both and the overhead (ROS minus in-process, ms and ratio) at p50 and p99.
+observation's stamp: round trip = chunk received - observation stamp. The messages of a tick are built
+once and only restamped per tick (the observation never changes; a camera driver publishes from its
+own buffers); publish() itself is inside the round trip (`robot_publish_ms`: stamp -> last publish()
+returned). In the same run the SAME checkpoint is loaded here and timed in-process (policy.act on the
+same observation), back to back (`in_process_ms`) and once per period as the node calls it
+(`in_process_paced_ms`); the report gives the overhead = ROS p50/p99 minus in-process p50/p99 against
+both (`overhead_ros_minus_inprocess[_paced]`, ms and ratio), and per tick the round trip minus the
+node's own act() time for that chunk (`ros_minus_node_act_ms`; paired through the status's
+chunk_stamp): what transport, conversion and scheduling add, free of act()'s run-to-run variance.
+This process uses the sim graph's environment (LOCALHOST; with images the shared-memory profile of
+ros_nodes/transport.py) and the nodes' process settings (switch interval, tune_malloc).
 
 Scenarios (the policy decides which topics flow; the scenario decides the camera resolution):
   lowdim     --policy (default "": the shipped low-dim Diffusion checkpoint, sampler rti)
@@ -143,12 +151,18 @@ def _pct(x) -> dict:
             "mean": round(float(x.mean()), 3), "max": round(float(x.max()), 3)}
 
 
-def in_process(policy, obs, ticks: int) -> dict:
+def in_process(policy, obs, ticks: int, rate_hz: float = 0.0) -> dict:
+    """act() latency in this process: back to back (rate_hz 0), or once per 1/rate_hz s as the node
+    calls it (the CPU idles between calls, so caches and frequency are as the node finds them)."""
     policy.reset()
     for _ in range(3):
         policy.act(obs)
     ts = []
+    next_t = time.perf_counter()
     for _ in range(ticks):
+        if rate_hz:
+            next_t += 1.0 / rate_hz
+            time.sleep(max(0.0, next_t - time.perf_counter()))
         t = time.perf_counter()
         policy.act(obs)
         ts.append((time.perf_counter() - t) * 1e3)
@@ -196,8 +210,11 @@ class RobotSide:
                               n.create_publisher(Image, f"/{cam}/aligned_depth_to_color/image_raw", SENSOR_QOS),
                               n.create_publisher(CameraInfo, f"/{cam}/color/camera_info", SENSOR_QOS))
         self.received: dict[float, float] = {}
+        self.pub_end: dict[float, float] = {}         # stamp -> when its last message was published
+        self.node_act: dict[float, float] = {}        # stamp -> the node's act() ms for its chunk
         self.status: dict = {}
         self.lock = threading.Lock()
+        self._msgs = self._build_messages()
         n.create_subscription(JointTrajectory, "/policy/action_chunk", self._on_chunk, CHUNK_QOS)
         n.create_subscription(DiagnosticArray, "/policy/status", self._on_status, STATE_QOS)
         self.executor = make_executor(context=self.context)
@@ -222,27 +239,43 @@ class RobotSide:
 
     def _on_status(self, msg):
         self.status = self.C.diagnostic_values(msg)
+        stamp = self.status.get("chunk_stamp")
+        if stamp:          # the node's own act() time for the chunk answering this observation
+            with self.lock:
+                self.node_act.setdefault(round(float(stamp), 6), float(self.status["latency_ms"]))
 
-    def publish(self) -> float:
+    def _build_messages(self) -> list:
+        """Every message of one tick, built once: the observation is the same every tick, so only the
+        stamps change (as a driver publishing from its own buffers). Conversion costs are measured
+        separately (convert's rgb_to_image / depth_to_image); publish() itself stays in the round trip."""
         C, o = self.C, self.obs
-        t = time.time()
-        stamp = C.sec_to_stamp(t)
+        stamp = C.sec_to_stamp(0.0)
         names = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1", "panda_finger_joint2"]
         q = np.concatenate([o.get("robot0_joint_pos", np.zeros(7)), o.get("robot0_gripper_qpos", np.zeros(2))])
-        self.pubs["joint"].publish(C.joint_state_msg(names, q, stamp))
-        self.pubs["ee"].publish(C.pose_msg(o.get("robot0_eef_pos", np.zeros(3)),
-                                           o.get("robot0_eef_quat", np.array([0, 0, 0, 1.0])), stamp, "base"))
+        msgs = [(self.pubs["joint"], C.joint_state_msg(names, q, stamp)),
+                (self.pubs["ee"], C.pose_msg(o.get("robot0_eef_pos", np.zeros(3)),
+                                             o.get("robot0_eef_quat", np.array([0, 0, 0, 1.0])), stamp, "base"))]
         for obj in self.objects:
-            self.pubs[obj].publish(C.pose_msg(o.get(f"{obj}_pos", np.zeros(3)),
-                                              o.get(f"{obj}_quat", np.array([0, 0, 0, 1.0])), stamp, "base"))
+            msgs.append((self.pubs[obj], C.pose_msg(o.get(f"{obj}_pos", np.zeros(3)),
+                                                    o.get(f"{obj}_quat", np.array([0, 0, 0, 1.0])), stamp, "base")))
         for cam in self.cameras:
             rgb_pub, depth_pub, info_pub = self.pubs[cam]
             h, w = o[f"{cam}_rgb"].shape[:2]
-            info_pub.publish(C.camera_info_msg({"K": [[w, 0, w / 2], [0, w, h / 2], [0, 0, 1]], "width": w, "height": h},
-                                               stamp, cam))
+            msgs.append((info_pub, C.camera_info_msg({"K": [[w, 0, w / 2], [0, w, h / 2], [0, 0, 1]], "width": w,
+                                                      "height": h}, stamp, cam)))
             if f"{cam}_depth" in o:
-                depth_pub.publish(C.depth_to_image(o[f"{cam}_depth"], stamp, cam))
-            rgb_pub.publish(C.rgb_to_image(o[f"{cam}_rgb"], stamp, cam))   # last: the node's anchor
+                msgs.append((depth_pub, C.depth_to_image(o[f"{cam}_depth"], stamp, cam)))
+            msgs.append((rgb_pub, C.rgb_to_image(o[f"{cam}_rgb"], stamp, cam)))   # last: the node's anchor
+        return msgs
+
+    def publish(self) -> float:
+        """Stamp every message of one tick with now and publish it; returns the stamp (s)."""
+        t = time.time()
+        stamp = self.C.sec_to_stamp(t)
+        for pub, msg in self._msgs:
+            msg.header.stamp = stamp
+            pub.publish(msg)
+        self.pub_end[round(t, 6)] = time.time()
         return round(t, 6)
 
     def close(self):
@@ -265,7 +298,8 @@ def run_scenario(name: str, policy_spec: str, policy_inproc, args, run_dir: Path
     spec = dict(policy_inproc.obs_spec)
     obs = synthetic_obs(spec, np.random.default_rng(0))
     result = {"scenario": name, "policy": policy_spec or "(shipped default)", "image_hw": image_hw_of(spec),
-              "in_process_ms": in_process(policy_inproc, obs, min(args.ticks, 200))}
+              "in_process_ms": in_process(policy_inproc, obs, min(args.ticks, 200)),
+              "in_process_paced_ms": in_process(policy_inproc, obs, min(args.ticks, 200), args.rate)}
 
     graph = describe({"sim": "true", "cameras": "", "depth": "false", "device": args.device, "rate_hz": str(args.rate),
                       "policy": policy_spec})
@@ -301,11 +335,18 @@ def run_scenario(name: str, policy_spec: str, policy_inproc, args, run_dir: Path
         time.sleep(0.5)                         # let the last answers land
         with robot.lock:
             lat = [(robot.received[s] - s) * 1e3 for s in sent if s in robot.received]
+            # Per tick: round trip minus the node's own act() for that chunk (paired by stamp).
+            paired = [(robot.received[s] - s) * 1e3 - robot.node_act[s] for s in sent
+                      if s in robot.received and s in robot.node_act]
         ros = _pct(lat)
-        result.update(ros_roundtrip_ms=ros, sent=len(sent), answered=len(lat),
+        result.update(ros_roundtrip_ms=ros,
+                      ros_minus_node_act_ms=_pct(paired),
+                      robot_publish_ms=_pct([(robot.pub_end[s] - s) * 1e3 for s in sent if s in robot.pub_end]),
+                      sent=len(sent), answered=len(lat),
                       answered_fraction=round(len(lat) / max(1, len(sent)), 4),
                       missed_ticks=len(sent) - len(lat), late_ticks=late,
                       overhead_ros_minus_inprocess=overhead(ros, result["in_process_ms"]),
+                      overhead_ros_minus_inprocess_paced=overhead(ros, result["in_process_paced_ms"]),
                       node_status={k: v for k, v in robot.status.items()
                                    if k in ("latency_p50_ms", "latency_p99_ms", "holds", "chunks", "sampler", "steps")
                                    or k.startswith("events.")})
@@ -354,12 +395,20 @@ def main(argv=None) -> int:
     p.add_argument("--verbose", action="store_true", help="stream the node's log to stderr")
     args = p.parse_args(argv)
     os.environ["ROS_DOMAIN_ID"] = str(args.domain_id if args.domain_id is not None else random.randint(1, 99))
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"   # as the (sim) graph's nodes
     scenarios = list(dict.fromkeys(ALIASES.get(s, s) for s in (args.scenario or SCENARIOS)))
-    # One transport for the whole run: Fast DDS keeps the first participant's transport settings for
-    # the process, so it cannot change between scenarios. Images need LARGE_DATA (notes/ros2.md).
-    if any(SCENARIOS[s]["h"] for s in scenarios):
-        os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+    # This process is the robot side of a sim graph: it takes the environment `up` gives the graph's
+    # processes (LOCALHOST discovery; with cameras, the large shared-memory profile, which the image
+    # PUBLISHER must load). One transport for the whole run: Fast DDS keeps the first participant's
+    # transport settings for the process, so it cannot change between scenarios.
+    from ros_nodes.graph import describe
+    images = any(SCENARIOS[s]["h"] for s in scenarios)
+    os.environ.update(describe({"sim": "true", "cameras": ",".join(RGBD_CAMERAS) if images else "",
+                                "depth": "true"}).environment)
+    # Same process settings as the nodes' main (ros_nodes.common.main_for), for the robot side and for
+    # the in-process timing alike: GIL hand-over interval and the allocator tuning for large frames.
+    from ros_nodes.transport import tune_malloc
+    sys.setswitchinterval(0.0005)
+    malloc_tuned = tune_malloc()
     import torch
     # The node and the in-process timing must run with the same thread count or the comparison is void.
     if args.threads > 0:
@@ -397,7 +446,11 @@ def main(argv=None) -> int:
               "rgbd_policy": args.rgbd_policy or ("tiny random (built per run)" if rgbd_note else None),
               "rgbd_policy_note": rgbd_note, "device": args.device,
               "rate_hz": args.rate, "ticks": args.ticks, "soak_s": args.soak, "torch_threads": threads,
-              "transport": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "default (UDPv4+SHM)"),
+              "transport": ("shm profile " + Path(os.environ["FASTDDS_DEFAULT_PROFILES_FILE"]).name
+                            if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
+                            else os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "default (UDPv4+SHM)")),
+              "discovery_range": os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE"),
+              "malloc_tuned": malloc_tuned,
               "executor": os.environ.get("POLICY_STACK_EXECUTOR", "events"),
               "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
                        "load_avg_1m": round(os.getloadavg()[0], 2)},

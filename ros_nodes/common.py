@@ -8,14 +8,20 @@ import traceback
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from ros_nodes.params import load_definitions
+from ros_nodes.transport import tune_malloc
 
 # Sensor streams: best effort, keep last 5. A best-effort subscriber matches reliable and best-effort
-# publishers alike, so the inference node accepts any driver. Images need Fast DDS's LARGE_DATA
-# transport (FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA) or best effort drops 640x480 frames (notes/ros2.md).
+# publishers alike, so the inference node accepts any driver. 640x480 images need large shared-memory
+# buffers or best effort drops them: the graph's environment sets them up (ros_nodes/transport.py).
 SENSOR_QOS = qos_profile_sensor_data
+# Image subscriptions: the same, but keep only the newest frame. The node uses the newest complete
+# observation; a deeper queue only lets a node that fell behind convert frames it will never use.
+# History depth is local to the subscriber, so this matches every publisher SENSOR_QOS matches.
+IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST,
+                       durability=DurabilityPolicy.VOLATILE)
 # Commands and status: reliable; only the newest chunk matters, so a short queue.
 CHUNK_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -72,6 +78,7 @@ def main_for(node_factory, args=None) -> int:
     # thread, the sim loop) could wait that long while another thread computes. 0.5 ms keeps the
     # loop latency low at negligible overhead.
     sys.setswitchinterval(0.0005)
+    tune_malloc()   # camera frames: reuse freed buffers instead of page-faulting new ones per message
     rclpy.init(args=args)
     node = None
     code = 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ros_nodes.params import load_definitions
+from ros_nodes.transport import shm_profile_file
 
 PACKAGE = "policy_stack"
 
@@ -140,9 +141,15 @@ def describe(args: dict | None = None) -> Graph:
     # The sim graph lives on one machine: keep its traffic there. A real robot spans machines: the
     # user's own ROS_AUTOMATIC_DISCOVERY_RANGE (default SUBNET) applies. Every participant of a graph
     # must agree: LOCALHOST and SUBNET peers did not match under LARGE_DATA in our measurements.
-    environment = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"} if _bool("sim", a["sim"]) else {}
-    if cameras:
-        # 640x480 frames need Fast DDS's large-data transport (best effort drops ~98% otherwise).
+    sim = _bool("sim", a["sim"])
+    environment = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"} if sim else {}
+    if cameras and sim:
+        # 640x480 frames need large shared-memory buffers (best effort drops ~98% otherwise). Under
+        # LOCALHOST, LARGE_DATA still lost about half of them; a profile with a 16 MiB SHM segment
+        # delivered all (ros_nodes/transport.py). Every process of the graph loads it.
+        environment["FASTDDS_DEFAULT_PROFILES_FILE"] = shm_profile_file()
+    elif cameras:
+        # Real robot (discovery range SUBNET): Fast DDS's large-data transport.
         environment["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
     return Graph(tuple(nodes), environment)
 

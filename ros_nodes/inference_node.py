@@ -1,9 +1,11 @@
 """ROS 2 inference node: contract topics in, action chunks out. Thin: conversion + policy + safety calls.
 
-Threads: subscriptions and services run on the MultiThreadedExecutor (own callback groups); the
-policy runs in a dedicated inference thread woken by each new sample, so a slow inference never
-starves the subscriptions (they keep filling the time-alignment buffers meanwhile) and the services
-(/policy/enable must work while the network is busy).
+Threads: subscriptions and services run on the executor (ros_nodes.common.make_executor: the
+EventsExecutor, or a MultiThreadedExecutor with separate callback groups); the policy runs in a
+dedicated inference thread, woken the moment a sample completes a new time-aligned observation (no
+timer: an observation never waits for a tick), so a slow inference never starves the subscriptions
+(they keep filling the time-alignment buffers meanwhile) and the services (/policy/enable must work
+while the network is busy).
 
 Per tick (at most rate_hz, once per new time-aligned observation):
   assemble (policy_stack.obs_history) -> watchdog on stamps -> policy.act -> watchdog on duration
@@ -31,7 +33,7 @@ from policy_stack import safety as S
 from policy_stack.obs_history import ObservationSync
 from ros_nodes import convert as C
 from ros_nodes import policy_io
-from ros_nodes.common import CHUNK_QOS, SENSOR_QOS, STATE_QOS, declare_parameters, expand, main_for
+from ros_nodes.common import CHUNK_QOS, IMAGE_QOS, SENSOR_QOS, STATE_QOS, declare_parameters, expand, main_for
 
 STATUS_NAME = "policy_stack/inference_node"
 POLICY_ERROR = "policy_error"
@@ -75,6 +77,7 @@ class InferenceNode(Node):
         self._latencies: deque = deque(maxlen=200)
         self._last_latency_ms = float("nan")
         self._last_obs_age_ms = float("nan")
+        self._last_chunk_stamp = ""                    # header.stamp of the last chunk, "%.6f" s
         self._chunks = 0
         self._holds = 0
         self._last_status = 0.0
@@ -120,7 +123,7 @@ class InferenceNode(Node):
 
     def _subscribe(self, group) -> None:
         p, plan = self.p, self.plan
-        sub = lambda typ, topic, cb: self.create_subscription(typ, topic, cb, SENSOR_QOS, callback_group=group)
+        sub = lambda typ, topic, cb, qos=SENSOR_QOS: self.create_subscription(typ, topic, cb, qos, callback_group=group)
         if plan.joint_groups:
             names = {"arm": list(p["joint_names"]), "gripper": list(p["gripper_joint_names"])}
             groups = {k: names[g] for k, g in plan.joint_groups.items()}
@@ -135,11 +138,11 @@ class InferenceNode(Node):
         for cam, key in plan.rgb.items():
             topic, shape = expand(p["color_topic"], camera=cam), self.spec[key].shape
             sub(Image, topic, lambda m, t=topic, k=key, s=shape: self._ingest(
-                m, t, lambda: {k: C.image_to_rgb(m, t, s, mb)}))
+                m, t, lambda: {k: C.image_to_rgb(m, t, s, mb)}), IMAGE_QOS)
         for cam, key in plan.depth.items():
             topic, f = expand(p["depth_topic"], camera=cam), self.spec[key]
             sub(Image, topic, lambda m, t=topic, k=key, f=f: self._ingest(
-                m, t, lambda: {k: C.image_to_depth(m, t, f.shape, f.dtype, mb)}))
+                m, t, lambda: {k: C.image_to_depth(m, t, f.shape, f.dtype, mb)}), IMAGE_QOS)
         for cam in plan.cameras:
             topic = expand(p["camera_info_topic"], camera=cam)
             sub(CameraInfo, topic, lambda m, t=topic, c=cam: self._on_camera_info(m, t, c))
@@ -167,7 +170,12 @@ class InferenceNode(Node):
             return
         for k, v in values.items():
             self.sync.push(k, stamp, v)
-        self._wake.set()
+        # Wake the inference thread only when this sample completes a new observation: an RGB-D tick is
+        # 6-8 messages, and a wake per message is a thread switch and GIL hand-over per message, while
+        # this thread still has the next frames to convert. Waiting, stale-input holds and status run
+        # on the inference thread's own period timeout.
+        if self.sync.assemble(after=self._last_anchor) is not None:
+            self._wake.set()
 
     def _input_fault(self, exc: C.ConversionError, topic: str) -> None:
         event = self.events.add(S.Event(S.BAD_INPUT, str(exc)), self._now())
@@ -307,6 +315,7 @@ class InferenceNode(Node):
                 self.get_logger().info("running: publishing action chunks")
             self.state, self.reason = "running", ""
         self._last_obs_age_ms = (self._now() - stamp) * 1e3
+        self._last_chunk_stamp = f"{stamp:.6f}"     # pairs latency_ms with its chunk (bench, monitoring)
         self._status(now, force=True)
 
     def _prev_action(self, stamp: float):
@@ -355,7 +364,7 @@ class InferenceNode(Node):
             "state": state, "reason": reason, "enabled": enabled,
             "latency_ms": self._last_latency_ms,
             "latency_p50_ms": float(np.percentile(lat, 50)), "latency_p99_ms": float(np.percentile(lat, 99)),
-            "obs_age_ms": self._last_obs_age_ms,
+            "obs_age_ms": self._last_obs_age_ms, "chunk_stamp": self._last_chunk_stamp,
             "sampler": info.get("sampler", self.p["sampler"] or "default"),
             "steps": info.get("steps", self.p["steps"] or "default"),
             "uncertainty": info.get("uncertainty", float("nan")),

@@ -2,7 +2,7 @@
 
 The graph is the one `launch/manipulation.launch.py` starts (both read ros_nodes.graph), run here by a
 small supervisor because ROS 2's launch is not installable from PyPI. It runs in its own ROS domain
-(random unless --domain-id), with Fast DDS's LARGE_DATA transport when images flow, streams every
+(random unless --domain-id), with a large shared-memory Fast DDS profile when images flow (ros_nodes/transport.py), streams every
 node's log with a `[node]` prefix, prints each episode's success and loop latency (observation stamp
 -> action chunk received by the sim node) and a summary (one JSON object on stdout with --json; the
 logs then go to stderr). Ctrl-C or the last episode stops the nodes: SIGINT, then SIGKILL.

@@ -26,10 +26,18 @@ def standin(factory: str = "make_lowdim") -> str:
     return f"pyfile:{STANDIN}:{factory}"
 
 
+def image_transport_env() -> dict:
+    """The transport variables a sim graph carrying camera images gives its processes (graph.describe):
+    a test client that publishes or receives images must use them too (ros_nodes/transport.py)."""
+    from ros_nodes.graph import describe
+    env = describe({"sim": "true", "cameras": "agentview", "depth": "true"}).environment
+    return {k: v for k, v in env.items() if k.startswith("FASTDDS_")}
+
+
 def node_env(ros_env: dict, large_data: bool = False) -> dict:
     env = dict(ros_env, POLICY_STACK_ALLOW_PYFILE_POLICY="1", MUJOCO_GL=ros_env.get("MUJOCO_GL", "egl"))
     if large_data:
-        env["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+        env.update(image_transport_env())
     return env
 
 

@@ -20,6 +20,7 @@ import yaml
 from ros_nodes import graph as G
 from ros_nodes.launcher import GraphProcesses
 from ros_nodes.params import load_definitions
+from ros_nodes.transport import SHM_PROFILE_XML
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = REPO / "launch" / "manipulation.launch.py"
@@ -130,7 +131,17 @@ def test_up_starts_the_launch_file_graph(monkeypatch, tmp_path):
         assert params == {node["name"]: {"ros__parameters": node["parameters"][0]}}
         for k, v in launch_env.items():
             assert kw["env"][k] == v
-    assert procs.graph.environment["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA"
+    # Sim graph with cameras: LOCALHOST discovery + the large shared-memory profile (LARGE_DATA lost
+    # about half of the 640x480 frames under LOCALHOST, ros_nodes/transport.py).
+    env = procs.graph.environment
+    assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]).read_text() == SHM_PROFILE_XML
+    assert "FASTDDS_BUILTIN_TRANSPORTS" not in env
+
+
+def test_real_robot_graph_with_cameras_uses_large_data():
+    env = G.describe({"sim": "false", "cameras": "agentview", "depth": "true"}).environment
+    assert env == {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}   # discovery range: the user's own
 
 
 class _FakeProc:

@@ -11,7 +11,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from ros_testlib import ObservationPublisher, RosClient, standin, start_graph, status_values, node_env
+from ros_testlib import (ObservationPublisher, RosClient, image_transport_env, node_env, standin, start_graph,
+                         status_values)
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -22,7 +23,8 @@ MAX_BYTES = 2_000_000     # the "huge message" case sends a 3 MB frame
 @pytest.fixture
 def node(ros_env, monkeypatch, tmp_path):
     env = node_env(ros_env, large_data=True)
-    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")   # the client must match the nodes
+    for k, v in image_transport_env().items():   # the client publishes images: same transport as the nodes
+        monkeypatch.setenv(k, v)
     procs = start_graph({"policy": standin("make_rgbd"), "cameras": "agentview", "depth": "true"}, env, tmp_path,
                         only={"inference_node"}, overrides={"inference_node": {"max_message_bytes": MAX_BYTES}})
     client = RosClient()

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from ros_testlib import REPO, RosClient, node_env, status_values
+from ros_testlib import REPO, RosClient, image_transport_env, node_env, status_values
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -44,8 +44,10 @@ def test_up_rgbd_checkpoint_from_image_topics(ros_env, tmp_path, monkeypatch):
     cfg = json.loads((ckpt / "config.json").read_text())
     assert cfg["config"]["cameras"] == list(RGBD_CAMERAS) and cfg["config"]["use_depth"]
 
-    # `up` uses LARGE_DATA when images flow; this process's participant must match (docs/ros2.md).
-    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    # `up` gives its processes an image transport when images flow; this process's participant uses the
+    # same (docs/ros2.md, ros_nodes/transport.py).
+    for k, v in image_transport_env().items():
+        monkeypatch.setenv(k, v)
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "policy_stack.cli", "up", "--json", "--run-dir", str(run_dir),
            "--domain-id", ros_env["ROS_DOMAIN_ID"], "--policy", str(ckpt), "--device", "cpu",

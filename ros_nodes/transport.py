@@ -1,0 +1,93 @@
+"""Fast DDS transport settings for graphs that carry camera images, and process-level memory tuning.
+No rclpy here (the graph module and the launch file import it).
+
+Why a profile file and not FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for the sim graph: the sim graph keeps
+its traffic on this machine with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, and under LOCALHOST (where
+rmw_fastrtps sets the discovery locators itself) LARGE_DATA lost large best-effort samples here: a
+640x480 frame arrived 11 times in 100 (one stream) and about half the time (2 cameras x RGB + depth at
+20 Hz), with or without LARGE_DATA's max_msg_size/sockets_size options. The same streams with this
+profile (shared memory with a 16 MiB segment, plus UDPv4 for discovery) arrived 400 of 400 under
+LOCALHOST. What decides delivery is the *publisher's* participant: every process of the graph (and any
+test client or bench that publishes images into it) must load it, which FASTDDS_DEFAULT_PROFILES_FILE
+in the graph's environment does. A real robot graph (discovery range SUBNET, realsense-ros publishers)
+keeps LARGE_DATA. Numbers and method: docs/ros2.md, "Large data".
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+SHM_SEGMENT_BYTES = 16 * 2**20   # holds > 4 frames of 2 x (640x480 rgb8 + 16UC1) in flight
+
+SHM_PROFILE_XML = f"""<?xml version="1.0" encoding="UTF-8" ?>
+<!-- policy_stack sim graph: large camera frames over shared memory (ros_nodes/transport.py). -->
+<dds xmlns="http://www.eprosima.com">
+  <profiles>
+    <transport_descriptors>
+      <transport_descriptor>
+        <transport_id>policy_stack_shm</transport_id>
+        <type>SHM</type>
+        <segment_size>{SHM_SEGMENT_BYTES}</segment_size>
+        <maxMessageSize>{SHM_SEGMENT_BYTES}</maxMessageSize>
+      </transport_descriptor>
+      <transport_descriptor>
+        <transport_id>policy_stack_udp</transport_id>
+        <type>UDPv4</type>
+      </transport_descriptor>
+    </transport_descriptors>
+    <participant profile_name="policy_stack_shm_large" is_default_profile="true">
+      <rtps>
+        <userTransports>
+          <transport_id>policy_stack_shm</transport_id>
+          <transport_id>policy_stack_udp</transport_id>
+        </userTransports>
+        <useBuiltinTransports>false</useBuiltinTransports>
+      </rtps>
+    </participant>
+  </profiles>
+</dds>
+"""
+
+
+def shm_profile_file() -> str:
+    """Path of SHM_PROFILE_XML on disk (FASTDDS_DEFAULT_PROFILES_FILE needs a file): written once per
+    content version into the user's cache folder (the temp folder if that is not writable)."""
+    name = f"fastdds_shm_large-{hashlib.sha256(SHM_PROFILE_XML.encode()).hexdigest()[:10]}.xml"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "policy_stack"
+    for folder in (cache, Path(tempfile.gettempdir()) / f"policy_stack-{os.getuid()}"):
+        path = folder / name
+        try:
+            if path.is_file() and path.read_text() == SHM_PROFILE_XML:
+                return str(path)
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{name}.{os.getpid()}"
+            tmp.write_text(SHM_PROFILE_XML)
+            os.replace(tmp, path)           # atomic: concurrent writers leave one whole file
+            return str(path)
+        except OSError:
+            continue
+    raise OSError(f"cannot write the Fast DDS profile {name} into {cache} or the temp folder")
+
+
+def tune_malloc() -> bool:
+    """Keep freed large buffers in the process instead of handing them back to the kernel (glibc).
+
+    A 640x480 frame passes through several ~1 MB buffers per message (DDS history, deserialization,
+    Python array); by default glibc returns such blocks to the OS on free, so every message page-faults
+    its buffers in again. Measured here for 2 cameras x RGB + depth at 20 Hz: the subscriber took
+    230,000 minor page faults and 0.8 s of kernel time per 400 frames, and the 4th frame of a tick
+    reached its callback 6.1-6.4 ms (p50) after publish; with these settings 18,000 faults, 0.13-0.2 s and
+    0.8 ms. Large tensors in torch benefit the same way: in-process act() of the 640x480 RGB-D bench
+    checkpoint took 45-50 ms (3,500-4,000 faults, 10-12.5 ms kernel time per call) and 27-29 ms with
+    these settings (94 faults). Cost: freed memory stays resident (it is reused for the next frame). Also used by the
+    bench's robot side and in-process timing, so both sides of a comparison run with the same allocator.
+    Returns whether it applied (glibc only)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 32 * 2**20)) & bool(libc.mallopt(m_trim_threshold, 256 * 2**20))
+    except (OSError, AttributeError):
+        return False
