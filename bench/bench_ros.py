@@ -27,9 +27,10 @@ Scenarios (the policy decides which topics flow; the scenario decides the camera
   rgbd84x2   --rgbd-policy, 84x84 RGB + depth from agentview + robot0_eye_in_hand (alias rgbd84)
   rgbd640x2  the same checkpoint fed 640x480 frames (alias rgbd640): its obs_spec image sizes are
              rewritten in a copy of the folder; the network resizes images to its own image_shape.
-No trained RGB-D checkpoint ships: without --rgbd-policy a tiny RANDOM-weight RGB-D Diffusion checkpoint
+Without --rgbd-policy a tiny RANDOM-weight RGB-D Diffusion checkpoint
 is built into the run folder (build_tiny_rgbd_checkpoint; the JSON says so). Its latency is that of a
-small network, not of a trained vision policy: pass --rgbd-policy for published numbers.
+small network, not of a trained vision policy: pass --rgbd-policy (e.g. the shipped
+policy_stack/checkpoints/diffusion_rgbd_lift) for a trained network's numbers.
 
 Soak (--soak SECONDS): per window (--soak-window, default 60 s) round trip, answered fraction and both
 processes' RSS; at the end RSS start/end/growth of the node and of this (robot-side) process, missed
@@ -61,7 +62,7 @@ ALIASES = {"rgbd84": "rgbd84x2", "rgbd640": "rgbd640x2"}
 
 # ---------------------------------------------------------------------------------------- RGB-D checkpoint
 TINY_RGBD_NOTE = ("tiny RANDOM-weight RGB-D Diffusion checkpoint built by bench.bench_ros.build_tiny_rgbd_checkpoint "
-                  "(no trained RGB-D checkpoint ships): transport + network cost of an RGB-D policy, not its skill")
+                  "(no --rgbd-policy given): transport + network cost of an RGB-D policy, not its skill")
 RGBD_CAMERAS = ("agentview", "robot0_eye_in_hand")
 
 

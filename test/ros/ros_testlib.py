@@ -173,6 +173,12 @@ class ObservationPublisher:
         return t
 
 
+def leftover_processes(run_dir) -> list:
+    """Node processes still alive whose command line names run_dir (their --params-file lies there)."""
+    import psutil
+    return [p for p in psutil.process_iter(["cmdline"]) if any(str(run_dir) in a for a in (p.info["cmdline"] or []))]
+
+
 def process_alive(procs, name: str) -> bool:
     return procs.poll()[name] is None
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from ros_testlib import REPO, RosClient, image_transport_env, node_env, status_values
+from ros_testlib import REPO, RosClient, image_transport_env, leftover_processes, node_env, status_values
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -96,6 +96,4 @@ def test_up_rgbd_checkpoint_from_image_topics(ros_env, tmp_path, monkeypatch):
     assert running[-1]["sampler"] == "rti", running[-1]
 
     # Clean exit: no node process left.
-    import psutil
-    left = [p for p in psutil.process_iter(["cmdline"]) if any(str(run_dir) in a for a in (p.info["cmdline"] or []))]
-    assert not left, "node processes left running"
+    assert not leftover_processes(run_dir), "node processes left running"

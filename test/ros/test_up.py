@@ -10,10 +10,9 @@ import subprocess
 import sys
 import time
 
-import psutil
 import pytest
 
-from ros_testlib import REPO, node_env, standin
+from ros_testlib import REPO, leftover_processes, node_env, standin
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -27,11 +26,6 @@ def _up(ros_env, tmp_path, *extra, timeout=200):
     return proc, summary
 
 
-def _children_of(run_dir) -> list:
-    """Node processes still alive whose --params-file lies in run_dir."""
-    return [p for p in psutil.process_iter(["cmdline"]) if any(str(run_dir) in a for a in (p.info["cmdline"] or []))]
-
-
 def test_up_lift_standin(ros_env, tmp_path):
     proc, s = _up(ros_env, tmp_path, "--policy", standin("make_lowdim"), "--cameras", "", "--depth", "false",
                   "--episodes", "2", "--max-steps", "150")
@@ -40,7 +34,7 @@ def test_up_lift_standin(ros_env, tmp_path):
     assert s["successes"] >= 1, s
     assert s["loop_latency_ms"]["n"] > 20 and 0 < s["loop_latency_ms"]["p50"] < s["loop_latency_ms"]["p99"] + 1e-9
     assert "[up] episode 1/2" in proc.stderr and "[sim_node]" in proc.stderr and "[inference_node]" in proc.stderr
-    assert not _children_of(tmp_path / "run"), "node processes left running"
+    assert not leftover_processes(tmp_path / "run"), "node processes left running"
 
 
 def test_up_ctrl_c_stops_nodes(ros_env, tmp_path):
@@ -62,7 +56,7 @@ def test_up_ctrl_c_stops_nodes(ros_env, tmp_path):
             proc.kill()
     assert proc.returncode == 130
     assert json.loads(out.strip().splitlines()[-1])["interrupted"] is True
-    assert not _children_of(tmp_path / "run"), "node processes left running after Ctrl-C"
+    assert not leftover_processes(tmp_path / "run"), "node processes left running after Ctrl-C"
 
 
 def test_up_lift_shipped_checkpoint(ros_env, tmp_path):
