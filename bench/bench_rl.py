@@ -163,6 +163,54 @@ def aggregate(runs: dict) -> dict:
     return out
 
 
+def check_targets(results: dict, a) -> dict:
+    """The issue's targets, evaluated on what was run: gain over the base policy's evaluated success
+    (final rolling rate of the training episodes minus base eval, in percentage points), and steps to
+    80% against SAC's (None = never reached within the budget)."""
+    base = results.get("base_eval", {}).get("success_rate")
+    agg, out = results.get("aggregate", {}), {"budget_env_steps": a.budget, "base_success": base}
+    sac = agg.get("sac", {}).get("steps_to_80", [])
+    sac_reached = [s for s in sac if s is not None]
+    for algo in ("expo", "pa-rl", "best_of_n"):
+        if algo not in agg or base is None:
+            continue
+        gain = round(100 * (agg[algo]["success_rate_final_mean"] - base), 1)
+        reached = [s for s in agg[algo]["steps_to_80"] if s is not None]
+        out[algo] = {"gain_pp": gain, "gain_ge_40pp": gain >= 40,
+                     "steps_to_80_mean": sum(reached) / len(reached) if len(reached) == len(agg[algo]["steps_to_80"]) else None,
+                     "sac_steps_to_80_mean": sum(sac_reached) / len(sac_reached) if sac and len(sac_reached) == len(sac) else None}
+    return out
+
+
+def plot_runs(runs_dir: Path, algos: list, window: int, base_rate: float | None, path: Path) -> None:
+    """One PNG: rolling success vs env steps, one colour per algorithm, one line per seed; the base
+    policy's evaluated success as a dashed line. Reads each run's summary.json (full curve)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, algo in enumerate(algos):
+        for j, summary in enumerate(sorted(runs_dir.glob(f"{algo}_seed*/summary.json"))):
+            curve = json.loads(summary.read_text()).get("curve", [])
+            if not curve:
+                continue
+            succ = [float(c[1]) for c in curve]
+            roll = [sum(succ[max(0, k - window + 1): k + 1]) / (k + 1 - max(0, k - window + 1)) for k in range(len(succ))]
+            ax.plot([c[0] for c in curve], roll, color=f"C{i}", alpha=0.9 if j == 0 else 0.55,
+                    linestyle="-" if j == 0 else "--", label=algo if j == 0 else None)
+    if base_rate is not None:
+        ax.axhline(base_rate, color="gray", linestyle=":", label="base policy (eval)")
+    ax.set_xlabel("online env steps")
+    ax.set_ylabel(f"success rate (last {window} training episodes)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title("online fine-tuning from a weak diffusion policy (solid: seed 0, dashed: seed 1)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default="bench_out/rl", help="work folder (demos, base policy, runs); reused to resume")
@@ -175,7 +223,7 @@ def main(argv=None) -> int:
     p.add_argument("--demos", type=int, default=10)
     p.add_argument("--demo-noise", type=float, default=0.3)
     p.add_argument("--suboptimal", type=float, default=0.3)
-    p.add_argument("--train-steps", type=int, default=1500, help="base policy optimizer steps (kept short: weak base)")
+    p.add_argument("--train-steps", type=int, default=6000, help="base policy optimizer steps (kept short: weak base)")
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--max-episode-steps", type=int, default=150)
     p.add_argument("--window", type=int, default=20, help="episodes in the rolling success rate")
@@ -208,6 +256,11 @@ def main(argv=None) -> int:
             r = results["runs"][key]
             log(f"{key}: success {r['success_rate_final']} steps_to_80 {r['steps_to_80']} costs {r['costs']} "
                 f"({time.perf_counter() - t0:.0f} s this sitting)")
+    results["targets"] = check_targets(results, a)
+    plot = out_json.with_name("success_vs_env_steps.png")
+    plot_runs(work / "runs", algos, a.window, results.get("base_eval", {}).get("success_rate"), plot)
+    results["plot"] = str(plot)
+    write_json_atomic(out_json, results)
     print(json.dumps(results.get("aggregate", {}), indent=1))
     return 0
 
