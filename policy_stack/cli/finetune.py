@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-episode-steps", type=int, default=None, help="episode cap (default: the task horizon)")
     p.add_argument("--checkpoint-every", type=int, default=None, help="env steps between checkpoints (default 2000)")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: $OMP_NUM_THREADS when set, else min(2, cores))")
     p.add_argument("--set", dest="session_set", action="append", default=[], metavar="KEY=VALUE",
                    help="SessionConfig field (policy_stack/rl/session.py), VALUE as JSON; repeatable")
     p.add_argument("--agent-set", action="append", default=[], metavar="KEY=VALUE",
@@ -202,6 +204,21 @@ def ros_env_factory(policy, overrides: dict, max_steps: int):
 
 
 # --------------------------------------------------------------------------------------- run
+def cpu_threads(requested: int | None) -> int:
+    """Threads for torch on CPU. An explicit --threads wins, then $OMP_NUM_THREADS (so several sessions
+    side by side, e.g. bench_rl's, can each take one core), else min(2, cores). Oversubscribing cores
+    is costly here: OpenMP workers spin-wait on each other, and with 3 two-thread sessions on 2 cores
+    an EXPO update took 9 s instead of ~1 s."""
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"--threads must be >= 1, got {requested}")
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) >= 1:
+        return int(env)
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def run(args) -> int:
     check_inputs(args)
     kind, task = parse_env(args.env)
@@ -211,7 +228,7 @@ def run(args) -> int:
     from policy_stack.rl.session import SessionConfig, run_session
 
     if args.device == "cpu":
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))   # shared 2-core boxes: no oversubscription
+        torch.set_num_threads(cpu_threads(args.threads))
     if args.randomize and kind != "sim":
         raise ValueError("--randomize applies to sim envs only (a real robot is randomized by reality)")
     policy = load_policy(args.policy, device=args.device)

@@ -87,3 +87,14 @@ def test_bad_input_is_one_clear_line(inputs, tmp_path, capsys, change, message):
     err = capsys.readouterr().err
     assert message in err, err
     assert "Traceback" not in err
+
+
+def test_cpu_threads_follow_flag_then_omp_env(monkeypatch):
+    from policy_stack.cli.finetune import cpu_threads
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cpu_threads(None) == 1          # side-by-side sessions each keep to one core
+    assert cpu_threads(3) == 3             # an explicit --threads wins
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert cpu_threads(None) == max(1, min(2, os.cpu_count() or 1))
+    with pytest.raises(ValueError, match="--threads"):
+        cpu_threads(0)
