@@ -30,11 +30,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ALGOS = ("expo", "pa-rl", "best_of_n", "sac")
+COST_RANK = {"pa-rl": 0, "expo": 1, "best_of_n": 2, "sac": 3}   # measured cost per env step, highest first
 OBJECT_KEY = {"lift": "cube_pos", "pick_place_can": "can_pos"}
 
 # Network and agent sizes chosen for the CPU budget (module doc).
@@ -129,6 +132,7 @@ def finetune(a, work: Path, base: Path, algo: str, seed: int) -> dict:
     cli("finetune", "--algo", algo, "--env", f"sim:{a.env}", "--policy", base, "--offline", work / "demos",
         "--steps", a.budget, "--out", out, "--resume", "--seed", seed, "--utd", a.utd,
         "--max-episode-steps", a.max_episode_steps, "--checkpoint-every", a.checkpoint_every, "--no-progress",
+        "--threads", max(1, (os.cpu_count() or 1) // a.jobs),
         *agent_sets, *extra, "--json", capture_json=True)
     return json.loads(summary_path.read_text())
 
@@ -229,11 +233,15 @@ def main(argv=None) -> int:
     p.add_argument("--window", type=int, default=20, help="episodes in the rolling success rate")
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--sac-warmup", type=int, default=0, help="SAC: env steps before its first update")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="finetune runs side by side (each its own process with OMP_NUM_THREADS=1; 2 on a 2-core box)")
     p.add_argument("--smoke", action="store_true", help="tiny everything: checks the pipeline and measures costs")
     a = p.parse_args(argv)
     if a.smoke:
         a.budget, a.demos, a.train_steps, a.eval_episodes = min(a.budget, 300), 3, 30, 2
         a.max_episode_steps, a.window, a.checkpoint_every, a.seeds = 60, 3, 150, min(a.seeds, 1)
+    if a.jobs < 1:
+        p.error(f"--jobs must be >= 1, got {a.jobs}")
     algos = [x for x in a.algos.split(",") if x]
     bad = [x for x in algos if x not in ALGOS]
     if bad:
@@ -246,16 +254,23 @@ def main(argv=None) -> int:
                                                                "cpu_count": os.cpu_count()}
     base = base_policy(a, work, results)
     write_json_atomic(out_json, results)
-    for seed in range(a.seeds):
-        for algo in algos:
-            key = f"{algo}_seed{seed}"
-            t0 = time.perf_counter()
-            results["runs"][key] = run_record(finetune(a, work, base, algo, seed), a)
+    # Most expensive first, so that --jobs 2 ends both workers at about the same time.
+    order = sorted(((algo, seed) for seed in range(a.seeds) for algo in algos), key=lambda x: (COST_RANK[x[0]], x[1]))
+    lock = threading.Lock()
+
+    def one(algo: str, seed: int) -> None:
+        key, t0 = f"{algo}_seed{seed}", time.perf_counter()
+        record = run_record(finetune(a, work, base, algo, seed), a)
+        with lock:
+            results["runs"][key] = record
             results["aggregate"] = aggregate(results["runs"])
             write_json_atomic(out_json, results)
-            r = results["runs"][key]
-            log(f"{key}: success {r['success_rate_final']} steps_to_80 {r['steps_to_80']} costs {r['costs']} "
-                f"({time.perf_counter() - t0:.0f} s this sitting)")
+        log(f"{key}: success {record['success_rate_final']} steps_to_80 {record['steps_to_80']} costs {record['costs']} "
+            f"({time.perf_counter() - t0:.0f} s this sitting)")
+
+    with ThreadPoolExecutor(max_workers=a.jobs) as pool:     # threads only wait on finetune subprocesses
+        for f in [pool.submit(one, algo, seed) for algo, seed in order]:
+            f.result()
     results["targets"] = check_targets(results, a)
     plot = out_json.with_name("success_vs_env_steps.png")
     plot_runs(work / "runs", algos, a.window, results.get("base_eval", {}).get("success_rate"), plot)
