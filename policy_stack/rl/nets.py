@@ -33,15 +33,21 @@ class TanhGaussian(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (sample (..., out_dim) in [-scale, scale], log-prob (...))."""
+        """Returns (sample (..., out_dim) in [-scale, scale], log-prob (...) of the UNIT tanh-Gaussian).
+
+        The log-prob leaves out the constant out_dim * log(scale) of the final scaling, as EXPO's
+        reference does (it scales the tanh-Gaussian sample by beta after computing its log-prob). The
+        constant does not change any policy gradient, but it decides whether the entropy target is
+        reachable: with beta = 0.05 and d = 56 it shifts the entropy by -168 nats, below SAC's -d/2
+        target forever, so the temperature grows without bound and the edits become Q-blind noise."""
         mu, log_std = self.net(x).chunk(2, dim=-1)
         log_std = log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
         std = log_std.exp()
         u = mu if deterministic else mu + std * torch.randn_like(mu)
         t = torch.tanh(u)
-        # log N(u) - log|d(scale*tanh u)/du|; the softplus form of log(1 - tanh^2) is the stable one.
+        # log N(u) - log|d(tanh u)/du|; the softplus form of log(1 - tanh^2) is the stable one.
         logp_u = (-0.5 * ((u - mu) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_det = (2.0 * (math.log(2.0) - u - nn.functional.softplus(-2.0 * u))).sum(-1) + self.out_dim * math.log(self.scale)
+        log_det = (2.0 * (math.log(2.0) - u - nn.functional.softplus(-2.0 * u))).sum(-1)
         return self.scale * t, logp_u - log_det
 
 

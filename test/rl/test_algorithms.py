@@ -108,3 +108,25 @@ def test_every_algorithm_updates():
         m = agent.update(demo_replay(2), np.random.default_rng(0), utd=2)
         assert m and all(np.isfinite(v) for v in m.values()), (name, m)
         assert agent.counters["critic_steps"] == 2
+
+
+def test_edit_entropy_target_reachable_for_small_beta():
+    """The temperature only settles if the edit policy CAN reach -d/2: a log-prob that counted the
+    beta scaling (d*log(0.05) = -168 nats for d = 56) would put every policy below the target."""
+    from policy_stack.rl.nets import TanhGaussian
+    torch.manual_seed(0)
+    d = 56
+    heads = [TanhGaussian(4, d, (8,), scale=s) for s in (0.05, 1.0)]
+    heads[1].load_state_dict(heads[0].state_dict())
+    with torch.no_grad():                       # mu = 0, std = 1: a broad unit tanh-Gaussian
+        heads[0].net[-1].weight.zero_()
+        heads[0].net[-1].bias.zero_()
+    heads[1].load_state_dict(heads[0].state_dict())
+    x = torch.zeros(4096, 4)
+    torch.manual_seed(1)
+    small, logp_small = heads[0](x)
+    torch.manual_seed(1)
+    unit, logp_unit = heads[1](x)
+    assert torch.allclose(small, 0.05 * unit, atol=1e-6)
+    assert torch.allclose(logp_small, logp_unit)             # log-prob of the unit tanh-Gaussian
+    assert -logp_small.mean().item() > -d / 2                 # the entropy target is reachable
