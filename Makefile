@@ -4,10 +4,15 @@ PY := $(VENV)/bin/python
 export MUJOCO_GL ?= egl
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup run test bench clean
+.PHONY: setup setup-gpu run test bench clean
 
 setup:
 	@VENV=$(VENV) bash scripts/setup_env.sh
+
+# Optional: ONNX Runtime with the CUDA/TensorRT providers (needs an NVIDIA driver; see requirements/gpu.txt).
+setup-gpu: setup
+	$(PY) -m pip uninstall -y onnxruntime
+	$(PY) -m pip install -r requirements/gpu.txt
 
 run: setup
 	$(VENV)/bin/policy-stack run-default
