@@ -407,9 +407,8 @@ def main(argv=None) -> int:
                                 "depth": "true"}).environment)
     # Same process settings as the nodes' main (ros_nodes.common.main_for), for the robot side and for
     # the in-process timing alike: GIL hand-over interval and the allocator tuning for large frames.
-    from ros_nodes.transport import tune_malloc
-    sys.setswitchinterval(0.0005)
-    malloc_tuned = tune_malloc()
+    from ros_nodes.transport import node_process_settings
+    malloc_tuned = node_process_settings()
     import torch
     # The node and the in-process timing must run with the same thread count or the comparison is void.
     if args.threads > 0:

@@ -11,7 +11,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from ros_nodes.params import load_definitions
-from ros_nodes.transport import tune_malloc
+from ros_nodes.transport import node_process_settings
 
 # Sensor streams: best effort, keep last 5. A best-effort subscriber matches reliable and best-effort
 # publishers alike, so the inference node accepts any driver. 640x480 images need large shared-memory
@@ -74,11 +74,7 @@ def main_for(node_factory, args=None) -> int:
     """Process main: init, build the node, spin until Ctrl-C / SIGTERM or the node says it is
     finished (`node.finished`), then shut down cleanly. Start-up errors (bad parameters, unknown
     checkpoint) print one line and exit 2, like the CLI."""
-    # Python hands the GIL over every 5 ms by default: a thread woken by a message (the inference
-    # thread, the sim loop) could wait that long while another thread computes. 0.5 ms keeps the
-    # loop latency low at negligible overhead.
-    sys.setswitchinterval(0.0005)
-    tune_malloc()   # camera frames: reuse freed buffers instead of page-faulting new ones per message
+    node_process_settings()   # GIL switch interval 0.5 ms, glibc buffer reuse for camera frames
     rclpy.init(args=args)
     node = None
     code = 0

@@ -1,4 +1,5 @@
-"""Fast DDS transport settings for graphs that carry camera images, and process-level memory tuning.
+"""Fast DDS transport settings for graphs that carry camera images, and the nodes' process settings
+(GIL switch interval, glibc buffer reuse).
 No rclpy here (the graph module and the launch file import it).
 
 Why a profile file and not FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for the sim graph: the sim graph keeps
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -69,6 +71,18 @@ def shm_profile_file() -> str:
         except OSError:
             continue
     raise OSError(f"cannot write the Fast DDS profile {name} into {cache} or the temp folder")
+
+
+def node_process_settings() -> bool:
+    """The process settings every node's main applies (ros_nodes.common.main_for), and the ROS bench's
+    robot side too, so both sides of its comparison run alike. Returns whether tune_malloc applied.
+
+    Python hands the GIL over every 5 ms by default: a thread woken by a message (the inference thread,
+    the sim loop) could wait that long while another thread computes; 0.5 ms keeps the loop latency low
+    at negligible overhead. tune_malloc: camera frames reuse freed buffers instead of page-faulting new
+    ones per message."""
+    sys.setswitchinterval(0.0005)
+    return tune_malloc()
 
 
 def tune_malloc() -> bool:
