@@ -21,8 +21,8 @@ steps, critic ensemble 4 x (128, 128), batch 64, EXPO N=M=4, PA-RL 8 global / 3 
 steps, smaller than the papers' (ensemble 10 x 256^3, batch 256, UTD 20, N=M=8), which would cost
 seconds per update here. Measured at 5000 env steps per run, one thread per run, two runs side by
 side (2-core x86_64 VM): env steps per second of wall time EXPO 9.5-15, PA-RL 5-6, best-of-N 20,
-SAC 60; the 8 runs took 57 core-minutes in all, so the default 30k budget is ~5.7 core-hours,
-~3 h with --jobs 2.
+SAC 60; the 8 runs took 57 core-minutes in all, so the default 30k budget is ~5.7 core-hours; the
+12k/16k runs (docs/results.md) put it at about 3.5 h with --jobs 2.
 """
 from __future__ import annotations
 
@@ -85,14 +85,16 @@ def steps_to_reach(curve: list, threshold: float, window: int) -> int | None:
     return None
 
 
+def rolling_rates(curve: list, window: int) -> list[float]:
+    """Per episode: success rate over the last `window` episodes (fewer at the start)."""
+    succ = [float(s) for _, s in curve]
+    return [sum(succ[max(0, i - window + 1): i + 1]) / (i + 1 - max(0, i - window + 1)) for i in range(len(succ))]
+
+
 def rolling(curve: list, window: int, points: int = 20) -> list:
     """[[env_steps, rolling success]] thinned to ~points entries (the JSON stays readable)."""
-    out, succ = [], [float(s) for _, s in curve]
-    step = max(1, len(curve) // points)
-    for i in range(0, len(curve), step):
-        lo = max(0, i - window + 1)
-        out.append([int(curve[i][0]), round(sum(succ[lo:i + 1]) / (i + 1 - lo), 3)])
-    return out
+    rates, step = rolling_rates(curve, window), max(1, len(curve) // points)
+    return [[int(curve[i][0]), round(rates[i], 3)] for i in range(0, len(curve), step)]
 
 
 # ------------------------------------------------------------------------------------ stages
@@ -172,18 +174,19 @@ def check_targets(results: dict, a) -> dict:
     """The issue's targets, evaluated on what was run: gain over the base policy's evaluated success
     (final rolling rate of the training episodes minus base eval, in percentage points), and steps to
     80% against SAC's (None = never reached within the budget)."""
+    def mean_if_all_reached(steps: list):
+        return sum(steps) / len(steps) if steps and None not in steps else None
+
     base = results.get("base_eval", {}).get("success_rate")
     agg, out = results.get("aggregate", {}), {"budget_env_steps": a.budget, "base_success": base}
-    sac = agg.get("sac", {}).get("steps_to_80", [])
-    sac_reached = [s for s in sac if s is not None]
+    sac_mean = mean_if_all_reached(agg.get("sac", {}).get("steps_to_80", []))
     for algo in ("expo", "pa-rl", "best_of_n"):
         if algo not in agg or base is None:
             continue
         gain = round(100 * (agg[algo]["success_rate_final_mean"] - base), 1)
-        reached = [s for s in agg[algo]["steps_to_80"] if s is not None]
         out[algo] = {"gain_pp": gain, "gain_ge_40pp": gain >= 40,
-                     "steps_to_80_mean": sum(reached) / len(reached) if len(reached) == len(agg[algo]["steps_to_80"]) else None,
-                     "sac_steps_to_80_mean": sum(sac_reached) / len(sac_reached) if sac and len(sac_reached) == len(sac) else None}
+                     "steps_to_80_mean": mean_if_all_reached(agg[algo]["steps_to_80"]),
+                     "sac_steps_to_80_mean": sac_mean}
     return out
 
 
@@ -199,9 +202,7 @@ def plot_runs(runs_dir: Path, algos: list, window: int, base_rate: float | None,
             curve = json.loads(summary.read_text()).get("curve", [])
             if not curve:
                 continue
-            succ = [float(c[1]) for c in curve]
-            roll = [sum(succ[max(0, k - window + 1): k + 1]) / (k + 1 - max(0, k - window + 1)) for k in range(len(succ))]
-            ax.plot([c[0] for c in curve], roll, color=f"C{i}", alpha=0.9 if j == 0 else 0.55,
+            ax.plot([c[0] for c in curve], rolling_rates(curve, window), color=f"C{i}", alpha=0.9 if j == 0 else 0.55,
                     linestyle="-" if j == 0 else "--", label=algo if j == 0 else None)
     if base_rate is not None:
         ax.axhline(base_rate, color="gray", linestyle=":", label="base policy (eval)")
@@ -235,7 +236,7 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--sac-warmup", type=int, default=0, help="SAC: env steps before its first update")
     p.add_argument("--jobs", type=int, default=1,
-                   help="finetune runs side by side (each its own process with OMP_NUM_THREADS=1; 2 on a 2-core box)")
+                   help="finetune runs side by side, each its own process with cores/jobs torch threads (2 on a 2-core box)")
     p.add_argument("--smoke", action="store_true", help="tiny everything: checks the pipeline and measures costs")
     a = p.parse_args(argv)
     if a.smoke:
