@@ -322,18 +322,10 @@ def run_scenario(name: str, policy_spec: str, policy_inproc, args, run_dir: Path
         time.sleep(0.3)                         # the start-up answers land before timing starts
         duration = args.soak if args.soak else args.ticks * period
         window_s = args.soak_window
-        sent, windows, late = [], [], 0
         rss0 = {"node": _rss_mb(node_pid), "robot_side": _rss_mb(own_pid)}
-        t0 = next_t = time.time()
-        while time.time() - t0 < duration:
-            if time.time() - next_t > period:
-                late += 1                       # this tick starts more than one period late
-            sent.append(robot.publish())
-            next_t += period
-            time.sleep(max(0.0, next_t - time.time()))
-            if args.soak and time.time() - t0 >= window_s * (len(windows) + 1):
-                windows.append({"node": _rss_mb(node_pid), "robot_side": _rss_mb(own_pid)})
-        time.sleep(0.5)                         # let the last answers land
+        rss_mark = (lambda: {"node": _rss_mb(node_pid), "robot_side": _rss_mb(own_pid)}) if args.soak else None
+        t0 = time.time()
+        sent, late, windows = _publish_ticks(robot, period, duration, window_s, rss_mark)
         with robot.lock:
             lat = [(robot.received[s] - s) * 1e3 for s in sent if s in robot.received]
             # Per tick: round trip minus the node's own act() for that chunk (paired by stamp).
@@ -356,11 +348,63 @@ def run_scenario(name: str, policy_spec: str, policy_inproc, args, run_dir: Path
             result.update(windows=_windows(robot, sent, t0, windows, window_s), rss_start_mb=rss0, rss_end_mb=rss1,
                           rss_growth_mb={k: round(rss1[k] - rss0[k], 1) if rss0[k] is not None and rss1[k] is not None
                                          else None for k in rss0})
+        codes = procs.stop()
+        if not args.soak:
+            result["ros_floor_echo_ms"] = _echo_floor(robot, policy_inproc, obs, period, args.ticks, args.verbose)
     finally:
         robot.close()
         codes = procs.stop()
     result["node_exit_code"] = codes.get("inference_node")
     return result
+
+
+def _publish_ticks(robot, period: float, duration: float, window_s: float = 0.0, rss_mark=None):
+    """Publish one observation per period for `duration` s -> (stamps sent, late ticks, RSS marks per
+    window when rss_mark is given)."""
+    sent, windows, late = [], [], 0
+    t0 = next_t = time.time()
+    while time.time() - t0 < duration:
+        if time.time() - next_t > period:
+            late += 1                       # this tick starts more than one period late
+        sent.append(robot.publish())
+        next_t += period
+        time.sleep(max(0.0, next_t - time.time()))
+        if rss_mark and time.time() - t0 >= window_s * (len(windows) + 1):
+            windows.append(rss_mark())
+    time.sleep(0.5)                         # let the last answers land
+    return sent, late, windows
+
+
+def _echo_floor(robot, policy, obs, period: float, ticks: int, verbose: bool = False) -> dict:
+    """The same ticks answered by bench.ros_echo (no conversion, no policy, a fixed chunk) instead of
+    the inference node: the round trip rclpy + DDS cost alone on this machine for these messages."""
+    import signal
+    import subprocess
+    chunk = np.asarray(policy.act(obs))
+    topics = [pub.topic_name for pub, _ in robot._msgs]
+    cmd = [sys.executable, "-m", "bench.ros_echo", "--topics", ",".join(dict.fromkeys(topics)),
+           "--chunk-shape", f"{chunk.shape[0]},{chunk.shape[1]}"]
+    echo = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=None if verbose else subprocess.DEVNULL)
+    try:
+        deadline, first = time.time() + 60, None
+        while first is None and time.time() < deadline and echo.poll() is None:
+            s = robot.publish()
+            time.sleep(period)
+            with robot.lock:
+                first = robot.received.get(s)
+        if first is None:
+            return {"error": "bench.ros_echo did not answer within 60 s"}
+        time.sleep(0.3)
+        sent, _, _ = _publish_ticks(robot, period, ticks * period)
+        with robot.lock:
+            lat = [(robot.received[s] - s) * 1e3 for s in sent if s in robot.received]
+        return {**_pct(lat), "answered_fraction": round(len(lat) / max(1, len(sent)), 4)}
+    finally:
+        echo.send_signal(signal.SIGINT)
+        try:
+            echo.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            echo.kill()
 
 
 def _windows(robot, sent, t0, rss_marks, window_s) -> list[dict]:

@@ -11,7 +11,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from ros_nodes.params import load_definitions
-from ros_nodes.transport import node_process_settings
+from ros_nodes.transport import freeze_startup_objects, node_process_settings
 
 # Sensor streams: best effort, keep last 5. A best-effort subscriber matches reliable and best-effort
 # publishers alike, so the inference node accepts any driver. 640x480 images need large shared-memory
@@ -82,6 +82,7 @@ def main_for(node_factory, args=None) -> int:
         node = node_factory()
         executor = make_executor()
         executor.add_node(node)
+        freeze_startup_objects()
         while rclpy.ok() and not getattr(node, "finished", False):
             executor.spin_once(timeout_sec=0.1)
         code = int(getattr(node, "exit_code", 0))

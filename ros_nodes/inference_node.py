@@ -88,6 +88,7 @@ class InferenceNode(Node):
 
         sensors, services = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         self.chunk_pub = self.create_publisher(JointTrajectory, p["action_chunk_topic"], CHUNK_QOS)
+        self._trajectory = C.TrajectoryWriter(self.space.names, p["action_dt_s"])   # used by _tick only
         self.status_pub = self.create_publisher(DiagnosticArray, p["status_topic"], STATE_QOS)
         self._subscribe(sensors)
         self.create_service(SetBool, p["enable_service"], self._on_enable, callback_group=services)
@@ -307,8 +308,7 @@ class InferenceNode(Node):
         with self._lock:
             if not self.enabled:     # disabled while act() ran: its chunk must not go out
                 return None
-            self.chunk_pub.publish(C.chunk_to_trajectory(verdict.chunk, self.space.names, self.p["action_dt_s"],
-                                                          C.sec_to_stamp(stamp)))
+            self.chunk_pub.publish(self._trajectory(verdict.chunk, C.sec_to_stamp(stamp)))
             self._prev_chunk = (stamp, verdict.chunk)
             self._chunks += 1
             if self.state != "running":

@@ -15,6 +15,7 @@ keeps LARGE_DATA. Numbers and method: docs/ros2.md, "Large data".
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import sys
@@ -83,6 +84,15 @@ def node_process_settings() -> bool:
     ones per message."""
     sys.setswitchinterval(0.0005)
     return tune_malloc()
+
+
+def freeze_startup_objects() -> None:
+    """Move everything built at start-up (the model, torch, message types) out of the garbage
+    collector's view. Measured in the inference node: full (generation 2) collections took 25-87 ms
+    while these objects were tracked, which mid-run would be a missed control tick; with them frozen a
+    full collection only walks what the loop itself allocated. Call once the node is built."""
+    gc.collect()
+    gc.freeze()
 
 
 def tune_malloc() -> bool:

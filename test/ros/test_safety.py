@@ -47,6 +47,35 @@ def test_rate_limit_exempts_discrete_gripper():
     assert S.CLAMPED_DELTA in [e.kind for e in v.events]
 
 
+def _rate_limit_reference(chunk, prev, max_delta):
+    """The definition, step by step: each step within max_delta of the (limited) step before it."""
+    out = np.array(chunk, np.float64)
+    for k in range(len(out)):
+        if prev is not None:
+            out[k] = prev + np.clip(out[k] - prev, -max_delta, max_delta)
+        prev = out[k]
+    return out
+
+
+@pytest.mark.parametrize("with_anchor", [True, False])
+def test_rate_limit_matches_step_by_step_definition(with_anchor):
+    """The vectorized within-limit check and the loop from the first violation give the definition's
+    result, whether the violation is at the first step, mid-chunk or nowhere."""
+    safety = S.ActionSafety(JOINTS, S.SafetyLimits(max_step_delta=0.1))
+    rng = np.random.default_rng(0)
+    for case in range(60):
+        chunk = np.cumsum(rng.uniform(-0.05, 0.05, (8, 3)), axis=0)    # smooth: within the limit
+        if case % 3 == 1:
+            chunk[rng.integers(0, 8):] += rng.uniform(-0.5, 0.5, 3)     # a jump somewhere
+        prev = rng.uniform(-0.3, 0.3, 3) if with_anchor else None
+        out, n = safety.rate_limit(chunk, prev)
+        ref = _rate_limit_reference(chunk, prev, safety.max_delta)
+        np.testing.assert_allclose(out, ref, atol=1e-12)
+        steps = np.diff(np.concatenate([prev[None], out]) if with_anchor else out, axis=0)
+        assert np.all(np.abs(steps) <= 0.1 + 1e-12)
+        assert (n > 0) == (not np.allclose(ref, chunk))
+
+
 def test_hold_eef_delta_keeps_gripper_and_joint_position_holds_last_command():
     safety = S.ActionSafety(SPACE)
     np.testing.assert_array_equal(safety.hold_action(np.array([.5, .5, .5, .1, .1, .1, 1.0])), [0, 0, 0, 0, 0, 0, 1])
