@@ -19,6 +19,8 @@ same observation), back to back (`in_process_ms`) and once per period as the nod
 both (`overhead_ros_minus_inprocess[_paced]`, ms and ratio), and per tick the round trip minus the
 node's own act() time for that chunk (`ros_minus_node_act_ms`; paired through the status's
 chunk_stamp): what transport, conversion and scheduling add, free of act()'s run-to-run variance.
+Then the same ticks go to bench/ros_echo.py instead of the node (`ros_floor_echo_ms`): a node that
+answers with a fixed chunk, i.e. the rclpy + Fast DDS floor on this machine for these messages.
 This process uses the sim graph's environment (LOCALHOST; with images the shared-memory profile of
 ros_nodes/transport.py) and the nodes' process settings (switch interval, tune_malloc).
 
@@ -285,6 +287,26 @@ class RobotSide:
         self._thread.join(timeout=2)
 
 
+def _cpu_times() -> list[int] | None:
+    """Aggregate CPU jiffies from /proc/stat (Linux): user nice system idle iowait irq softirq steal."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+
+
+def _cpu_share(t0, t1) -> dict | None:
+    """Busy and steal shares of all CPUs between two _cpu_times() readings. Steal is time the
+    hypervisor ran something else on our virtual CPUs: on a VM it is the latency tail no process here
+    can remove."""
+    if not t0 or not t1:
+        return None
+    d = [b - a for a, b in zip(t0, t1)]
+    total = max(1, sum(d))
+    return {"busy": round(1 - (d[3] + d[4]) / total, 3), "steal": round(d[7] / total, 4)}
+
+
 def _rss_mb(pid) -> float | None:
     try:
         import psutil
@@ -461,6 +483,7 @@ def main(argv=None) -> int:
     os.environ["OMP_NUM_THREADS"] = str(threads)    # read by torch in the node process at import
     from ros_nodes import policy_io
     run_dir = Path(tempfile.mkdtemp(prefix="bench_ros_"))
+    cpu0 = _cpu_times()
     rgbd_note = None
     results = []
     try:
@@ -497,6 +520,7 @@ def main(argv=None) -> int:
               "malloc_tuned": malloc_tuned,
               "executor": os.environ.get("POLICY_STACK_EXECUTOR", "events"),
               "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "cpu_during_run": _cpu_share(cpu0, _cpu_times()),
                        "load_avg_1m": round(os.getloadavg()[0], 2)},
               "results": results}
     text = json.dumps(report, indent=1)

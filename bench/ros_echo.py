@@ -4,9 +4,10 @@
 
 It subscribes the same topics (message type from the topic name) with the same QoS, executor and
 process settings as the inference node, and when every topic has delivered a message with one stamp
-it publishes a prebuilt JointTrajectory stamped with it. No conversion, no policy, no safety: the round trip through it is what rclpy and the
-DDS transport alone cost on this machine for that tick's messages (two hops, the Python callbacks and
-(de)serialization), so bench_ros can tell the inference node's own overhead from the platform's.
+it publishes a prebuilt JointTrajectory stamped with it. No conversion, no policy, no safety: the round
+trip through it is what rclpy and the DDS transport alone cost on this machine for that tick's
+messages (two hops, the Python callbacks, (de)serialization), so bench_ros can tell the inference
+node's own overhead from the platform's.
 """
 from __future__ import annotations
 
