@@ -271,6 +271,10 @@ class RobotSide:
             msgs.append((rgb_pub, C.rgb_to_image(o[f"{cam}_rgb"], stamp, cam)))   # last: the node's anchor
         return msgs
 
+    def topics(self) -> list[str]:
+        """The topics of one tick, in publish order."""
+        return list(dict.fromkeys(pub.topic_name for pub, _ in self._msgs))
+
     def publish(self) -> float:
         """Stamp every message of one tick with now and publish it; returns the stamp (s)."""
         t = time.time()
@@ -370,8 +374,8 @@ def run_scenario(name: str, policy_spec: str, policy_inproc, args, run_dir: Path
             result.update(windows=_windows(robot, sent, t0, windows, window_s), rss_start_mb=rss0, rss_end_mb=rss1,
                           rss_growth_mb={k: round(rss1[k] - rss0[k], 1) if rss0[k] is not None and rss1[k] is not None
                                          else None for k in rss0})
-        codes = procs.stop()
         if not args.soak:
+            procs.stop()     # the echo node must be the only one answering (stop() is idempotent)
             result["ros_floor_echo_ms"] = _echo_floor(robot, policy_inproc, obs, period, args.ticks, args.verbose)
     finally:
         robot.close()
@@ -403,8 +407,7 @@ def _echo_floor(robot, policy, obs, period: float, ticks: int, verbose: bool = F
     import signal
     import subprocess
     chunk = np.asarray(policy.act(obs))
-    topics = [pub.topic_name for pub, _ in robot._msgs]
-    cmd = [sys.executable, "-m", "bench.ros_echo", "--topics", ",".join(dict.fromkeys(topics)),
+    cmd = [sys.executable, "-m", "bench.ros_echo", "--topics", ",".join(robot.topics()),
            "--chunk-shape", f"{chunk.shape[0]},{chunk.shape[1]}"]
     echo = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=None if verbose else subprocess.DEVNULL)
     try:
