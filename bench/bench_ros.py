@@ -275,6 +275,11 @@ class RobotSide:
         """The topics of one tick, in publish order."""
         return list(dict.fromkeys(pub.topic_name for pub, _ in self._msgs))
 
+    def round_trips_ms(self, stamps) -> list[float]:
+        """Observation stamp -> its chunk received, ms, for the given stamps that were answered."""
+        with self.lock:
+            return [(self.received[s] - s) * 1e3 for s in stamps if s in self.received]
+
     def publish(self) -> float:
         """Stamp every message of one tick with now and publish it; returns the stamp (s)."""
         t = time.time()
@@ -348,12 +353,12 @@ def run_scenario(name: str, policy_spec: str, policy_inproc, args, run_dir: Path
         time.sleep(0.3)                         # the start-up answers land before timing starts
         duration = args.soak if args.soak else args.ticks * period
         window_s = args.soak_window
-        rss0 = {"node": _rss_mb(node_pid), "robot_side": _rss_mb(own_pid)}
-        rss_mark = (lambda: {"node": _rss_mb(node_pid), "robot_side": _rss_mb(own_pid)}) if args.soak else None
+        rss_now = lambda: {"node": _rss_mb(node_pid), "robot_side": _rss_mb(own_pid)}
+        rss0 = rss_now()
         t0 = time.time()
-        sent, late, windows = _publish_ticks(robot, period, duration, window_s, rss_mark)
+        sent, late, windows = _publish_ticks(robot, period, duration, window_s, rss_now if args.soak else None)
+        lat = robot.round_trips_ms(sent)
         with robot.lock:
-            lat = [(robot.received[s] - s) * 1e3 for s in sent if s in robot.received]
             # Per tick: round trip minus the node's own act() for that chunk (paired by stamp).
             paired = [(robot.received[s] - s) * 1e3 - robot.node_act[s] for s in sent
                       if s in robot.received and s in robot.node_act]
@@ -370,7 +375,7 @@ def run_scenario(name: str, policy_spec: str, policy_inproc, args, run_dir: Path
                                    if k in ("latency_p50_ms", "latency_p99_ms", "holds", "chunks", "sampler", "steps")
                                    or k.startswith("events.")})
         if args.soak:
-            rss1 = {"node": _rss_mb(node_pid), "robot_side": _rss_mb(own_pid)}
+            rss1 = rss_now()
             result.update(windows=_windows(robot, sent, t0, windows, window_s), rss_start_mb=rss0, rss_end_mb=rss1,
                           rss_growth_mb={k: round(rss1[k] - rss0[k], 1) if rss0[k] is not None and rss1[k] is not None
                                          else None for k in rss0})
@@ -421,8 +426,7 @@ def _echo_floor(robot, policy, obs, period: float, ticks: int, verbose: bool = F
             return {"error": "bench.ros_echo did not answer within 60 s"}
         time.sleep(0.3)
         sent, _, _ = _publish_ticks(robot, period, ticks * period)
-        with robot.lock:
-            lat = [(robot.received[s] - s) * 1e3 for s in sent if s in robot.received]
+        lat = robot.round_trips_ms(sent)
         return {**_pct(lat), "answered_fraction": round(len(lat) / max(1, len(sent)), 4)}
     finally:
         echo.send_signal(signal.SIGINT)
@@ -437,8 +441,7 @@ def _windows(robot, sent, t0, rss_marks, window_s) -> list[dict]:
     out = []
     for i, rss in enumerate(rss_marks):
         part = [s for s in sent if t0 + window_s * i <= s < t0 + window_s * (i + 1)]
-        with robot.lock:
-            lat = [(robot.received[s] - s) * 1e3 for s in part if s in robot.received]
+        lat = robot.round_trips_ms(part)
         out.append({"window": i + 1, "end_s": round(window_s * (i + 1), 1), "roundtrip_ms": _pct(lat),
                     "sent": len(part), "missed": len(part) - len(lat),
                     "answered_fraction": round(len(lat) / max(1, len(part)), 4), "rss_mb": rss})

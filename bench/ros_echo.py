@@ -24,19 +24,23 @@ def main(argv=None) -> int:
     p.add_argument("--chunk-topic", default="/policy/action_chunk")
     args = p.parse_args(argv)
 
-    from ros_nodes.transport import freeze_startup_objects, node_process_settings
-    node_process_settings()
+    from ros_nodes.common import main_for
+    return main_for(lambda: echo_node(args))
+
+
+def echo_node(args):
+    """The echo node (built by ros_nodes.common.main_for, which gives it the nodes' process settings,
+    executor, start-up GC freeze and shutdown handling)."""
     import rclpy
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import CameraInfo, Image, JointState
     from trajectory_msgs.msg import JointTrajectory
 
     from ros_nodes import convert as C
-    from ros_nodes.common import CHUNK_QOS, IMAGE_QOS, SENSOR_QOS, make_executor
+    from ros_nodes.common import CHUNK_QOS, IMAGE_QOS, SENSOR_QOS
 
     topics = [t for t in args.topics.split(",") if t]
     T, A = (int(v) for v in args.chunk_shape.split(","))
-    rclpy.init()
     node = rclpy.create_node("bench_ros_echo")
     pub = node.create_publisher(JointTrajectory, args.chunk_topic, CHUNK_QOS)
     writer = C.TrajectoryWriter([f"a{i}" for i in range(A)], 0.05)
@@ -56,19 +60,7 @@ def main(argv=None) -> int:
         kind = (CameraInfo if t.endswith("camera_info") else Image if t.endswith("image_raw")
                 else PoseStamped if t.endswith("pose") else JointState)
         node.create_subscription(kind, t, on_msg, IMAGE_QOS if kind is Image else SENSOR_QOS)
-    executor = make_executor()
-    executor.add_node(node)
-    freeze_startup_objects()
-    try:
-        while rclpy.ok():                        # as ros_nodes.common.main_for: ends on Ctrl-C / SIGTERM
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
-
+    return node
 
 if __name__ == "__main__":
     sys.exit(main())
