@@ -1,6 +1,6 @@
 """RL fine-tuning benchmark: EXPO and PA-RL vs best-of-N Q re-ranking and RLPD-style SAC.
 
-    nice python bench/bench_rl.py --work bench_out/rl --jobs 2          # full run (~3 h on 2 cores, resumable)
+    nice python bench/bench_rl.py --work bench_out/rl --jobs 2          # full run (~3.7 h on 2 cores, resumable)
     nice python bench/bench_rl.py --work /tmp/rl_smoke --smoke                              # minutes
 
 Protocol: a deliberately weak Diffusion policy (6000 steps on 10 noisy, suboptimal scripted Lift
@@ -22,7 +22,7 @@ steps, smaller than the papers' (ensemble 10 x 256^3, batch 256, UTD 20, N=M=8),
 seconds per update here. Measured at 5000 env steps per run, one thread per run, two runs side by
 side (2-core x86_64 VM): env steps per second of wall time EXPO 9.5-15, PA-RL 5-6, best-of-N 20,
 SAC 60; the 8 runs took 57 core-minutes in all, so the default 30k budget is ~5.7 core-hours; the
-12k/16k runs (docs/results.md) put it at about 3.5 h with --jobs 2.
+measured 30k run (docs/results.md) took 7.4 run-hours, about 3.7 h with --jobs 2.
 """
 from __future__ import annotations
 
