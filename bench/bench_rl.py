@@ -53,6 +53,9 @@ AGENT = {
     "best_of_n": dict(CRITIC, n_base=4),
     "sac": dict(CRITIC, actor_hidden=[128, 128]),
 }
+# Session options per algorithm. PA-RL's recipe is offline-to-online: its Cal-QL critic is pre-trained
+# on the demonstrations before the first online step, so distillation never starts from a random critic.
+SESSION = {"pa-rl": {"critic_pretrain_steps": 2000}}
 
 
 def log(msg: str) -> None:
@@ -133,6 +136,7 @@ def finetune(a, work: Path, base: Path, algo: str, seed: int) -> dict:
     agent = AGENT[algo]
     agent_sets = [x for k, v in agent.items() for x in ("--agent-set", f"{k}={json.dumps(v)}")]
     extra = ["--set", f"success_window={a.window}"]
+    extra += [x for k, v in SESSION.get(algo, {}).items() for x in ("--set", f"{k}={json.dumps(v)}")]
     if algo == "sac":
         extra += ["--set", f"warmup_env_steps={a.sac_warmup}"]
     cli("finetune", "--algo", algo, "--env", f"sim:{a.env}", "--policy", base, "--offline", work / "demos",

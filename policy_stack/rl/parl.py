@@ -6,6 +6,12 @@ best iterate (so optimization never lowers Q) -> pick the best (argmax) or sampl
 The optimized policy acts, gives the critic's TD target, and is distilled into the base policy with
 `policy.loss` on (state, optimized chunk): nothing here knows whether the policy is a diffusion model
 or an EBT. The critic is trained with Cal-QL (alpha 0.005).
+
+Distillation, as in the reference (`dataset_actions_to_consider` in its train.py), also offers the
+replay's own chunk at that state (the demonstration, or the chunk that was executed online) as one
+more particle: the policy is only pulled toward its own samples where the critic rates them above
+the data. Without it the base regresses on its own samples from the first update, ranked by an
+untrained critic, and drifts away from the demonstrations (measured: docs/results.md).
 """
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ class ParlConfig(AgentConfig):
     calibrate: bool = True             # Cal-QL (False: plain CQL)
     base_lr: float = 5e-5              # reference lr for the base during PA-RL
     distill: bool = True
+    distill_with_data: bool = True     # the replay's chunk competes with the optimized ones (reference)
 
 
 def _aggregate(critic: Critic, q: torch.Tensor, how: str) -> torch.Tensor:
@@ -42,9 +49,12 @@ def _aggregate(critic: Critic, q: torch.Tensor, how: str) -> torch.Tensor:
 
 
 def optimize_actions(critic: Critic, feat: torch.Tensor, cands: torch.Tensor, n_keep: int, n_steps: int,
-                     step_size: float, how: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+                     step_size: float, how: str = "mean",
+                     extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """cands (B, M, Tp, A) normalized -> (optimized (B, k, Tp, A), their Q (B, k)).
 
+    `extra` (B, Tp, A), when given, joins the k kept samples as particle k (it is not ranked against
+    the M samples, and is optimized like them), so the result has k + 1 particles.
     Only the executed part moves: Q reads the first Ta steps, so the tail's gradient is zero and the
     tail keeps the base sample (a valid continuation for the policy's loss)."""
     feat = feat.detach()
@@ -52,6 +62,9 @@ def optimize_actions(critic: Critic, feat: torch.Tensor, cands: torch.Tensor, n_
         q0 = _aggregate(critic, critic.q(feat, cands), how)
         top_q, top = q0.topk(min(n_keep, cands.shape[1]), dim=1)
         x = cands[torch.arange(cands.shape[0])[:, None], top]
+        if extra is not None:
+            x = torch.cat([x, extra[:, None].clamp(-1.0, 1.0)], 1)
+            top_q = torch.cat([top_q, _aggregate(critic, critic.q(feat, x[:, -1:]), how)], 1)
     best, best_q = x.clone(), top_q.clone()
     for _ in range(n_steps):
         with torch.enable_grad():   # callers (acting) may run under no_grad
@@ -79,17 +92,17 @@ class ParlAgent(Agent):
         self.modules["policy"] = policy
         self.optims["policy"] = torch.optim.Adam(policy.parameters(), lr=cfg.base_lr)
 
-    def optimized(self, obs_norm: dict, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def optimized(self, obs_norm: dict, feat: torch.Tensor,
+                  extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.cfg
         return optimize_actions(self.critic, feat, self.base_samples(obs_norm, c.n_global), c.n_keep,
-                                c.n_local_steps, c.step_size, c.optimize_on)
+                                c.n_local_steps, c.step_size, c.optimize_on, extra)
 
-    def choose(self, parts: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    def choose_index(self, q: torch.Tensor) -> torch.Tensor:
+        """Which particle each state distils toward: argmax Q, or a sample of softmax(Q / T)."""
         if self.cfg.select == "argmax":
-            idx = q.argmax(-1)
-        else:
-            idx = torch.multinomial(torch.softmax(q / self.cfg.softmax_temperature, -1), 1)[:, 0]
-        return parts[torch.arange(parts.shape[0]), idx]
+            return q.argmax(-1)
+        return torch.multinomial(torch.softmax(q / self.cfg.softmax_temperature, -1), 1)[:, 0]
 
     def act_normalized(self, obs_norm, feat):
         parts, q = self.optimized(obs_norm, feat)
@@ -121,12 +134,20 @@ class ParlAgent(Agent):
         return m
 
     def distill_step(self, b: dict) -> dict[str, float]:
-        """Supervised step of the base policy toward its own optimized chunks (policy.loss only)."""
-        parts, q = self.optimized(b["obs_norm"], b["feat"])
-        target = self.io.unnorm_action(self.choose(parts, q))
-        loss = self.imitation_step(self.optims["policy"], b["obs"], target)
+        """Supervised step of the base policy toward its optimized chunks (policy.loss only)."""
+        data = b["action_norm"] if self.cfg.distill_with_data else None
+        parts, q = self.optimized(b["obs_norm"], b["feat"], data)
+        idx = self.choose_index(q)
+        target = self.io.unnorm_action(parts[torch.arange(parts.shape[0]), idx])
+        is_pad, m = None, {}
+        if data is not None:
+            took_data = idx == parts.shape[1] - 1
+            # the data chunk keeps its padding mask; an optimized chunk is a full sample
+            is_pad = b["action_is_pad"] & took_data[:, None] if "action_is_pad" in b else None
+            m["distill_data_frac"] = took_data.float().mean().item()
+        loss = self.imitation_step(self.optims["policy"], b["obs"], target, is_pad)
         self.counters["actor_steps"] += 1
-        return {"distill_loss": loss, "q_optimized": float(q.max(-1).values.mean())}
+        return {"distill_loss": loss, "q_optimized": float(q.max(-1).values.mean()), **m}
 
     def update(self, replay: Replay, rng: np.random.Generator, utd: int = 1) -> dict[str, float]:
         m: dict[str, float] = {}

@@ -83,6 +83,35 @@ def test_parl_distillation_moves_policy_toward_optimized_actions():
     assert dist() < 0.5 * before
 
 
+def test_parl_distillation_keeps_data_chunk_the_critic_prefers():
+    """The replay's chunk competes in distillation (reference): where Q rates it above every
+    optimized sample the policy is trained on it; switched off, it never is."""
+    seed_all()
+    policy = TinyPolicy(noise=0.05)
+    agent = ParlAgent(policy, ParlConfig(**SMALL_AGENT["pa-rl"], base_lr=1e-2))
+    rep = demo_replay(3)
+    b = agent.prepare(rep.sample(16, np.random.default_rng(0)))
+    s, Ta = agent.io.exec_start, agent.io.Ta
+    data_exec = b["action_norm"][:, s:s + Ta]
+
+    def q_near_data(feat, act, target=False):
+        d = data_exec if act.dim() == 3 else data_exec[:, None]
+        val = -((act[..., s:s + Ta, :] - d) ** 2).flatten(-2).sum(-1)
+        return val.unsqueeze(0).expand(agent.critic.num_qs, *val.shape)
+
+    agent.critic.q = q_near_data
+    dist = lambda: ((policy.mean(b["obs_norm"])[:, s:s + Ta] - data_exec) ** 2).mean().item()
+    before = dist()
+    for _ in range(30):
+        m = agent.distill_step(b)
+        assert m["distill_data_frac"] == 1.0
+    assert dist() < 0.5 * before
+    agent.cfg.distill_with_data = False
+    assert "distill_data_frac" not in agent.distill_step(b)
+    parts, q = agent.optimized(b["obs_norm"], b["feat"])
+    assert parts.shape[1] == agent.cfg.n_keep
+
+
 def test_calql_shape_and_sign():
     E, B, K = 3, 5, 4
     q_data = torch.zeros(E, B, requires_grad=True)
