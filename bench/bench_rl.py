@@ -259,7 +259,7 @@ def main(argv=None) -> int:
     out_json = Path(a.json) if a.json else work / "results.json"
     results = json.loads(out_json.read_text()) if out_json.is_file() else {}
     results.setdefault("runs", {})
-    results["config"] = {k: v for k, v in vars(a).items()} | {"agent": AGENT, "policy_set": POLICY_SET,
+    results["config"] = {k: v for k, v in vars(a).items()} | {"agent": AGENT, "session": SESSION, "policy_set": POLICY_SET,
                                                                "cpu_count": os.cpu_count()}
     base = base_policy(a, work, results)
     write_json_atomic(out_json, results)
