@@ -41,8 +41,10 @@ def test_up_ctrl_c_stops_nodes(ros_env, tmp_path):
     cmd = [sys.executable, "-m", "policy_stack.cli", "up", "--json", "--run-dir", str(tmp_path / "run"),
            "--domain-id", ros_env["ROS_DOMAIN_ID"], "--policy", standin("make_lowdim"), "--cameras", "",
            "--depth", "false", "--episodes", "100"]
+    # A shell running the suite in the background (`make test &`) starts it with SIGINT ignored, and a
+    # child inherits that: give `up` the terminal's default so the test sends what Ctrl-C sends.
     proc = subprocess.Popen(cmd, cwd=REPO, env=node_env(ros_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 90
         for line in proc.stderr:       # wait until the policy drives the sim
