@@ -1,6 +1,6 @@
 """RL fine-tuning benchmark: EXPO and PA-RL vs best-of-N Q re-ranking and RLPD-style SAC.
 
-    nice python bench/bench_rl.py --work bench_out/rl --jobs 2          # full run (~3.7 h on 2 cores, resumable)
+    nice python bench/bench_rl.py --work bench_out/rl --jobs 2          # full run (~3.3 h on 2 cores, resumable)
     nice python bench/bench_rl.py --work /tmp/rl_smoke --smoke                              # minutes
 
 Protocol: a deliberately weak Diffusion policy (6000 steps on 10 noisy, suboptimal scripted Lift
@@ -18,11 +18,11 @@ after each run. It may run across several sittings.
 
 Sizing for a 2-core CPU: UTD 1 at episode ends (docs/rl.md), a small UNet (32, 64) with 4 DDIM
 steps, critic ensemble 4 x (128, 128), batch 64, EXPO N=M=4, PA-RL 8 global / 3 kept / 2 local
-steps, smaller than the papers' (ensemble 10 x 256^3, batch 256, UTD 20, N=M=8), which would cost
+steps (its Cal-QL critic pre-trained 2000 steps on the demos first, PA-RL's offline-to-online recipe), smaller than the papers' (ensemble 10 x 256^3, batch 256, UTD 20, N=M=8), which would cost
 seconds per update here. Measured at 5000 env steps per run, one thread per run, two runs side by
 side (2-core x86_64 VM): env steps per second of wall time EXPO 9.5-15, PA-RL 5-6, best-of-N 20,
 SAC 60; the 8 runs took 57 core-minutes in all, so the default 30k budget is ~5.7 core-hours; the
-measured 30k run (docs/results.md) took 7.4 run-hours, about 3.7 h with --jobs 2.
+measured 30k runs (docs/results.md) take 6.6 run-hours, about 3.3 h with --jobs 2.
 """
 from __future__ import annotations
 
