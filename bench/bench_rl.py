@@ -18,7 +18,8 @@ after each run. It may run across several sittings.
 
 Sizing for a 2-core CPU: UTD 1 at episode ends (docs/rl.md), a small UNet (32, 64) with 4 DDIM
 steps, critic ensemble 4 x (128, 128), batch 64, EXPO N=M=4, PA-RL 8 global / 3 kept / 2 local
-steps (its Cal-QL critic pre-trained 2000 steps on the demos first, PA-RL's offline-to-online recipe), smaller than the papers' (ensemble 10 x 256^3, batch 256, UTD 20, N=M=8), which would cost
+steps (its Cal-QL critic pre-trained 2000 steps on the demos first, PA-RL's offline-to-online
+recipe), smaller than the papers' (ensemble 10 x 256^3, batch 256, UTD 20, N=M=8), which would cost
 seconds per update here. Measured at 5000 env steps per run, one thread per run, two runs side by
 side (2-core x86_64 VM): env steps per second of wall time EXPO 9.5-15, PA-RL 5-6, best-of-N 20,
 SAC 60; the 8 runs took 57 core-minutes in all, so the default 30k budget is ~5.7 core-hours; the
@@ -125,6 +126,11 @@ def base_policy(a, work: Path, results: dict) -> Path:
     return base
 
 
+def option_args(flag: str, options: dict) -> list[str]:
+    """{k: v} -> [flag, "k=<v as JSON>", ...], the KEY=VALUE form finetune's --set/--agent-set parse."""
+    return [x for k, v in options.items() for x in (flag, f"{k}={json.dumps(v)}")]
+
+
 def finetune(a, work: Path, base: Path, algo: str, seed: int) -> dict:
     out = work / "runs" / f"{algo}_seed{seed}"
     summary_path = out / "summary.json"
@@ -134,9 +140,8 @@ def finetune(a, work: Path, base: Path, algo: str, seed: int) -> dict:
             return s
     # --smoke keeps the full-run network sizes so its measured costs size the full run.
     agent = AGENT[algo]
-    agent_sets = [x for k, v in agent.items() for x in ("--agent-set", f"{k}={json.dumps(v)}")]
-    extra = ["--set", f"success_window={a.window}"]
-    extra += [x for k, v in SESSION.get(algo, {}).items() for x in ("--set", f"{k}={json.dumps(v)}")]
+    agent_sets = option_args("--agent-set", agent)
+    extra = ["--set", f"success_window={a.window}", *option_args("--set", SESSION.get(algo, {}))]
     if algo == "sac":
         extra += ["--set", f"warmup_env_steps={a.sac_warmup}"]
     cli("finetune", "--algo", algo, "--env", f"sim:{a.env}", "--policy", base, "--offline", work / "demos",
