@@ -7,13 +7,17 @@ The node graph itself (which nodes, their parameters and remappings as a functio
 lives in ros_nodes/graph.py, which `policy-stack up` also runs (as plain processes, on machines
 without ROS 2's launch). This file only declares the graph's arguments and turns each NodeSpec into a
 launch_ros Node action, so the two front ends cannot describe different graphs
-(test/ros/test_graph.py checks it). Parameter defaults and documentation: config/<node>.yaml.
+(test/ros/test_graph.py checks it). Each node gets its standard parameter file config/<node>.yaml, then
+the graph's overrides. When the sim node exits (its episodes are done, or it failed), the whole launch
+shuts down, as `policy-stack up` does; the sim node's exit code is in the shutdown reason.
 """
 import os
 import sys
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler, SetEnvironmentVariable
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -33,17 +37,25 @@ def _launch_nodes(context, *args, **kwargs):
     described = graph.describe(values)
     actions = [SetEnvironmentVariable(name, value) for name, value in described.environment.items()]
     for spec in described.nodes:
-        actions.append(Node(
+        node = Node(
             package=spec.package,
             executable=spec.executable,
             name=spec.name,
             namespace=spec.namespace,
-            parameters=[dict(spec.parameters)],
+            parameters=([spec.params_file] if spec.params_file else []) + [dict(spec.parameters)],
             remappings=[tuple(r) for r in spec.remappings],
             output="screen",
             emulate_tty=True,
-        ))
+        )
+        actions.append(node)
+        if spec.name == described.lifetime_node:
+            # The run ends with this node (the sim's episodes): stop the rest of the graph with it.
+            actions.append(RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_shutdown)))
     return actions
+
+
+def _shutdown(event, context):
+    return [EmitEvent(event=Shutdown(reason=f"{event.action.name} exited with code {event.returncode}"))]
 
 
 def generate_launch_description():

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 
 from ros_nodes.params import load_definitions
 from ros_nodes.transport import freeze_startup_objects, node_process_settings
@@ -25,6 +28,8 @@ IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, histo
 # Commands and status: reliable; only the newest chunk matters, so a short queue.
 CHUNK_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# The standard aggregate topic (diagnostic_aggregator, rqt_robot_monitor read it); fixed by convention.
+DIAGNOSTICS_TOPIC = "/diagnostics"
 
 _PTYPE = {"bool": ParameterType.PARAMETER_BOOL, "int": ParameterType.PARAMETER_INTEGER,
           "double": ParameterType.PARAMETER_DOUBLE, "string": ParameterType.PARAMETER_STRING,
@@ -71,19 +76,28 @@ def make_executor(kind: str | None = None, context=None):
 
 
 def main_for(node_factory, args=None) -> int:
-    """Process main: init, build the node, spin until Ctrl-C / SIGTERM or the node says it is
-    finished (`node.finished`), then shut down cleanly. Start-up errors (bad parameters, unknown
-    checkpoint) print one line and exit 2, like the CLI."""
+    """Process main: init, build the node, start it (lifecycle autostart), spin until SIGINT / SIGTERM
+    or the node says it is finished (`node.finished`), then shut down cleanly. Start-up errors (bad
+    parameters, a checkpoint that cannot be loaded at autostart) print one line and exit 2, like the CLI.
+
+    rclpy's own signal handler would shut the context down at once, while the node's worker thread
+    (inference, sim stepping) may be publishing: "publisher's context is invalid" tracebacks. Here a
+    signal only ends the spin loop; the node's close() stops its threads; then the context goes."""
     node_process_settings()   # GIL switch interval 0.5 ms, glibc buffer reuse for camera frames
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = None
     code = 0
     try:
         node = node_factory()
         executor = make_executor()
         executor.add_node(node)
+        start = getattr(node, "autostart", None)
+        if start is not None:
+            start()
         freeze_startup_objects()
-        while rclpy.ok() and not getattr(node, "finished", False):
+        while not stop.is_set() and rclpy.ok() and not getattr(node, "finished", False):
             executor.spin_once(timeout_sec=0.1)
         code = int(getattr(node, "exit_code", 0))
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -100,4 +114,6 @@ def main_for(node_factory, args=None) -> int:
                 close()
             node.destroy_node()
         rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return code

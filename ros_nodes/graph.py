@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ros_nodes.params import load_definitions
+from ros_nodes.params import load_definitions, params_file
 from ros_nodes.transport import shm_profile_file
 
 PACKAGE = "policy_stack"
@@ -34,6 +34,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "rate_hz": ("20.0", "control rate, Hz (sim step rate and policy rate)"),
     "video_path": ("", "sim: MP4 of the agentview camera (empty = none)"),
     "results_file": ("", "sim: JSON lines, one per episode (empty = none)"),
+    "use_sim_time": ("false", "true: every node follows the sim node's /clock (simulated time) instead of the wall clock"),
 }
 
 
@@ -42,7 +43,7 @@ class NodeSpec:
     name: str                              # ROS node name
     executable: str                        # `ros2 run <package> <executable>`
     module: str | None                     # python -m module (our nodes); None for external packages
-    parameters: dict = field(default_factory=dict)   # overrides of the defaults in config/<node>.yaml
+    parameters: dict = field(default_factory=dict)   # overrides of the values in config/<node>.yaml
     remappings: tuple = ()                 # ((from, to), ...)
     package: str = PACKAGE
     namespace: str = ""
@@ -51,11 +52,17 @@ class NodeSpec:
     def external(self) -> bool:
         return self.module is None
 
+    @property
+    def params_file(self) -> str | None:
+        """The node's standard ROS 2 parameter file, passed before the overrides (None: external node)."""
+        return None if self.external else str(params_file(self.executable))
+
 
 @dataclass(frozen=True)
 class Graph:
     nodes: tuple
     environment: dict                      # variables every process of the graph needs
+    lifetime_node: str | None = None       # the graph stops when this node exits (the sim: its episodes are done)
 
     def node(self, name: str) -> NodeSpec:
         return next(n for n in self.nodes if n.name == name)
@@ -112,21 +119,22 @@ def describe(args: dict | None = None) -> Graph:
     a = normalize_args(args)
     cameras, depth = resolve_inputs(a)
     rate = float(a["rate_hz"])
+    sim_time = {"use_sim_time": _bool("use_sim_time", a["use_sim_time"])}   # rclpy's own parameter, every node
     inference = NodeSpec(
         name="inference_node", executable="inference_node", module="ros_nodes.inference_node",
-        parameters=_typed("inference_node", {
+        parameters={**sim_time, **_typed("inference_node", {
             "policy": a["policy"], "device": a["device"], "backend": a["backend"], "rate_hz": a["rate_hz"],
             # Chunk time step = the control period the sim steps at.
-            "action_dt_s": repr(1.0 / rate)}))
+            "action_dt_s": repr(1.0 / rate)})})
     nodes = [inference]
     if _bool("sim", a["sim"]):
         nodes.insert(0, NodeSpec(
             name="sim_node", executable="sim_node", module="ros_nodes.sim_node",
-            parameters=_typed("sim_node", {
+            parameters={**sim_time, **_typed("sim_node", {
                 "env": a["env"], "cameras": ",".join(cameras), "depth": str(depth),
                 "image_size": a["image_size"], "episodes": a["episodes"], "seed": a["seed"],
                 "max_steps": a["max_steps"], "rate_hz": a["rate_hz"], "video_path": a["video_path"],
-                "results_file": a["results_file"]})))
+                "results_file": a["results_file"]})}))
     else:
         # Real robot: one realsense-ros driver per camera. Its topics already follow the contract
         # (/<camera>/color/image_raw, aligned_depth_to_color, color/camera_info) when camera_name is
@@ -151,14 +159,16 @@ def describe(args: dict | None = None) -> Graph:
     elif cameras:
         # Real robot (discovery range SUBNET): Fast DDS's large-data transport.
         environment["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
-    return Graph(tuple(nodes), environment)
+    return Graph(tuple(nodes), environment, lifetime_node="sim_node" if sim else None)
 
 
-def process_command(spec: NodeSpec, python: str, params_file: str) -> list[str]:
-    """argv that starts one of our nodes as `launch_ros.actions.Node` would (name, params, remaps)."""
+def process_command(spec: NodeSpec, python: str, overrides_file: str) -> list[str]:
+    """argv that starts one of our nodes as `launch_ros.actions.Node` would (name, params, remaps): the
+    standard parameter file config/<node>.yaml first, then the graph's overrides (later files win)."""
     if spec.external:
         raise ValueError(f"node {spec.name}: package {spec.package} is external; start it with ros2 launch")
-    cmd = [python, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}", "--params-file", params_file]
+    cmd = [python, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}",
+           "--params-file", spec.params_file, "--params-file", overrides_file]
     if spec.namespace:
         cmd += ["-r", f"__ns:={spec.namespace}"]
     for src, dst in spec.remappings:
@@ -167,5 +177,5 @@ def process_command(spec: NodeSpec, python: str, params_file: str) -> list[str]:
 
 
 def params_document(spec: NodeSpec) -> dict:
-    """The --params-file content for one node."""
+    """The overrides --params-file content for one node."""
     return {spec.name: {"ros__parameters": dict(spec.parameters)}}

@@ -11,9 +11,13 @@ Per tick (at most rate_hz, once per new time-aligned observation):
   assemble (policy_stack.obs_history) -> watchdog on stamps -> policy.act -> watchdog on duration
   -> ActionSafety.filter_chunk -> publish JointTrajectory stamped with the newest observation used.
 Any failed step publishes a hold (empty JointTrajectory) once and reports it in /policy/status.
+
+Managed (lifecycle) node: see InferenceNode. With autostart (the default) it configures and activates
+itself; /diagnostics carries a summary at diagnostics_period_s in every lifecycle state.
 """
 from __future__ import annotations
 
+import gc
 import math
 import os
 import threading
@@ -23,7 +27,7 @@ from collections import deque
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import SetBool, Trigger
 from diagnostic_msgs.msg import DiagnosticArray
@@ -33,13 +37,18 @@ from policy_stack import safety as S
 from policy_stack.obs_history import ObservationSync
 from ros_nodes import convert as C
 from ros_nodes import policy_io
-from ros_nodes.common import CHUNK_QOS, IMAGE_QOS, SENSOR_QOS, STATE_QOS, declare_parameters, expand, main_for
+from ros_nodes.common import (CHUNK_QOS, DIAGNOSTICS_TOPIC, IMAGE_QOS, SENSOR_QOS, STATE_QOS, declare_parameters,
+                              expand, main_for)
 
 STATUS_NAME = "policy_stack/inference_node"
 POLICY_ERROR = "policy_error"
 
 
-class InferenceNode(Node):
+class InferenceNode(LifecycleNode):
+    """Managed node. configure: load and warm up the policy, subscribe what its obs_spec needs; activate:
+    publish chunks; deactivate: hold (one empty chunk) and stay silent; cleanup: free the policy and the
+    subscriptions. /policy/enable true/false is a shortcut for activate/deactivate."""
+
     def __init__(self, **kwargs):
         super().__init__("inference_node", **kwargs)
         p = self.p = declare_parameters(self, "inference_node")
@@ -49,28 +58,31 @@ class InferenceNode(Node):
         if threads:
             import torch  # only to cap its CPU threads; the policy itself comes from the core's loader
             torch.set_num_threads(threads)
-        self.get_logger().info(f"loading policy {p['policy'] or '(shipped default)'} on {p['device']} ({p['backend']}), "
-                               f"torch threads {threads or 'default'}")
-        self.policy = policy_io.load(p["policy"], p["device"], p["backend"], p["sampler"], p["steps"])
-        self.space = self.policy.action_space
-        self.spec = dict(self.policy.obs_spec)
-        self.plan = policy_io.plan_inputs(self.spec)
-        self.limits = S.SafetyLimits(p["max_obs_age_s"], p["max_inference_s"], p["max_step_delta"] or None)
-        self.safety = S.ActionSafety(self.space, self.limits)
-        self.watchdog = S.Watchdog(self.limits)
-        self.events = S.EventLog()
+        self._threads = threads
         self.period = 1.0 / p["rate_hz"]
-
-        sync_keys = [k for k in self.spec if k not in self.plan.intrinsics.values()]
-        self.sync = ObservationSync(sync_keys, self._anchor(sync_keys), p["sync_tolerance_s"])
-        self._K: dict[str, np.ndarray] = {}           # camera -> intrinsics (latched, not time-aligned)
-
+        self.policy = None
+        self.events = S.EventLog()
         self._lock = threading.Lock()                  # enabled / state / fault / last anchor
         self._policy_lock = threading.Lock()           # act() vs reset() from the service thread
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self.enabled = bool(p["start_enabled"])
-        self.state, self.reason = ("waiting", "no observation yet") if self.enabled else ("disabled", "")
+        self._thread: threading.Thread | None = None
+        self._input_subs: list = []
+        self.enabled = False
+        self.state, self.reason = "unconfigured", "waiting for the configure transition"
+        self._configure_error = ""
+        self._reset_counters()
+
+        # Status and diagnostics are plain publishers: they report in every lifecycle state.
+        self.status_pub = self.create_publisher(DiagnosticArray, p["status_topic"], STATE_QOS)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, STATE_QOS)
+        self.chunk_pub = self.create_lifecycle_publisher(JointTrajectory, p["action_chunk_topic"], CHUNK_QOS)
+        services = MutuallyExclusiveCallbackGroup()
+        self.create_service(SetBool, p["enable_service"], self._on_enable, callback_group=services)
+        self.create_service(Trigger, p["reset_service"], self._on_reset, callback_group=services)
+        self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics, callback_group=services)
+
+    def _reset_counters(self) -> None:
         self._fault: tuple[S.Event, float] | None = None
         self._last_anchor = -math.inf
         self._prev_chunk: tuple[float, np.ndarray] | None = None
@@ -83,22 +95,93 @@ class InferenceNode(Node):
         self._last_status = 0.0
         self._last_hold_log = 0.0
 
+    # ------------------------------------------------------------------------------ lifecycle
+    def autostart(self) -> None:
+        """Without a lifecycle manager (autostart, the default): configure now and, with start_enabled,
+        activate. A checkpoint that cannot be loaded is a start-up error (ValueError: one line, exit 2)."""
+        if not self.p["autostart"]:
+            self.get_logger().info("autostart false: waiting for the lifecycle configure transition")
+            return
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise ValueError(self._configure_error or "configure failed")
+        if self.p["start_enabled"]:
+            self.trigger_activate()
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        p = self.p
+        self._configure_error = ""
+        self.get_logger().info(f"loading policy {p['policy'] or '(shipped default)'} on {p['device']} ({p['backend']}), "
+                               f"torch threads {self._threads or 'default'}")
+        try:
+            policy = policy_io.load(p["policy"], p["device"], p["backend"], p["sampler"], p["steps"])
+            space, spec = policy.action_space, dict(policy.obs_spec)
+            plan = policy_io.plan_inputs(spec)
+        except Exception as exc:   # a bad checkpoint fails the transition; the node stays up, unconfigured
+            self._configure_error = f"cannot load policy {p['policy'] or '(shipped default)'}: {exc}"
+            self.get_logger().error(self._configure_error)
+            self.state, self.reason = "unconfigured", self._configure_error
+            return TransitionCallbackReturn.FAILURE
+        self.policy, self.space, self.spec, self.plan = policy, space, spec, plan
+        self.limits = S.SafetyLimits(p["max_obs_age_s"], p["max_inference_s"], p["max_step_delta"] or None)
+        self.safety = S.ActionSafety(self.space, self.limits)
+        self.watchdog = S.Watchdog(self.limits)
+        sync_keys = [k for k in self.spec if k not in self.plan.intrinsics.values()]
+        self.sync = ObservationSync(sync_keys, self._anchor(sync_keys), p["sync_tolerance_s"])
+        self._K: dict[str, np.ndarray] = {}           # camera -> intrinsics (latched, not time-aligned)
+        self._trajectory = C.TrajectoryWriter(self.space.names, p["action_dt_s"])   # used by _tick only
+        self._reset_counters()
         if p["warmup"]:
             self._warmup()
-
-        sensors, services = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
-        self.chunk_pub = self.create_publisher(JointTrajectory, p["action_chunk_topic"], CHUNK_QOS)
-        self._trajectory = C.TrajectoryWriter(self.space.names, p["action_dt_s"])   # used by _tick only
-        self.status_pub = self.create_publisher(DiagnosticArray, p["status_topic"], STATE_QOS)
-        self._subscribe(sensors)
-        self.create_service(SetBool, p["enable_service"], self._on_enable, callback_group=services)
-        self.create_service(Trigger, p["reset_service"], self._on_reset, callback_group=services)
-
+        self._subscribe(MutuallyExclusiveCallbackGroup())
+        self.enabled = False
+        self.state, self.reason = "disabled", "configured, not active"
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
         self._thread.start()
         self.get_logger().info(
-            f"ready: keys {list(self.spec)} (anchor {self.sync.anchor}), action {self.space.names} "
+            f"configured: keys {list(self.spec)} (anchor {self.sync.anchor}), action {self.space.names} "
             f"({self.space.kind}), {p['rate_hz']:g} Hz -> {p['action_chunk_topic']}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        super().on_activate(state)                    # the chunk publisher goes live
+        self._reset_policy()      # a fresh history: anything from before the activation is a gap
+        with self._lock:
+            self.enabled = True
+            self.state, self.reason = "waiting", "active, waiting for an observation"
+        self.get_logger().info("active: publishing action chunks")
+        self._wake.set()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        with self._lock:
+            self.enabled = False
+        # The explicit stop goes out while the publisher is still live.
+        self._hold(S.Event(S.DISABLED, "deactivated"), state="disabled")
+        self.get_logger().info("inactive: holding")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._stop_thread()
+        for sub in self._input_subs:
+            self.destroy_subscription(sub)
+        self._input_subs = []
+        self.policy = None
+        gc.collect()
+        self.state, self.reason = "unconfigured", "cleaned up"
+        self.get_logger().info("cleaned up: policy and subscriptions freed")
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._stop_thread()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_thread(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=5.0)
+        self._thread = None
 
     # ------------------------------------------------------------------------------ set-up
     def _anchor(self, keys) -> str:
@@ -124,7 +207,8 @@ class InferenceNode(Node):
 
     def _subscribe(self, group) -> None:
         p, plan = self.p, self.plan
-        sub = lambda typ, topic, cb, qos=SENSOR_QOS: self.create_subscription(typ, topic, cb, qos, callback_group=group)
+        sub = lambda typ, topic, cb, qos=SENSOR_QOS: self._input_subs.append(
+            self.create_subscription(typ, topic, cb, qos, callback_group=group))
         if plan.joint_groups:
             names = {"arm": list(p["joint_names"]), "gripper": list(p["gripper_joint_names"])}
             groups = {k: names[g] for k, g in plan.joint_groups.items()}
@@ -213,21 +297,25 @@ class InferenceNode(Node):
 
     # ------------------------------------------------------------------------------ services
     def _on_enable(self, request, response):
-        with self._lock:
-            was, self.enabled = self.enabled, bool(request.data)
-        if not request.data:
-            self._hold(S.Event(S.DISABLED, "through the enable service"), state="disabled")
-        elif not was:
-            # The history would have a gap spanning the disabled time: start it afresh.
-            self._reset_policy()
-            with self._lock:
-                self.state, self.reason = "waiting", "enabled, waiting for an observation"
+        """Shortcut for the lifecycle: true = activate, false = deactivate (hold)."""
+        current = self._state_machine.current_state[1]
+        if current not in ("inactive", "active"):
+            response.success, response.message = False, f"not configured (lifecycle state {current})"
+            return response
+        want = "active" if request.data else "inactive"
+        if current != want:
+            ok = (self.trigger_activate() if request.data else self.trigger_deactivate()) == TransitionCallbackReturn.SUCCESS
+        else:
+            ok = True
         self.get_logger().info(f"enable -> {bool(request.data)}")
-        response.success, response.message = True, f"enabled={bool(request.data)}"
+        response.success, response.message = ok, f"enabled={bool(request.data)}"
         self._wake.set()
         return response
 
     def _on_reset(self, request, response):
+        if self.policy is None:
+            response.success, response.message = False, "not configured"
+            return response
         self._reset_policy()
         self.get_logger().info("reset: policy history and warm start cleared")
         response.success, response.message = True, "policy reset"
@@ -345,12 +433,20 @@ class InferenceNode(Node):
         self._status(now, force=changed)
 
     def _status(self, now: float, force: bool = False) -> None:
+        """/policy/status: per chunk (force) and at most once a period otherwise."""
         if not force and now - self._last_status < self.period:
             return
         self._last_status = now
+        self.status_pub.publish(self._summary(now))
+
+    def _publish_diagnostics(self) -> None:
+        """/diagnostics at diagnostics_period_s, for rqt_robot_monitor, diagnostic_aggregator and the like."""
+        self.diagnostics_pub.publish(self._summary(self._now()))
+
+    def _summary(self, now: float) -> DiagnosticArray:
         info = {}
         try:
-            info = dict(self.policy.info or {})
+            info = dict(self.policy.info or {}) if self.policy is not None else {}
         except Exception:
             pass
         lat = np.asarray(self._latencies) if self._latencies else np.array([np.nan])
@@ -358,10 +454,12 @@ class InferenceNode(Node):
             state, reason, enabled = self.state, self.reason, self.enabled
         last = self.events.last()
         level = C.OK if state == "running" else C.WARN
-        if state == "hold" and reason.split(":")[0] in (S.BAD_INPUT, S.NAN_CHUNK, S.BAD_SHAPE, POLICY_ERROR):
+        if (state == "hold" and reason.split(":")[0] in (S.BAD_INPUT, S.NAN_CHUNK, S.BAD_SHAPE, POLICY_ERROR)) or (
+                state == "unconfigured" and self._configure_error):
             level = C.ERROR
         values = {
             "state": state, "reason": reason, "enabled": enabled,
+            "lifecycle": self._state_machine.current_state[1],
             "latency_ms": self._last_latency_ms,
             "latency_p50_ms": float(np.percentile(lat, 50)), "latency_p99_ms": float(np.percentile(lat, 99)),
             "obs_age_ms": self._last_obs_age_ms, "chunk_stamp": self._last_chunk_stamp,
@@ -373,14 +471,12 @@ class InferenceNode(Node):
             "policy": self.p["policy"] or "(shipped default)", "device": self.p["device"], "backend": self.p["backend"],
         }
         values.update({f"events.{k}": v for k, v in sorted(self.events.snapshot().items())})
-        self.status_pub.publish(C.diagnostic_array(STATUS_NAME, level, f"{state}: {reason}" if reason else state,
-                                                   values, C.sec_to_stamp(now), self.p["device"]))
+        return C.diagnostic_array(STATUS_NAME, level, f"{state}: {reason}" if reason else state,
+                                  values, C.sec_to_stamp(now), self.p["device"])
 
     def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+        """Stop the inference thread before the context goes (ros_nodes.common.main_for calls this)."""
+        self._stop_thread()
 
 
 def main(args=None) -> int:

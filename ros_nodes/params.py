@@ -1,9 +1,13 @@
-"""Node parameter definitions, read from config/<node>.yaml (the one documented source). No rclpy here.
+"""Node parameters: definitions and the standard parameter files, both under config/. No rclpy here.
 
-The YAML follows generate_parameter_library's definition format (as MoveIt Servo's does): per parameter
-type, default_value, description, read_only and validation (bounds<> / one_of<>). Nodes declare their
-parameters from it (`ros_nodes.common.declare_parameters`), the graph module and tests read it, so a
-default lives in exactly one place.
+Two files per node, as MoveIt Servo has them:
+- config/<node>_parameters.yaml: the DEFINITIONS in generate_parameter_library's format (per parameter
+  type, default_value, description, read_only, validation bounds<> / one_of<>). Nodes declare their
+  parameters from it (`ros_nodes.common.declare_parameters`), so type, bounds and meaning live in one place.
+- config/<node>.yaml: a standard ROS 2 parameter file (`<node>: ros__parameters: {...}`) with the values
+  a deployment starts from; `--ros-args --params-file config/<node>.yaml` accepts it, and the launch file
+  and `policy-stack up` pass it to every node they start (test/ros/test_params.py checks it against the
+  definitions).
 """
 from __future__ import annotations
 
@@ -46,17 +50,41 @@ class ParamDef:
 def config_dir() -> Path:
     """config/ of the source tree (editable install, tests), else share/policy_stack/config."""
     here = Path(__file__).resolve().parents[1] / "config"
-    if (here / "inference_node.yaml").is_file():
+    if (here / "inference_node_parameters.yaml").is_file():
         return here
     os.environ.setdefault("AMENT_PREFIX_PATH", __import__("sys").prefix)
     from ament_index_python.packages import get_package_share_directory
     return Path(get_package_share_directory("policy_stack")) / "config"
 
 
+def definitions_file(node: str) -> Path:
+    return config_dir() / f"{node}_parameters.yaml"
+
+
+def params_file(node: str) -> Path:
+    """The node's standard ROS 2 parameter file (config/<node>.yaml)."""
+    return config_dir() / f"{node}.yaml"
+
+
+def load_params_file(node: str, path: str | os.PathLike | None = None) -> dict:
+    """ros__parameters of `node` in a standard parameter file, each value checked against its definition."""
+    path = Path(path) if path is not None else params_file(node)
+    data = yaml.safe_load(path.read_text())
+    try:
+        values = data[node]["ros__parameters"]
+    except (TypeError, KeyError):
+        raise ValueError(f"{path}: expected '{node}: ros__parameters: {{...}}'") from None
+    defs = load_definitions(node)
+    unknown = sorted(set(values) - set(defs) - {"use_sim_time"})
+    if unknown:
+        raise ValueError(f"{path}: parameters {unknown} are not defined in {definitions_file(node).name}")
+    return {k: (defs[k].check(v) if k in defs else v) for k, v in values.items()}
+
+
 @functools.lru_cache(maxsize=None)
 def load_definitions(node: str) -> dict[str, ParamDef]:
     """Parameter definitions of `node` (inference_node | sim_node), in file order."""
-    path = config_dir() / f"{node}.yaml"
+    path = definitions_file(node)
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict) or node not in data:
         raise ValueError(f"{path}: expected a top-level key {node!r}")

@@ -6,9 +6,14 @@ same code a hardware node uses) and holds whenever that chunk is missing, stale 
 runs in its own thread in real time at rate_hz; the executor thread receives chunks and services.
 
 Per tick: capture + publish observation (stamp T) -> wait up to action_wait_s for the chunk computed
-from it -> action = chunk[floor((now - stamp)/dt)] or hold -> env.step -> /episode/success, /sim/status.
-Per episode it logs success and loop latency (observation stamp -> chunk received here) and appends
-one JSON line to results_file for `policy-stack up`.
+from it -> action = chunk[floor((now - stamp)/dt)] or hold -> env.step -> /clock, /episode/success,
+/sim/status. Per episode it logs success and loop latency (observation stamp -> chunk received here)
+and appends one JSON line to results_file for `policy-stack up`.
+
+Managed (lifecycle) node: configure builds the environment, activate starts (or resumes) stepping,
+deactivate pauses it between steps, cleanup closes the environment. With autostart (the default) it
+configures and activates itself. Simulated time: /clock advances one period per env step; with
+use_sim_time true the observations are stamped with it (otherwise with the wall clock).
 """
 from __future__ import annotations
 
@@ -22,23 +27,32 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
+from builtin_interfaces.msg import Time
 
 from policy_stack import safety as S
 from ros_nodes import convert as C
-from ros_nodes.common import CHUNK_QOS, SENSOR_QOS, STATE_QOS, declare_parameters, expand, main_for
+from ros_nodes.common import CHUNK_QOS, DIAGNOSTICS_TOPIC, SENSOR_QOS, STATE_QOS, declare_parameters, expand, main_for
 
 STATUS_NAME = "policy_stack/sim_node"
+# /clock: only the newest time matters; reliable matches rclpy's best-effort TimeSource subscription too.
+CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+CONFIGURE_TIMEOUT_S = 300.0    # building a robosuite env with cameras takes seconds, more on a loaded machine
 
 
-class SimNode(Node):
+class SimNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("sim_node", **kwargs)
         p = self.p = declare_parameters(self, "sim_node")
+        self.use_sim_time = bool(self.get_parameter("use_sim_time").value)
+        self._sim_ns = 0                       # simulated time: one period per env step
+        self._period_ns = int(round(1e9 / p["rate_hz"]))
         from sim.envs import default_action_space, make_env  # heavy (robosuite, MuJoCo): only in the process that simulates
 
         self.cameras = [c.strip() for c in p["cameras"].split(",") if c.strip()]
@@ -58,6 +72,10 @@ class SimNode(Node):
         self.finished, self.exit_code = False, 0
         self._stop = threading.Event()
         self._restart = threading.Event()
+        self._active = threading.Event()       # lifecycle active: the sim thread steps only while set
+        self._configured = threading.Event()   # the sim thread built the env (or failed: _config_error)
+        self._config_error = ""
+        self._progress = {"episode": -1, "step": 0, "success": False}
         self._latencies: list[float] = []     # this episode's loop latencies, ms
         self._lat_lock = threading.Lock()
         self._video = None
@@ -71,8 +89,60 @@ class SimNode(Node):
         self.create_service(Trigger, p["reset_service"], self._on_reset, callback_group=services)
         self._policy_reset = (self.create_client(Trigger, p["policy_reset_service"], callback_group=services)
                               if p["policy_reset_service"] else None)
+        self.clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, STATE_QOS)
+        self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics, callback_group=services)
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------------------ lifecycle
+    def autostart(self) -> None:
+        """Without a lifecycle manager (autostart, the default): configure and activate now. An env that
+        cannot be built (unknown task or camera) is a start-up error: ValueError, one line, exit 2."""
+        if not self.p["autostart"]:
+            self.get_logger().info("autostart false: waiting for the lifecycle configure transition")
+            return
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise ValueError(self._config_error or "configure failed")
+        self.trigger_activate()
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        # The env (and its GL context, current only in the creating thread) is built in the sim thread.
+        self._stop.clear()
+        self._configured.clear()
+        self._config_error = ""
         self._thread = threading.Thread(target=self._loop, name="sim", daemon=True)
         self._thread.start()
+        if not self._configured.wait(CONFIGURE_TIMEOUT_S):
+            self._config_error = f"environment not built after {CONFIGURE_TIMEOUT_S:g} s"
+        if self._config_error:
+            self.get_logger().error(f"configure failed: {self._config_error}")
+            self._stop_thread()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self._active.set()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._active.clear()         # the sim thread pauses before its next step
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._stop_thread()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._stop_thread()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_thread(self) -> None:
+        self._stop.set()
+        self._active.set()           # wake a paused sim thread so that it sees _stop
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=10.0)
+        self._thread = None
+        self._active.clear()
 
     def _make_publishers(self) -> None:
         p = self.p
@@ -93,7 +163,17 @@ class SimNode(Node):
 
     # ------------------------------------------------------------------------------ ROS side
     def _now(self) -> float:
+        if self.use_sim_time:
+            return self._sim_ns * 1e-9
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _advance_clock(self) -> None:
+        """One env step of simulated time, published on /clock."""
+        self._sim_ns += self._period_ns
+        self._publish_clock()
+
+    def _publish_clock(self) -> None:
+        self.clock_pub.publish(Clock(clock=Time(sec=self._sim_ns // 1_000_000_000, nanosec=self._sim_ns % 1_000_000_000)))
 
     def _on_chunk(self, msg) -> None:
         received = self._now()
@@ -164,30 +244,50 @@ class SimNode(Node):
 
     # ------------------------------------------------------------------------------ sim thread
     def _loop(self) -> None:
+        configured = False
         try:
-            self.env = self._make_env()
-            if self.env.action_space.names != self.space.names:
-                raise ValueError(f"env action names {self.env.action_space.names} != {self.space.names}")
-            self._make_publishers()
+            try:
+                self.env = self._make_env()
+                if self.env.action_space.names != self.space.names:
+                    raise ValueError(f"env action names {self.env.action_space.names} != {self.space.names}")
+                self._make_publishers()
+            except (ValueError, FileNotFoundError, KeyError) as exc:   # bad parameters (env, cameras): one line
+                self._config_error = str(exc)
+                return
+            finally:
+                configured = True
+                self._configured.set()
             self.get_logger().info(f"{self.env!r} at {self.p['rate_hz']:g} Hz, publishing cameras {self.cameras}")
+            self._publish_clock()
+            if not self._wait_active():
+                return
             obs = self.env.reset(seed=self.p["seed"])
             self._wait_for_policy(obs)
             episode, n = 0, self.p["episodes"]
             while not self._stop.is_set() and (n == 0 or episode < n):
                 if self._run_episode(episode) is not None:
                     episode += 1
-        except (ValueError, FileNotFoundError) as exc:     # bad parameters (env, camera names): one line
+        except ValueError as exc:     # bad parameters found while running: one line
             self.get_logger().error(f"error: {exc}")
             self.exit_code = 2
         except Exception as exc:
-            if not self._stop.is_set():   # after Ctrl-C, publishing into a dead context is expected
+            if not self._stop.is_set():
                 self.get_logger().error(f"sim loop failed: {exc!r}\n{traceback.format_exc()}")
                 self.exit_code = 1
         finally:
             self._close_video()
             if self.env is not None:
                 self.env.close()      # in the thread that owns its GL context
-            self.finished = True
+                self.env = None
+            if configured and not self._config_error and not self._stop.is_set():
+                self.finished = True  # the run is over (episodes done, or failed): main_for exits
+
+    def _wait_active(self) -> bool:
+        """Block while the node is inactive (lifecycle); False once it is being stopped."""
+        while not self._active.wait(0.1):
+            if self._stop.is_set():
+                return False
+        return not self._stop.is_set()
 
     def _wait_for_policy(self, obs) -> None:
         """Publish the initial state (without stepping) until the policy answers: start-up and DDS
@@ -217,6 +317,8 @@ class SimNode(Node):
         ret, step, t_start = 0.0, 0, time.monotonic()
         next_tick = time.monotonic()
         while step < p["max_steps"] and not self._stop.is_set():
+            if not self._active.is_set() and not self._wait_active():
+                break
             if self._restart.is_set():
                 self.get_logger().info(f"episode {episode}: restarted through {p['reset_service']}")
                 return None
@@ -230,9 +332,11 @@ class SimNode(Node):
                 holds[hold.kind] += 1
                 self.events.add(hold)
             obs, reward, done, info = self.env.step(action)
+            self._advance_clock()
             step += 1
             ret += reward
             success = bool(info.get("success", False))
+            self._progress = {"episode": episode, "step": step, "success": success}
             self.success_pub.publish(Bool(data=success))
             self._publish_status(self._now(), episode, step, action, hold, idx, chunk_age, success)
             if self._video is not None:
@@ -265,10 +369,19 @@ class SimNode(Node):
             self.get_logger().info(f"video: {self.p['video_path']} ({self._video.frames} frames)")
             self._video = None
 
+    def _publish_diagnostics(self) -> None:
+        """/diagnostics at diagnostics_period_s: lifecycle state, episode progress, safety event counters."""
+        lifecycle = self._state_machine.current_state[1]
+        values = {"lifecycle": lifecycle, "sim_time_s": self._sim_ns * 1e-9, "use_sim_time": self.use_sim_time,
+                  **self._progress}
+        values.update({f"events.{k}": v for k, v in sorted(self.events.snapshot().items())})
+        level = C.ERROR if self._config_error else (C.OK if lifecycle == "active" else C.WARN)
+        message = f"{lifecycle}: {self._config_error}" if self._config_error else lifecycle
+        self.diagnostics_pub.publish(C.diagnostic_array(STATUS_NAME, level, message, values, C.sec_to_stamp(self._now())))
+
     def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5.0)
+        """Stop the sim thread before the context goes (ros_nodes.common.main_for calls this)."""
+        self._stop_thread()
         self._close_video()
 
 

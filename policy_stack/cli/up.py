@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=200, help="steps per episode (default 200)")
     p.add_argument("--rate", type=float, default=20.0, help="control rate, Hz (default 20)")
+    p.add_argument("--sim-time", action="store_true",
+                   help="every node follows the sim node's /clock (use_sim_time) instead of the wall clock")
     p.add_argument("--video", default="", help="write an MP4 of the agentview camera here")
     p.add_argument("--plot", default="", help="write a loop-latency plot (PNG) here")
     p.add_argument("--run-dir", default="", help="folder for parameters and results (default runs/up-<time>)")
@@ -46,6 +48,7 @@ def graph_args(args) -> dict:
             "backend": args.backend, "cameras": args.cameras, "depth": args.depth,
             "image_size": str(args.image_size), "episodes": str(args.episodes), "seed": str(args.seed),
             "max_steps": str(args.max_steps), "rate_hz": str(args.rate),
+            "use_sim_time": str(bool(getattr(args, "sim_time", False))).lower(),
             "video_path": str(Path(args.video).resolve()) if args.video else ""}
 
 

@@ -43,12 +43,12 @@ def node_env(ros_env: dict, large_data: bool = False) -> dict:
 
 def start_graph(graph_args: dict, env: dict, run_dir, only=None, overrides: dict | None = None):
     """Start (some of) the graph's nodes as processes; overrides = {node: {param: value}}."""
-    from ros_nodes.graph import Graph, describe
+    from ros_nodes.graph import describe
     from ros_nodes.launcher import GraphProcesses
     g = describe(graph_args)
     if overrides:
-        g = Graph(tuple(replace(n, parameters={**n.parameters, **overrides.get(n.name, {})}) for n in g.nodes),
-                  g.environment)
+        g = replace(g, nodes=tuple(replace(n, parameters={**n.parameters, **overrides.get(n.name, {})})
+                                   for n in g.nodes))
     return GraphProcesses(g, run_dir, env=env, out=sys.stderr).start(only=only)
 
 
