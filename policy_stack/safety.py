@@ -80,7 +80,7 @@ class EventLog:
 
 @dataclass
 class SafetyLimits:
-    """Numbers the safety module enforces. Defaults match config/inference_node.yaml."""
+    """Numbers the safety module enforces. Defaults match config/inference_node_parameters.yaml."""
     max_obs_age_s: float = 0.2          # watchdog: newest observation must be younger than this
     max_inference_s: float = 0.1        # watchdog: a slower inference is an overrun (chunk dropped)
     # Largest change between consecutive actions per continuous dimension (same units as the

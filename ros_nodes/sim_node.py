@@ -1,6 +1,6 @@
 """ROS 2 simulation node: a sim/ environment that behaves like the robot side of the contract.
 
-It publishes the observation topics (stamped with WALL time at capture: see config/sim_node.yaml),
+It publishes the observation topics (stamped with wall time at capture, or simulated time with use_sim_time: see config/sim_node_parameters.yaml),
 executes the newest received chunk receding-horizon through policy_stack.safety.ChunkFollower (the
 same code a hardware node uses) and holds whenever that chunk is missing, stale or used up. The env
 runs in its own thread in real time at rate_hz; the executor thread receives chunks and services.

@@ -80,3 +80,17 @@ def make_lowdim():
 
 def make_rgbd():
     return StandInLiftPolicy(cameras=("agentview",), image_size=84, depth=True)
+
+
+class SlowStandIn(StandInLiftPolicy):
+    """The low-dim stand-in with a slow act() (SLOW_ACT_S), so a test can stop the node mid-inference."""
+    SLOW_ACT_S = 0.4
+
+    def act(self, obs):
+        import time
+        time.sleep(self.SLOW_ACT_S)
+        return super().act(obs)
+
+
+def make_slow():
+    return SlowStandIn()

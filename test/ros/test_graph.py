@@ -48,19 +48,25 @@ def _stub_launch_modules():
     launch = types.ModuleType("launch")
     launch.LaunchDescription = type("LaunchDescription", (Action,), {})
     actions = types.ModuleType("launch.actions")
-    for name in ("DeclareLaunchArgument", "OpaqueFunction", "SetEnvironmentVariable"):
+    for name in ("DeclareLaunchArgument", "OpaqueFunction", "SetEnvironmentVariable", "RegisterEventHandler",
+                 "EmitEvent"):
         setattr(actions, name, type(name, (Action,), {}))
+    handlers = types.ModuleType("launch.event_handlers")
+    handlers.OnProcessExit = type("OnProcessExit", (Action,), {})
+    events = types.ModuleType("launch.events")
+    events.Shutdown = type("Shutdown", (Action,), {})
     subs = types.ModuleType("launch.substitutions")
     subs.LaunchConfiguration = LaunchConfiguration
     launch_ros = types.ModuleType("launch_ros")
     ros_actions = types.ModuleType("launch_ros.actions")
     ros_actions.Node = type("Node", (Action,), {})
-    return {"launch": launch, "launch.actions": actions, "launch.substitutions": subs,
-            "launch_ros": launch_ros, "launch_ros.actions": ros_actions}
+    return {"launch": launch, "launch.actions": actions, "launch.event_handlers": handlers, "launch.events": events,
+            "launch.substitutions": subs, "launch_ros": launch_ros, "launch_ros.actions": ros_actions}
 
 
-def _run_launch_file(monkeypatch, overrides: dict):
-    """Load the launch file, then evaluate it as `ros2 launch ... k:=v` would. Returns (args, nodes, env)."""
+def _run_launch_file(monkeypatch, overrides: dict, with_actions: bool = False):
+    """Load the launch file, then evaluate it as `ros2 launch ... k:=v` would. Returns (args, nodes, env)
+    (and the raw actions with with_actions)."""
     for name, module in _stub_launch_modules().items():
         monkeypatch.setitem(sys.modules, name, module)
     spec = importlib.util.spec_from_file_location("manipulation_launch", LAUNCH_FILE)
@@ -75,6 +81,8 @@ def _run_launch_file(monkeypatch, overrides: dict):
     actions = opaque[0].kwargs["function"](context)
     nodes = [a.kwargs for a in actions if type(a).__name__ == "Node"]
     env = {a.args[0]: a.args[1] for a in actions if type(a).__name__ == "SetEnvironmentVariable"}
+    if with_actions:
+        return declared, nodes, env, actions
     return declared, nodes, env
 
 
@@ -104,7 +112,8 @@ def test_launch_file_and_graph_module_agree(monkeypatch, overrides):
         assert graph.node("sim_node").parameters["cameras"] == "agentview"
         assert graph.node("sim_node").parameters["depth"] is True
     want = [dict(package=n.package, executable=n.executable, name=n.name, namespace=n.namespace,
-                 parameters=[dict(n.parameters)], remappings=list(n.remappings)) for n in graph.nodes]
+                 parameters=([n.params_file] if n.params_file else []) + [dict(n.parameters)],
+                 remappings=list(n.remappings)) for n in graph.nodes]
     got = [{k: v for k, v in n.items() if k not in ("output", "emulate_tty")} for n in nodes]
     assert got == want
 
@@ -127,8 +136,11 @@ def test_up_starts_the_launch_file_graph(monkeypatch, tmp_path):
         module = cmd[cmd.index("-m") + 1]
         assert module == f"ros_nodes.{node['executable']}"
         assert f"__node:={node['name']}" in cmd
-        params = yaml.safe_load(Path(cmd[cmd.index("--params-file") + 1]).read_text())
-        assert params == {node["name"]: {"ros__parameters": node["parameters"][0]}}
+        files = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--params-file"]
+        # The standard file first, then the overrides: the same list the launch file gives launch_ros.
+        assert files[0] == node["parameters"][0] == str(REPO / "config" / f"{node['executable']}.yaml")
+        params = yaml.safe_load(Path(files[1]).read_text())
+        assert params == {node["name"]: {"ros__parameters": node["parameters"][1]}}
         for k, v in launch_env.items():
             assert kw["env"][k] == v
     # Sim graph with cameras: LOCALHOST discovery + the large shared-memory profile (LARGE_DATA lost
@@ -181,7 +193,7 @@ def test_every_executable_exists(overrides):
 
 def test_every_parameter_is_documented():
     for node in ("inference_node", "sim_node"):
-        text = (REPO / "config" / f"{node}.yaml").read_text()
+        text = (REPO / "config" / f"{node}_parameters.yaml").read_text()
         raw = yaml.safe_load(text)[node]
         for name, d in load_definitions(node).items():
             assert {"type", "default_value", "description"} <= set(raw[name]), name
@@ -192,7 +204,7 @@ def test_every_parameter_is_documented():
     for overrides in CASES:
         for n in G.describe(overrides).nodes:
             if not n.external:
-                assert set(n.parameters) <= set(load_definitions(n.name)), n.name
+                assert set(n.parameters) - {"use_sim_time"} <= set(load_definitions(n.name)), n.name
 
 
 def test_unknown_graph_argument_is_an_error():
@@ -200,3 +212,40 @@ def test_unknown_graph_argument_is_an_error():
         G.describe({"camera": "agentview"})
 
 
+
+
+def test_launch_shuts_the_graph_down_when_the_sim_node_exits(monkeypatch):
+    """ros2 launch would otherwise keep the inference node running after the sim's last episode."""
+    _, nodes, _, actions = _run_launch_file(monkeypatch, {}, with_actions=True)
+    node_actions = [a for a in actions if type(a).__name__ == "Node"]
+    sim = next(a for a in node_actions if a.kwargs["name"] == "sim_node")
+    handlers = [a.args[0] for a in actions if type(a).__name__ == "RegisterEventHandler"]
+    assert len(handlers) == 1
+    on_exit = handlers[0]
+    assert type(on_exit).__name__ == "OnProcessExit" and on_exit.kwargs["target_action"] is sim
+    # What the handler emits when the sim exits with code 3: a Shutdown whose reason carries the code.
+    event = types.SimpleNamespace(action=types.SimpleNamespace(name="sim_node"), returncode=3)
+    emitted = on_exit.kwargs["on_exit"](event, None)
+    assert [type(a).__name__ for a in emitted] == ["EmitEvent"]
+    shutdown = emitted[0].kwargs["event"]
+    assert type(shutdown).__name__ == "Shutdown" and "code 3" in shutdown.kwargs["reason"]
+    # A real-robot graph has no sim node: nothing ends it but the operator.
+    _, _, _, actions = _run_launch_file(monkeypatch, {"sim": "false", "cameras": ""}, with_actions=True)
+    assert not [a for a in actions if type(a).__name__ == "RegisterEventHandler"]
+
+
+def test_standard_parameter_files_match_the_definitions(tmp_path):
+    """config/<node>.yaml is a plain ROS 2 parameter file whose every value its definition accepts."""
+    from ros_nodes.params import load_params_file, params_file
+    for node in ("inference_node", "sim_node"):
+        raw = yaml.safe_load(params_file(node).read_text())
+        assert list(raw) == [node] and list(raw[node]) == ["ros__parameters"]
+        values = load_params_file(node)
+        assert set(values) - {"use_sim_time"} == set(load_definitions(node)), node
+    bad = tmp_path / "bad_params.yaml"
+    bad.write_text(yaml.safe_dump({"sim_node": {"ros__parameters": {"rate_hzz": 20.0}}}))
+    with pytest.raises(ValueError, match="not defined"):
+        load_params_file("sim_node", bad)
+    bad.write_text(yaml.safe_dump({"sim_node": {"ros__parameters": {"rate_hz": 0.0}}}))
+    with pytest.raises(ValueError, match="outside"):
+        load_params_file("sim_node", bad)

@@ -82,7 +82,7 @@ def test_up_rgbd_checkpoint_from_image_topics(ros_env, tmp_path, monkeypatch):
     assert EXPECTED_SUBS <= subs, f"inference_node subscriptions {sorted(subs)} lack {sorted(EXPECTED_SUBS - subs)}"
     # The sim rendered and published both cameras with depth; the node planned the RGB-D keys.
     assert "publishing cameras ['agentview', 'robot0_eye_in_hand']" in err, err[-3000:]
-    ready = [line for line in err.splitlines() if "[inference_node]" in line and "ready: keys" in line]
+    ready = [line for line in err.splitlines() if "[inference_node]" in line and "configured: keys" in line]
     assert ready, err[-3000:]
     for cam in RGBD_CAMERAS:
         assert f"'{cam}_rgb'" in ready[0] and f"'{cam}_depth'" in ready[0], ready[0]
