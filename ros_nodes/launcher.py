@@ -1,9 +1,10 @@
 """Run a `graph.Graph` as child processes: what `ros2 launch` does, for machines without ROS 2 launch.
 
-Each node is `python -m <module> --ros-args -r __node:=<name> --params-file <file>` in its own session
-(so a terminal Ctrl-C reaches only the supervisor, which then stops the nodes in order), with the
-graph's environment. Output lines are streamed with a `[node] ` prefix. stop(): SIGINT (rclpy shuts
-down cleanly and removes its Fast DDS shared-memory files), then SIGKILL after a grace period.
+Each node is `python -m <module> --ros-args -r __node:=<name> --params-file config/<node>.yaml
+--params-file <overrides>` in its own session (so a terminal Ctrl-C reaches only the supervisor, which
+then stops the nodes in order), with the graph's environment. Output lines are streamed with a
+`[node] ` prefix. stop(): SIGINT (the node stops its worker thread, then rclpy shuts down cleanly and
+removes its Fast DDS shared-memory files), then SIGKILL after a grace period.
 No rclpy here.
 """
 from __future__ import annotations
