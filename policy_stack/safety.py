@@ -3,9 +3,10 @@
 Used on both ends of the ROS 2 link (and by hardware nodes without ROS):
 - the inference node filters every chunk before publishing it (`ActionSafety.filter_chunk`) and
   decides whether it may publish at all (`Watchdog`: stale observation, inference overrun);
-- the executing side (sim node, arm adapters) follows the newest chunk with a receding horizon
-  (`ChunkFollower`) and falls back to `hold` whenever the chunk is missing, stale, used up, or the
-  controller is disabled. The executing side re-validates, because it is the last line of defence:
+- the executing side (sim node, arm adapters) executes chunks by time (`ChunkFollower`: action k of a
+  chunk stamped T is due at T + k*dt; a newer chunk takes over at its own time index) and falls back
+  to `hold` only when the chunk is missing or used up, its observation is older than the horizon, or
+  the controller is disabled. The executing side re-validates, because it is the last line of defence:
   a chunk can come from any publisher on the topic, not only from our inference node.
 
 Every decision is an `Event` (kind + human-readable detail), counted by `EventLog`, so the ROS nodes
@@ -38,6 +39,7 @@ BAD_INPUT = "bad_input"            # malformed message at the node (encoding, si
 NO_CHUNK = "no_chunk"              # executing side: nothing received yet: hold
 STALE_CHUNK = "stale_chunk"        # executing side: newest chunk too old or used up: hold
 HOLD_CMD = "hold_command"          # executing side: explicit hold (empty chunk) received
+LATE_CHUNK = "late_chunk"          # executing side: chunk arrived after its last action was due: dropped
 
 HOLD_EVENTS = {NAN_CHUNK, BAD_SHAPE, STALE_OBS, OVERRUN, DISABLED, BAD_INPUT, NO_CHUNK, STALE_CHUNK, HOLD_CMD}
 
@@ -227,31 +229,49 @@ class Watchdog:
 
 
 class ChunkFollower:
-    """Receding-horizon execution of the newest chunk, on the executing side. Thread-safe.
+    """Time-indexed execution of the newest chunk, on the executing side. Thread-safe.
 
-    A chunk (T, A) stamped `stamp` (time of the newest observation it was computed from) holds
-    action k for time stamp + k*dt. At control time t the follower returns chunk[floor((t-stamp)/dt)],
-    or a hold when: no chunk yet, the controller is disabled, the chunk is older than max_age_s, the
-    index runs past the chunk, or an explicit hold (empty chunk) arrived after it. An older chunk
-    never replaces a newer one (out-of-order delivery).
+    A chunk (T, A) stamped `stamp` (the time of the newest observation it was computed from) holds
+    action k for the time slot [stamp + k*dt, stamp + (k+1)*dt). At control time t the follower returns
+    chunk[floor((t - stamp)/dt)], so a chunk that arrives late is joined at its current time index and
+    the actions whose time has passed are skipped (latency compensation, as diffusion_policy's real-robot
+    runner does). A newer chunk takes over from the current one at its own time index; a chunk with no
+    action left at arrival is dropped (LATE_CHUNK) and the current one continues. Hold only when: no
+    chunk yet, the controller is disabled, an explicit hold arrived after the chunk, the chunk is used
+    up, or its observation is older than `max_age_s` (the open-loop horizon). An older chunk never
+    replaces a newer one (out-of-order delivery).
+
+    Hand-over: with blend_steps > 0 the first blend_steps actions taken from a new chunk are mixed with
+    the previous chunk's action for the same time slot (weight of the new chunk (i+1)/(blend_steps+1) at
+    its i-th action; discrete dimensions come from the new chunk), so a new plan that disagrees with the
+    executing one does not jump. `handover_jumps` records, per hand-over, the largest change of a
+    continuous dimension between the last executed action and the first one from the new chunk.
     """
 
-    def __init__(self, safety: ActionSafety, max_age_s: float = 0.2):
+    def __init__(self, safety: ActionSafety, max_age_s: float = 0.5, blend_steps: int = 0):
         self.safety = safety
         self.max_age_s = max_age_s
+        self.blend_steps = int(blend_steps)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._chunk: np.ndarray | None = None
         self._stamp = -math.inf
         self._dt = 0.05
+        self._prev: tuple[np.ndarray, float, float] | None = None   # (chunk, stamp, dt) it replaced
+        self._used_stamp = -math.inf     # stamp of the chunk the last action came from
+        self._taken = 0                  # actions taken from the current chunk so far
         self._hold_since = -math.inf     # stamp of the newest explicit hold
         self._not_before = -math.inf     # chunks stamped before this are ignored (episode reset)
         self.last_action: np.ndarray | None = None
         self.last_age = math.inf
         self.enabled = True
+        self._continuous = np.ones(safety.space.dim, bool)
+        self._continuous[list(safety.space.discrete)] = False
+        self.handover_jumps: collections.deque = collections.deque(maxlen=100_000)
 
-    def set_chunk(self, stamp: float, dt: float, chunk) -> tuple[bool, list[Event]]:
-        """Offer a received chunk. Returns (accepted, events it caused: rejections, clamps).
+    def set_chunk(self, stamp: float, dt: float, chunk, now: float | None = None) -> tuple[bool, list[Event]]:
+        """Offer a received chunk (now: the executing side's clock, to drop a chunk that is entirely in
+        the past). Returns (accepted, events it caused: rejections, clamps, late_chunk).
 
         Not accepted without events: older than the current chunk or than the last reset."""
         with self._lock:
@@ -259,8 +279,13 @@ class ChunkFollower:
                 return False, []
             if not (dt > 0 and math.isfinite(dt)):
                 return False, [Event(BAD_SHAPE, f"time step {dt!r} must be > 0")]
+            n = int(np.shape(chunk)[0]) if np.ndim(chunk) >= 1 else 0
+            if now is not None and n and stamp + n * dt <= now:
+                return False, [Event(LATE_CHUNK, f"{n} actions from {(now - stamp) * 1e3:.0f} ms ago: none left to execute")]
             verdict = self.safety.filter_chunk(chunk)
             if verdict.ok:
+                if self._chunk is not None:
+                    self._prev = (self._chunk, self._stamp, self._dt)
                 self._chunk, self._stamp, self._dt = verdict.chunk, stamp, dt
                 self._changed.notify_all()
             return verdict.ok, verdict.events
@@ -278,7 +303,8 @@ class ChunkFollower:
     def reset(self, not_before: float) -> None:
         """New episode: forget the chunk; ignore chunks computed from observations before not_before."""
         with self._lock:
-            self._chunk, self._stamp = None, -math.inf
+            self._chunk, self._stamp, self._prev = None, -math.inf, None
+            self._used_stamp, self._taken = -math.inf, 0
             self._hold_since = -math.inf
             self._not_before = not_before
             self.last_action = None
@@ -311,10 +337,33 @@ class ChunkFollower:
                 action = self.safety.hold_action(self.last_action, current_position)
                 idx = -1
             else:
-                action, _ = self.safety.rate_limit(self._chunk[idx:idx + 1], self.last_action)
+                handover = self._stamp != self._used_stamp
+                if handover:
+                    self._used_stamp, self._taken = self._stamp, 0
+                wanted = self._blend(self._chunk[idx], t)
+                self._taken += 1
+                action, _ = self.safety.rate_limit(wanted[None], self.last_action)
                 action = action[0].astype(np.float32)
+                if handover and self.last_action is not None:
+                    diff = np.abs(action - self.last_action)[self._continuous]
+                    self.handover_jumps.append(float(diff.max()) if diff.size else 0.0)
             self.last_action = action
             return action, event, idx
+
+    def _blend(self, new: np.ndarray, t: float) -> np.ndarray:
+        """The new chunk's action, mixed with the replaced chunk's action for the same time slot during
+        the first blend_steps actions after a hand-over (see class doc)."""
+        if self.blend_steps <= 0 or self._taken >= self.blend_steps or self._prev is None:
+            return new
+        prev, stamp, dt = self._prev
+        j = int(math.floor((t - stamp) / dt + 1e-9))
+        if not (0 <= j < len(prev)) or t - stamp > self.max_age_s:
+            return new
+        w = (self._taken + 1) / (self.blend_steps + 1)
+        out = new.copy()
+        c = self._continuous
+        out[c] = w * new[c] + (1.0 - w) * prev[j][c]
+        return out
 
     @property
     def chunk_stamp(self) -> float:

@@ -25,6 +25,8 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "policy": ("", "checkpoint folder; empty = the shipped default"),
     "device": ("auto", "auto | cuda | cpu"),
     "backend": ("torch", "torch | onnx"),
+    "sampler": ("", "denoising sampler (ddpm | ddim | rti | ebt...); empty = the checkpoint's default"),
+    "steps": ("0", "denoising steps per plan; 0 = the checkpoint's default"),
     "cameras": ("auto", "comma-separated cameras, or auto = those the policy's observation spec needs"),
     "depth": ("auto", "true | false | auto (= the policy needs depth)"),
     "image_size": ("84", "square image size the sim renders, pixels"),
@@ -34,6 +36,11 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "rate_hz": ("20.0", "control rate, Hz (sim step rate and policy rate)"),
     "video_path": ("", "sim: MP4 of the agentview camera (empty = none)"),
     "results_file": ("", "sim: JSON lines, one per episode (empty = none)"),
+    "timing": ("real_time", "sim: real_time (step by the clock, like a robot) | lockstep (wait for each answer)"),
+    "obs_delay_s": ("0.0", "sim: injected observation latency, s"),
+    "action_delay_s": ("0.0", "sim: injected action latency, s"),
+    "delay_jitter": ("0.0", "sim: each injected delay scaled by U[1 - j, 1 + j]"),
+    "blend_steps": ("0", "sim: actions over which a new chunk is blended in at a hand-over (0 = switch at once)"),
     "use_sim_time": ("false", "true: every node follows the sim node's /clock (simulated time) instead of the wall clock"),
 }
 
@@ -124,6 +131,7 @@ def describe(args: dict | None = None) -> Graph:
         name="inference_node", executable="inference_node", module="ros_nodes.inference_node",
         parameters={**sim_time, **_typed("inference_node", {
             "policy": a["policy"], "device": a["device"], "backend": a["backend"], "rate_hz": a["rate_hz"],
+            "sampler": a["sampler"], "steps": a["steps"],
             # Chunk time step = the control period the sim steps at.
             "action_dt_s": repr(1.0 / rate)})})
     nodes = [inference]
@@ -134,7 +142,9 @@ def describe(args: dict | None = None) -> Graph:
                 "env": a["env"], "cameras": ",".join(cameras), "depth": str(depth),
                 "image_size": a["image_size"], "episodes": a["episodes"], "seed": a["seed"],
                 "max_steps": a["max_steps"], "rate_hz": a["rate_hz"], "video_path": a["video_path"],
-                "results_file": a["results_file"]})}))
+                "results_file": a["results_file"], "timing": a["timing"], "obs_delay_s": a["obs_delay_s"],
+                "action_delay_s": a["action_delay_s"], "delay_jitter": a["delay_jitter"],
+                "blend_steps": a["blend_steps"]})}))
     else:
         # Real robot: one realsense-ros driver per camera. Its topics already follow the contract
         # (/<camera>/color/image_raw, aligned_depth_to_color, color/camera_info) when camera_name is

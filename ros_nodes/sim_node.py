@@ -37,6 +37,7 @@ from trajectory_msgs.msg import JointTrajectory
 from builtin_interfaces.msg import Time
 
 from policy_stack import safety as S
+from policy_stack.delay import DelayLine
 from ros_nodes import convert as C
 from ros_nodes.common import CHUNK_QOS, DIAGNOSTICS_TOPIC, SENSOR_QOS, STATE_QOS, declare_parameters, expand, main_for
 
@@ -67,7 +68,10 @@ class SimNode(LifecycleNode):
         self.env = None
         self.space = default_action_space()
         safety = S.ActionSafety(self.space, S.SafetyLimits(max_step_delta=p["max_step_delta"] or None))
-        self.follower = S.ChunkFollower(safety, max_age_s=p["max_chunk_age_s"])
+        self.follower = S.ChunkFollower(safety, max_age_s=p["max_chunk_age_s"], blend_steps=p["blend_steps"])
+        # Injected latency (sim-to-real randomization); zero delays run inline.
+        self._obs_delay = DelayLine(p["obs_delay_s"], p["delay_jitter"], seed=p["seed"], name="obs_delay")
+        self._action_delay = DelayLine(p["action_delay_s"], p["delay_jitter"], seed=p["seed"] + 1, name="action_delay")
         self.events = S.EventLog()
         self.finished, self.exit_code = False, 0
         self._stop = threading.Event()
@@ -176,21 +180,25 @@ class SimNode(LifecycleNode):
         self.clock_pub.publish(Clock(clock=Time(sec=self._sim_ns // 1_000_000_000, nanosec=self._sim_ns % 1_000_000_000)))
 
     def _on_chunk(self, msg) -> None:
-        received = self._now()
         topic = self.p["action_chunk_topic"]
         try:
             stamp, dt, chunk = C.trajectory_to_chunk(msg, topic, names=self.space.names)
         except C.ConversionError as exc:
-            self.events.add(S.Event(S.BAD_INPUT, str(exc)), received)
+            self.events.add(S.Event(S.BAD_INPUT, str(exc)), self._now())
             self.get_logger().warning(f"rejected chunk: {exc}", throttle_duration_sec=1.0)
             return
+        self._action_delay.submit(lambda: self._take_chunk(stamp, dt, chunk))
+
+    def _take_chunk(self, stamp: float, dt: float, chunk) -> None:
+        """A received chunk takes effect (after the injected action delay, if any)."""
+        received = self._now()
         if chunk is None:
             self.follower.set_hold(stamp)
             return
-        accepted, events = self.follower.set_chunk(stamp, dt, chunk)
+        accepted, events = self.follower.set_chunk(stamp, dt, chunk, now=received)
         for e in events:
             self.events.add(e, received)
-            if e.holds:
+            if e.holds or e.kind == S.LATE_CHUNK:
                 self.get_logger().warning(f"rejected chunk: {e}", throttle_duration_sec=1.0)
         if accepted:
             with self._lat_lock:
@@ -310,9 +318,11 @@ class SimNode(LifecycleNode):
         obs = self.env.reset(seed=seed)
         self._reset_policy()
         self.follower.reset(not_before=self._now())
+        jumps_before = len(self.follower.handover_jumps)
         with self._lat_lock:
             self._latencies = []
         holds: Counter = Counter()
+        executed: list[list[float]] = []      # every action sent to the env (lockstep comparisons)
         success = False
         ret, step, t_start = 0.0, 0, time.monotonic()
         next_tick = time.monotonic()
@@ -323,14 +333,22 @@ class SimNode(LifecycleNode):
                 self.get_logger().info(f"episode {episode}: restarted through {p['reset_service']}")
                 return None
             t_obs = self._now()
-            self._publish_obs(obs, t_obs)
-            # Give the policy up to action_wait_s to answer this observation (see module doc).
-            self.follower.wait_for_chunk(t_obs, p["action_wait_s"])
-            action, hold, idx = self.follower.action_at(self._now())
+            self._obs_delay.submit(lambda o=obs, t=t_obs: self._publish_obs(o, t))
+            if p["timing"] == "lockstep":
+                # Wait for the answer to exactly this observation and execute its first action.
+                if not self.follower.wait_for_chunk(t_obs, p["lockstep_timeout_s"]):
+                    self.get_logger().warning(f"lockstep: no chunk for the observation at {t_obs:.3f} "
+                                              f"within {p['lockstep_timeout_s']:g} s; holding this step")
+                action, hold, idx = self.follower.action_at(t_obs)
+            else:
+                # Give the policy up to action_wait_s to answer this observation (see module doc).
+                self.follower.wait_for_chunk(t_obs, p["action_wait_s"])
+                action, hold, idx = self.follower.action_at(self._now())
             chunk_age = self.follower.last_age
             if hold is not None:
                 holds[hold.kind] += 1
                 self.events.add(hold)
+            executed.append([round(float(a), 7) for a in action])
             obs, reward, done, info = self.env.step(action)
             self._advance_clock()
             step += 1
@@ -351,9 +369,11 @@ class SimNode(LifecycleNode):
                 next_tick = time.monotonic()    # running late: do not try to catch up with a burst
         with self._lat_lock:
             lat = list(self._latencies)
+        jumps = list(self.follower.handover_jumps)[jumps_before:]
         result = {"episode": episode, "seed": seed, "success": success, "steps": step, "return": round(ret, 4),
                   "wall_s": round(time.monotonic() - t_start, 3), "holds": dict(holds),
-                  "latency_ms": [round(x, 3) for x in lat]}
+                  "latency_ms": [round(x, 3) for x in lat], "handover_jumps": [round(x, 5) for x in jumps],
+                  "actions": executed}
         pct = (lambda q: float(np.percentile(lat, q))) if lat else (lambda q: float("nan"))
         self.get_logger().info(
             f"episode {episode}: success={success} steps={step} loop latency p50={pct(50):.1f} ms "
@@ -382,6 +402,8 @@ class SimNode(LifecycleNode):
     def close(self) -> None:
         """Stop the sim thread before the context goes (ros_nodes.common.main_for calls this)."""
         self._stop_thread()
+        self._obs_delay.close()
+        self._action_delay.close()
         self._close_video()
 
 

@@ -26,6 +26,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=5, help="episodes to run, then stop (default 5)")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    p.add_argument("--sampler", default="", help="denoising sampler, e.g. ddpm, ddim, rti (default: the checkpoint's)")
+    p.add_argument("--steps", type=int, default=0, help="denoising steps per plan (default: the checkpoint's)")
+    p.add_argument("--timing", default="real_time", choices=["real_time", "lockstep"],
+                   help="sim timing: real_time (by the clock, like a robot) or lockstep (wait for each answer)")
+    p.add_argument("--obs-delay", type=float, default=0.0, help="sim: injected observation latency, s")
+    p.add_argument("--action-delay", type=float, default=0.0, help="sim: injected action latency, s")
+    p.add_argument("--delay-jitter", type=float, default=0.0, help="sim: delays scaled by U[1-j, 1+j] (0.5 = +-50%%)")
+    p.add_argument("--blend-steps", type=int, default=0, help="sim: blend a new chunk in over this many actions")
     p.add_argument("--cameras", default="auto", help="comma-separated cameras, or auto (what the policy needs)")
     p.add_argument("--depth", default="auto", choices=["auto", "true", "false"])
     p.add_argument("--image-size", type=int, default=84)
@@ -49,6 +57,9 @@ def graph_args(args) -> dict:
             "image_size": str(args.image_size), "episodes": str(args.episodes), "seed": str(args.seed),
             "max_steps": str(args.max_steps), "rate_hz": str(args.rate),
             "use_sim_time": str(bool(getattr(args, "sim_time", False))).lower(),
+            "sampler": args.sampler, "steps": str(args.steps), "timing": args.timing,
+            "obs_delay_s": str(args.obs_delay), "action_delay_s": str(args.action_delay),
+            "delay_jitter": str(args.delay_jitter), "blend_steps": str(args.blend_steps),
             "video_path": str(Path(args.video).resolve()) if args.video else ""}
 
 
@@ -132,12 +143,18 @@ def _new_episodes(path: Path, seen: int, log, total: int) -> list[dict]:
 def summarize(episodes: list[dict], args, domain: int, run_dir: Path) -> dict:
     lat = np.concatenate([ep["latency_ms"] for ep in episodes]) if episodes else np.array([])
     pct = lambda q: round(float(np.percentile(lat, q)), 3) if lat.size else None
+    jumps = np.concatenate([ep.get("handover_jumps", []) for ep in episodes]) if episodes else np.array([])
+    jpct = lambda q: round(float(np.percentile(jumps, q)), 5) if jumps.size else None
+    steps = sum(ep["steps"] for ep in episodes)
     return {
         "env": args.env, "policy": args.policy or "(shipped default)", "device": args.device,
         "episodes": len(episodes), "episodes_requested": args.episodes,
         "successes": sum(ep["success"] for ep in episodes),
         "success_rate": round(sum(ep["success"] for ep in episodes) / len(episodes), 3) if episodes else 0.0,
         "loop_latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99), "max": pct(100), "n": int(lat.size)},
+        "hold_fraction": round(sum(sum(ep["holds"].values()) for ep in episodes) / steps, 4) if steps else None,
+        # Largest change of a continuous action dimension when a new chunk took over (normalized units).
+        "handover_jump": {"p50": jpct(50), "p99": jpct(99), "max": jpct(100), "n": int(jumps.size)},
         "per_episode": [{k: ep[k] for k in ("episode", "seed", "success", "steps", "holds")} |
                         {"latency_p50_ms": round(float(np.percentile(ep["latency_ms"], 50)), 3) if ep["latency_ms"] else None}
                         for ep in episodes],

@@ -128,6 +128,50 @@ def test_follower_receding_horizon_stale_hold_and_reset():
     assert f.set_chunk(202.0, 0.05, chunk)[0] and f.action_at(202.0)[1].kind == S.DISABLED
 
 
+def test_follower_executes_late_chunks_by_time_and_drops_chunks_with_nothing_left():
+    f = S.ChunkFollower(S.ActionSafety(SPACE), max_age_s=0.5)
+    chunk = np.zeros((16, 7))
+    chunk[:, 0] = np.arange(16) / 100
+    chunk[:, 6] = 1.0
+    # Computed from an observation stamped 100.0, arriving 120 ms later: steps 0-1 are past, 2 is due.
+    assert f.set_chunk(100.0, 0.05, chunk, now=100.12)[0]
+    a, ev, idx = f.action_at(100.12)
+    assert ev is None and idx == 2 and a[0] == pytest.approx(0.02)
+    # A newer chunk takes over at ITS time index; the old one is not finished first.
+    newer = chunk.copy()
+    newer[:, 0] += 0.5
+    assert f.set_chunk(100.1, 0.05, newer, now=100.26)[0]
+    a, ev, idx = f.action_at(100.26)
+    assert ev is None and idx == 3 and a[0] == pytest.approx(0.53)
+    # A chunk whose last action was due before it arrived is dropped with an event; the current continues.
+    short = chunk[:4]
+    ok, events = f.set_chunk(100.15, 0.05, short, now=100.36)
+    assert not ok and [e.kind for e in events] == [S.LATE_CHUNK]
+    assert f.action_at(100.36)[2] == 5 and f.chunk_stamp == 100.1
+    # Past the horizon (observation 0.5 s old): hold, even though the chunk has actions left.
+    a, ev, idx = f.action_at(100.61)
+    assert ev.kind == S.STALE_CHUNK and "old" in ev.detail and idx == -1
+    np.testing.assert_array_equal(a[:6], 0.0)
+
+
+def test_follower_blends_the_hand_over_and_records_the_jump():
+    def run(blend):
+        f = S.ChunkFollower(S.ActionSafety(SPACE), max_age_s=1.0, blend_steps=blend)
+        old, new = np.zeros((16, 7)), np.zeros((16, 7))
+        old[:, 0], new[:, 0] = 0.0, 0.8
+        f.set_chunk(10.0, 0.05, old)
+        taken = [f.action_at(10.0 + k * 0.05)[0][0] for k in range(4)]
+        f.set_chunk(10.15, 0.05, new)
+        taken += [f.action_at(10.0 + k * 0.05)[0][0] for k in range(4, 9)]
+        return np.array(taken), list(f.handover_jumps)
+
+    hard, jumps_hard = run(0)
+    smooth, jumps_smooth = run(3)
+    np.testing.assert_allclose(hard[4:], 0.8)
+    np.testing.assert_allclose(smooth[4:], [0.2, 0.4, 0.6, 0.8, 0.8])
+    assert jumps_hard == [pytest.approx(0.8)] and jumps_smooth == [pytest.approx(0.2)]
+
+
 def test_observation_sync_aligns_nearest_and_hands_out_each_step_once():
     sync = ObservationSync(["img", "joint"], anchor="img", tolerance_s=0.01)
     for t in (1.000, 1.010, 1.020, 1.030, 1.040):
