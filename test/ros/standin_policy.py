@@ -80,3 +80,10 @@ def make_lowdim():
 
 def make_rgbd():
     return StandInLiftPolicy(cameras=("agentview",), image_size=84, depth=True)
+
+
+def make_undescribable():
+    """An action dimension with no known meaning ("squeeze"): the inference node must refuse it."""
+    policy = StandInLiftPolicy()
+    policy.action_space.names[6] = "squeeze"
+    return policy
