@@ -8,6 +8,12 @@ depth in metres (or uint16 millimetres) is clipped to [0, depth_max_m] and scale
 
 The statistics come as `{key: {"min", "max", "mean", "std"}: lists}` (docs/CONVENTIONS.md) and are
 saved as JSON beside the weights (`normalization.json` in a checkpoint folder).
+
+Strictly, "min" and "max" are the values mapped to -1 and +1. A checkpoint converted to a sign-flipped
+observation (scripts/convert_checkpoint_frames.py: the second Panda finger, negative in robosuite,
+positive on a real Franka) stores min' = -min, max' = -max, so min' > max'. The map then has
+scale' = -scale and offset' = offset, and feeds the network bit-identical inputs: the constant-dimension
+test below therefore looks at |max - min|.
 """
 from __future__ import annotations
 
@@ -68,7 +74,7 @@ class Normalizer:
             scale, offset = np.ones_like(lo), np.zeros_like(lo)
         else:
             span = hi - lo
-            constant = span < self.range_eps
+            constant = np.abs(span) < self.range_eps      # |.|: a sign-flipped dimension has max < min
             # constant dims: scale 1 and centre on the (single) value, as DP's normalizer does
             scale = np.where(constant, 1.0, 2.0 / np.where(constant, 1.0, span))
             offset = np.where(constant, -(hi + lo) / 2.0, -1.0 - scale * lo)

@@ -11,6 +11,28 @@ import numpy as np
 
 ACTION_KINDS = ("eef_delta", "joint_position")
 
+# What each known action dimension MEANS, so a checkpoint's actions can be executed on something other
+# than the simulator it was trained in (docs/ros2.md "Action semantics"). eef_delta is robosuite's
+# OSC_POSE controller as this project configures it (robosuite 1.5.2 default_panda.json: input_type
+# delta, input_ref_frame base, output_max 0.05 m / 0.5 rad, goal from the ACHIEVED pose each step).
+# name -> (meaning, unit, physical value of +1)
+EEF_DELTA_DIMS = {
+    "dx": ("end-effector point translation along base x", "m", 0.05),
+    "dy": ("end-effector point translation along base y", "m", 0.05),
+    "dz": ("end-effector point translation along base z", "m", 0.05),
+    "droll": ("rotation vector component about base x (axis-angle, about the end-effector point)", "rad", 0.5),
+    "dpitch": ("rotation vector component about base y (axis-angle, about the end-effector point)", "rad", 0.5),
+    "dyaw": ("rotation vector component about base z (axis-angle, about the end-effector point)", "rad", 0.5),
+    "gripper": ("gripper command, only its sign counts: < 0 open, > 0 close (robosuite moves the finger "
+                "target 0.2 of its range per step toward the limit); the policies emit -1 / +1", "1", 1.0),
+}
+EEF_DELTA_FRAME = "robot base (panda_link0)"
+EEF_DELTA_POINT = ("robosuite grip site: 0.097 m along panda_hand's z axis (panda_hand = 0.1065 m along "
+                   "panda_link7's z; 6.4 mm short of franka_ros2's panda_hand_tcp at 0.1034 m)")
+EEF_DELTA_STEP = ("delta per control step (1/20 s): goal = achieved pose + value * scale, clipped to "
+                  "[-1, 1] first; position goal p + d, orientation goal R(rotvec) * R_current; an "
+                  "operational-space impedance controller (kp 150, critically damped) tracks the goal")
+
 
 @dataclass
 class ActionSpace:
@@ -30,14 +52,52 @@ class ActionSpace:
     def dim(self) -> int:
         return len(self.names)
 
+    def semantics(self) -> dict:
+        """Meaning, unit, scale and frame of every dimension, as written into checkpoints and docs.
+
+        ValueError (one line, naming what is unknown) when this kind or a dimension name has no known
+        meaning: the inference node refuses such a checkpoint rather than publish actions nobody can
+        execute correctly."""
+        if self.kind == "eef_delta":
+            unknown = [n for n in self.names if n not in EEF_DELTA_DIMS]
+            if unknown:
+                raise ValueError(f"action space eef_delta: dimensions {unknown} have no known meaning "
+                                 f"(known: {list(EEF_DELTA_DIMS)})")
+            dims = [dict(zip(("name", "meaning", "unit", "scale"), (n,) + EEF_DELTA_DIMS[n])) for n in self.names]
+            return {"kind": self.kind, "controller": "robosuite OSC_POSE, delta input (BASIC composite controller)",
+                    "frame": EEF_DELTA_FRAME, "ee_point": EEF_DELTA_POINT, "step": EEF_DELTA_STEP, "dims": dims}
+        if self.kind == "joint_position":
+            dims = [{"name": n, "meaning": f"absolute position target of joint {n}", "unit": "rad", "scale": 1.0}
+                    for n in self.names]
+            return {"kind": self.kind, "controller": "joint position targets (ros2_control style)",
+                    "frame": "joint space", "ee_point": "", "step": "absolute target per control step",
+                    "dims": dims}
+        raise ValueError(f"action space kind {self.kind!r} has no known meaning (known: {list(ACTION_KINDS)})")
+
+    def describe(self) -> str:
+        """One line per dimension, for logs (the inference node prints it at start-up)."""
+        s = self.semantics()
+        lines = [f"{s['kind']}: {s['controller']}; frame {s['frame']}" + (f"; point {s['ee_point']}" if s["ee_point"] else "")]
+        for d, lo, hi in zip(s["dims"], self.low, self.high):
+            scale = f", +1 = {d['scale']:g} {d['unit']}" if s["kind"] == "eef_delta" and d["unit"] != "1" else ""
+            lines.append(f"  {d['name']}: [{lo:g}, {hi:g}]{scale}: {d['meaning']}")
+        return "\n".join(lines)
+
     def clip(self, action: np.ndarray) -> np.ndarray:
         return np.clip(action, np.asarray(self.low, np.float32), np.asarray(self.high, np.float32))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Fields, plus the human-readable semantics (informative; recomputed from kind + names on load)."""
+        d = asdict(self)
+        try:
+            d["semantics"] = self.semantics()
+        except ValueError:
+            pass
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ActionSpace":
+        d = {k: v for k, v in d.items() if k != "semantics"}
         return cls(**d)
 
 

@@ -27,7 +27,22 @@ class ConversionError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------- time
+# Stamps that travel (observation -> chunk) are kept as integer nanoseconds and converted with divmod,
+# never through a float: a float second near 1.7e9 s resolves only ~0.2 us, so a round trip through it
+# changed most stamps by ~100 ns and a robot pairing chunks to observations by stamp never matched.
+def stamp_to_ns(stamp) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds (exact)."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """Integer nanoseconds -> builtin_interfaces/Time (exact inverse of stamp_to_ns)."""
+    sec, nanosec = divmod(int(ns), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
+
+
 def stamp_to_sec(stamp) -> float:
+    """For ages and durations only (float); never convert back into a stamp that must match."""
     return stamp.sec + stamp.nanosec * 1e-9
 
 
@@ -172,9 +187,9 @@ def pose_to_arrays(msg: PoseStamped, topic: str) -> tuple[np.ndarray, np.ndarray
 
 
 # ----------------------------------------------------------------------------------- action chunk
-def chunk_to_trajectory(chunk: np.ndarray, names, dt: float, stamp: Time) -> JointTrajectory:
+def chunk_to_trajectory(chunk: np.ndarray, names, dt: float, stamp: Time, frame_id: str = "") -> JointTrajectory:
     """A new message per call (for callers that keep it); publishers in a loop use TrajectoryWriter."""
-    return TrajectoryWriter(names, dt)(chunk, stamp)
+    return TrajectoryWriter(names, dt, frame_id)(chunk, stamp)
 
 
 class TrajectoryWriter:
@@ -186,9 +201,10 @@ class TrajectoryWriter:
     until the next call. Positions are assigned as array.array('d'), which rclpy's setter takes
     without its per-element type and range checks. One writer per publishing thread."""
 
-    def __init__(self, names, dt: float):
+    def __init__(self, names, dt: float, frame_id: str = ""):
         self.names, self.dt = list(names), float(dt)
-        self._msg = JointTrajectory(header=_header(Time(), ""), joint_names=list(self.names))
+        # frame_id: the frame the actions are expressed in (eef_delta: the robot base frame)
+        self._msg = JointTrajectory(header=_header(Time(), frame_id), joint_names=list(self.names))
 
     def __call__(self, chunk: np.ndarray, stamp: Time) -> JointTrajectory:
         rows = np.ascontiguousarray(chunk, np.float64)
@@ -204,9 +220,9 @@ class TrajectoryWriter:
         return msg
 
 
-def hold_trajectory(names, stamp: Time) -> JointTrajectory:
+def hold_trajectory(names, stamp: Time, frame_id: str = "") -> JointTrajectory:
     """Empty trajectory: 'stop and hold', as joint_trajectory_controller interprets it."""
-    return JointTrajectory(header=_header(stamp, ""), joint_names=list(names))
+    return JointTrajectory(header=_header(stamp, frame_id), joint_names=list(names))
 
 
 def trajectory_to_chunk(msg: JointTrajectory, topic: str, names=None, max_points: int = 10000):

@@ -115,6 +115,8 @@ class InferenceNode(LifecycleNode):
         try:
             policy = policy_io.load(p["policy"], p["device"], p["backend"], p["sampler"], p["steps"])
             space, spec = policy.action_space, dict(policy.obs_spec)
+            # Refuse a policy whose actions have no known meaning; log what they mean.
+            described = policy_io.describe_action_space(space)
             plan = policy_io.plan_inputs(spec)
         except Exception as exc:   # a bad checkpoint fails the transition; the node stays up, unconfigured
             self._configure_error = f"cannot load policy {p['policy'] or '(shipped default)'}: {exc}"
@@ -122,13 +124,17 @@ class InferenceNode(LifecycleNode):
             self.state, self.reason = "unconfigured", self._configure_error
             return TransitionCallbackReturn.FAILURE
         self.policy, self.space, self.spec, self.plan = policy, space, spec, plan
+        self.get_logger().info("action space: " + described)
         self.limits = S.SafetyLimits(p["max_obs_age_s"], p["max_inference_s"], p["max_step_delta"] or None)
         self.safety = S.ActionSafety(self.space, self.limits)
         self.watchdog = S.Watchdog(self.limits)
         sync_keys = [k for k in self.spec if k not in self.plan.intrinsics.values()]
-        self.sync = ObservationSync(sync_keys, self._anchor(sync_keys), p["sync_tolerance_s"])
+        # Stamps are integer nanoseconds here (copied verbatim into the chunk), so is the tolerance.
+        self.sync = ObservationSync(sync_keys, self._anchor(sync_keys), p["sync_tolerance_s"] * 1e9)
         self._K: dict[str, np.ndarray] = {}           # camera -> intrinsics (latched, not time-aligned)
-        self._trajectory = C.TrajectoryWriter(self.space.names, p["action_dt_s"])   # used by _tick only
+        # header.frame_id of chunks and holds: the frame the actions are expressed in (docs/ros2.md)
+        self._action_frame = p["base_frame"] if self.space.kind == "eef_delta" else ""
+        self._trajectory = C.TrajectoryWriter(self.space.names, p["action_dt_s"], self._action_frame)   # _tick only
         self._reset_counters()
         if p["warmup"]:
             self._warmup()
@@ -187,8 +193,7 @@ class InferenceNode(LifecycleNode):
     def _anchor(self, keys) -> str:
         if self.p["anchor_key"]:
             return self.p["anchor_key"]
-        rgb = [k for k in keys if k in self.plan.rgb.values()]
-        return rgb[0] if rgb else (policy_io.JOINT_KEY if policy_io.JOINT_KEY in keys else keys[0])
+        return policy_io.default_anchor(keys, self.plan)
 
     def _warmup(self) -> None:
         obs = {}
@@ -233,7 +238,12 @@ class InferenceNode(LifecycleNode):
             sub(CameraInfo, topic, lambda m, t=topic, c=cam: self._on_camera_info(m, t, c))
 
     def _pose_sub(self, sub, topic, pos_key, quat_key, wanted) -> None:
+        base = self.p["base_frame"]
+
         def convert(m):
+            if m.header.frame_id != base:   # a pose in another frame would be silently wrong: refuse it
+                raise C.ConversionError(topic, f"frame_id {m.header.frame_id!r}, expected the robot base frame "
+                                               f"{base!r} (parameter base_frame)")
             pos, quat = C.pose_to_arrays(m, topic)
             return {k: v for k, v in ((pos_key, pos), (quat_key, quat)) if k in wanted}
         sub(PoseStamped, topic, lambda m: self._ingest(m, topic, lambda: convert(m)))
@@ -246,7 +256,7 @@ class InferenceNode(LifecycleNode):
         """Convert one input message into observation samples; malformed input -> fault, never raise."""
         try:
             values = convert()
-            stamp = C.stamp_to_sec(msg.header.stamp)
+            stamp = C.stamp_to_ns(msg.header.stamp)     # exact: it may become a chunk's stamp
         except C.ConversionError as exc:
             self._input_fault(exc, topic)
             return
@@ -328,7 +338,7 @@ class InferenceNode(LifecycleNode):
             self.sync.clear()
             with self._lock:
                 # Observations stamped before the reset belong to the previous episode.
-                self._last_anchor = self._now()
+                self._last_anchor = self.get_clock().now().nanoseconds
                 self._fault, self._prev_chunk = None, None
 
     # ------------------------------------------------------------------------------ inference
@@ -357,19 +367,20 @@ class InferenceNode(LifecycleNode):
         if fault is not None:
             if aligned is not None:
                 self._last_anchor = aligned.anchor_stamp   # consumed: a faulted window is never acted on
-            return self._hold(fault[0])
+            return self._hold(fault[0], stamp=aligned.newest if aligned is not None else None)
         if aligned is None:
             missing = self.sync.missing() + [f"{c} camera_info" for c in self.plan.intrinsics if c not in self._K]
             if missing:
                 return self._hold(S.Event(S.STALE_OBS, f"waiting for {missing}"), state="waiting")
-            event = self.watchdog.check_observation(now, self.sync.latest())
+            event = self.watchdog.check_observation(now, _seconds(self.sync.latest()))
             return self._hold(event) if event else self._status(now)
-        if aligned.anchor_stamp - after < 0.5 * self.period:
+        if aligned.anchor_stamp - after < 0.5 * self.period * 1e9:
             return self._status(now)   # faster than the control rate: wait for a later sample
         self._last_anchor = aligned.anchor_stamp
-        event = self.watchdog.check_observation(now, aligned.stamps)
+        stamp = aligned.newest          # int ns: every chunk or hold answering this observation carries it
+        event = self.watchdog.check_observation(now, _seconds(aligned.stamps))
         if event is not None:
-            return self._hold(event)
+            return self._hold(event, stamp=stamp)
 
         obs = dict(aligned.obs)
         for cam, key in self.plan.intrinsics.items():
@@ -380,30 +391,30 @@ class InferenceNode(LifecycleNode):
                 chunk = self.policy.act(obs)
             except Exception as exc:
                 self.get_logger().error(f"policy.act failed: {exc!r}", throttle_duration_sec=1.0)
-                return self._hold(S.Event(POLICY_ERROR, repr(exc)))
+                return self._hold(S.Event(POLICY_ERROR, repr(exc)), stamp=stamp)
             duration = time.perf_counter() - t0
         self._last_latency_ms = duration * 1e3
         self._latencies.append(duration * 1e3)
         event = self.watchdog.check_inference(duration)
         if event is not None:
-            return self._hold(event)
-        stamp = aligned.newest
+            return self._hold(event, stamp=stamp)
         verdict = self.safety.filter_chunk(chunk, self._prev_action(stamp))
         for e in verdict.events:
             self.events.add(e, now)
         if not verdict.ok:
-            return self._hold(verdict.events[0])
+            return self._hold(verdict.events[0], stamp=stamp)
         with self._lock:
             if not self.enabled:     # disabled while act() ran: its chunk must not go out
                 return None
-            self.chunk_pub.publish(self._trajectory(verdict.chunk, C.sec_to_stamp(stamp)))
+            self.chunk_pub.publish(self._trajectory(verdict.chunk, C.ns_to_stamp(stamp)))
             self._prev_chunk = (stamp, verdict.chunk)
             self._chunks += 1
             if self.state != "running":
                 self.get_logger().info("running: publishing action chunks")
             self.state, self.reason = "running", ""
-        self._last_obs_age_ms = (self._now() - stamp) * 1e3
-        self._last_chunk_stamp = f"{stamp:.6f}"     # pairs latency_ms with its chunk (bench, monitoring)
+        self._last_obs_age_ms = (self._now() - stamp * 1e-9) * 1e3
+        sec, nsec = divmod(stamp, 1_000_000_000)
+        self._last_chunk_stamp = f"{sec}.{nsec // 1000:06d}"   # pairs latency_ms with its chunk (bench, monitoring)
         self._status(now, force=True)
 
     def _prev_action(self, stamp: float):
@@ -411,10 +422,12 @@ class InferenceNode(LifecycleNode):
         if self._prev_chunk is None:
             return None
         prev_stamp, prev = self._prev_chunk
-        j = int(round((stamp - prev_stamp) / self.p["action_dt_s"])) - 1
+        j = int(round((stamp - prev_stamp) * 1e-9 / self.p["action_dt_s"])) - 1
         return prev[j] if 0 <= j < len(prev) else None
 
-    def _hold(self, event: S.Event, state: str = "hold") -> None:
+    def _hold(self, event: S.Event, state: str = "hold", stamp: int | None = None) -> None:
+        """stamp: integer ns of the observation this hold answers (None: it answers none, e.g. a
+        disable or a stream that stopped; then the node's clock)."""
         now = self._now()
         self.events.add(event, now)
         with self._lock:
@@ -425,7 +438,8 @@ class InferenceNode(LifecycleNode):
             self.state, self.reason = state, str(event)
             if entering:
                 # Explicit stop for the executing side; it would also stop on the chunk going stale.
-                self.chunk_pub.publish(C.hold_trajectory(self.space.names, C.sec_to_stamp(now)))
+                hold_stamp = C.ns_to_stamp(stamp) if stamp is not None else self.get_clock().now().to_msg()
+                self.chunk_pub.publish(C.hold_trajectory(self.space.names, hold_stamp, self._action_frame))
                 self._holds += 1
         if state != "waiting" and (new_kind or now - self._last_hold_log > 5.0):
             self._last_hold_log = now
@@ -477,6 +491,11 @@ class InferenceNode(LifecycleNode):
     def close(self) -> None:
         """Stop the inference thread before the context goes (ros_nodes.common.main_for calls this)."""
         self._stop_thread()
+
+
+def _seconds(stamps: dict) -> dict:
+    """{key: int ns} -> {key: float s} for the watchdog's age checks (floats are fine for ages)."""
+    return {k: v * 1e-9 for k, v in stamps.items()}
 
 
 def main(args=None) -> int:

@@ -133,6 +133,29 @@ def plan_inputs(obs_spec: dict) -> InputPlan:
     return plan
 
 
+def describe_action_space(space) -> str:
+    """The action space's meaning (policy_stack/spaces.py), or ValueError: the node refuses a policy whose
+    actions it cannot describe, since nobody could execute them correctly."""
+    try:
+        return space.describe()
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"refusing the policy: its action space cannot be described ({exc})") from None
+
+
+def default_anchor(keys, plan: InputPlan) -> str:
+    """The observation key whose arrival defines a time step, when anchor_key is empty.
+
+    First RGB camera (cameras are the slowest stream); else the joint-state stream (robot0_joint_pos,
+    else robot0_gripper_qpos): on a ros2_control arm joint_state_broadcaster publishes it at the
+    controller rate and end-effector poses are computed from it; else /ee_pose; else the first key."""
+    keys = list(keys)
+    rgb = [k for k in keys if k in plan.rgb.values()]
+    for candidate in rgb[:1] + [JOINT_KEY, GRIPPER_KEY, EEF_POS_KEY, EEF_QUAT_KEY]:
+        if candidate in keys:
+            return candidate
+    return keys[0]
+
+
 def cameras_and_depth(obs_spec: dict) -> tuple[list[str], bool]:
     """Cameras a sim must render for this policy, and whether it needs depth."""
     plan = plan_inputs(obs_spec)

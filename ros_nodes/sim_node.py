@@ -224,8 +224,18 @@ class SimNode(LifecycleNode):
             self.get_logger().warning(f"{self.p['policy_reset_service']} did not answer in 5 s")
 
     # ------------------------------------------------------------------------------ publishing
-    def _publish_obs(self, obs: dict, t: float) -> None:
-        stamp, p = C.sec_to_stamp(t), self.p
+    def _capture_stamp(self):
+        """(Time, float s) of an observation taken now. The float is derived FROM the Time, so a chunk
+        whose header carries this Time verbatim converts to exactly the same float (pairing by stamp)."""
+        if self.use_sim_time:
+            stamp = Time(sec=self._sim_ns // 1_000_000_000, nanosec=self._sim_ns % 1_000_000_000)
+        else:
+            stamp = self.get_clock().now().to_msg()
+        return stamp, C.stamp_to_sec(stamp)
+
+    def _publish_obs(self, obs: dict, stamp) -> None:
+        """Publish one observation, every topic with the same builtin_interfaces/Time `stamp`."""
+        p = self.p
         self.joint_pub.publish(C.joint_state_msg(
             list(p["joint_names"]) + list(p["gripper_joint_names"]),
             np.concatenate([obs["robot0_joint_pos"], obs["robot0_gripper_qpos"]]), stamp))
@@ -303,7 +313,7 @@ class SimNode(LifecycleNode):
         deadline = time.monotonic() + self.p["wait_for_policy_s"]
         self.get_logger().info("waiting for the first action chunk")
         while not self._stop.is_set() and time.monotonic() < deadline:
-            self._publish_obs(obs, self._now())
+            self._publish_obs(obs, self._capture_stamp()[0])
             if self.follower.wait_for_chunk(-np.inf, self.period):
                 self.get_logger().info("policy is up")
                 return
@@ -332,8 +342,8 @@ class SimNode(LifecycleNode):
             if self._restart.is_set():
                 self.get_logger().info(f"episode {episode}: restarted through {p['reset_service']}")
                 return None
-            t_obs = self._now()
-            self._obs_delay.submit(lambda o=obs, t=t_obs: self._publish_obs(o, t))
+            stamp, t_obs = self._capture_stamp()
+            self._obs_delay.submit(lambda o=obs, st=stamp: self._publish_obs(o, st))
             if p["timing"] == "lockstep":
                 # Wait for the answer to exactly this observation and execute its first action.
                 if not self.follower.wait_for_chunk(t_obs, p["lockstep_timeout_s"]):

@@ -5,6 +5,15 @@ what a real robot could publish (docs/CONVENTIONS.md): joint positions, gripper 
 pose, object poses, upright RGB and metric depth. Everything else robosuite computes (object-to-gripper
 vectors, joint velocities, ...) stays behind `privileged_state()` for scripted experts.
 
+Observations are what a real Franka arm reports, converted here ONCE so that in-process evaluation,
+`collect`, RL and the sim node all see the same thing:
+- poses (end effector and objects) in the robot BASE frame (`panda_link0` = robosuite's `robot0_base`
+  body), not robosuite's world frame. The base pose is read from the sim per task (Lift, Stack,
+  NutAssemblySquare: (-0.56, 0, 0.912); PickPlaceCan: (-0.5, -0.1, 0.912); orientation identity).
+- gripper as franka_ros2 publishes it: both finger joints positive, metres from the hand's centre line
+  (robosuite's `finger_joint2` runs negative, so its sign is flipped).
+`privileged_state()` keeps robosuite's raw world-frame observation (scripted experts use it).
+
 Speed: camera steps use the fast render settings measured in shared/notes/feasibility.md (no MSAA, no
 shadows or reflections, `hard_reset=False`), about 3x faster than robosuite's defaults on llvmpipe.
 """
@@ -25,8 +34,13 @@ GRIPPER_INDEX = 6
 # Cameras every task's model has. PickPlaceCan's bins arena has no `sideview`, so it is listed per task.
 _COMMON_CAMERAS = ("agentview", "robot0_eye_in_hand", "frontview", "birdview", "robot0_robotview")
 
-# Low-dim robot keys passed through from robosuite unchanged (robosuite quaternions are already xyzw).
+# Low-dim robot keys (robosuite quaternions are already xyzw); poses and fingers are converted, see module doc.
 ROBOT_KEYS = {"robot0_joint_pos": 7, "robot0_gripper_qpos": 2, "robot0_eef_pos": 3, "robot0_eef_quat": 4}
+# robosuite body whose frame is the robot base (the real arm's panda_link0; robosuite's robot0_link0 sits
+# at the same pose).
+BASE_BODY = "robot0_base"
+# Sign per finger joint that turns robosuite's (+q, -q) into franka_ros2's (+q, +q).
+GRIPPER_SIGN = np.array([1.0, -1.0], np.float32)
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,7 @@ class SimEnv:
         if render and fast_render:
             _apply_fast_render(self._env)
         self._raw_obs = None
+        self.base_frame = BaseFrame.read(self._env.sim, BASE_BODY)
 
     # ------------------------------------------------------------------ episode
     def reset(self, seed: int | None = None) -> dict:
@@ -172,10 +187,15 @@ class SimEnv:
 
     # ------------------------------------------------------------------ observation
     def _convert_obs(self, raw: dict) -> dict:
-        obs = {k: np.asarray(raw[k], dtype=np.float32) for k in ROBOT_KEYS}
+        base = self.base_frame
+        obs = {"robot0_joint_pos": np.asarray(raw["robot0_joint_pos"], dtype=np.float32),
+               # sign flip after the float32 cast: exact, so converted statistics stay bit-exact
+               "robot0_gripper_qpos": np.asarray(raw["robot0_gripper_qpos"], dtype=np.float32) * GRIPPER_SIGN,
+               "robot0_eef_pos": base.position(raw["robot0_eef_pos"]),
+               "robot0_eef_quat": base.orientation(raw["robot0_eef_quat"])}
         for obj, prefix in self._task_info.objects.items():
-            obs[f"{obj}_pos"] = np.asarray(raw[f"{prefix}_pos"], dtype=np.float32)
-            obs[f"{obj}_quat"] = np.asarray(raw[f"{prefix}_quat"], dtype=np.float32)
+            obs[f"{obj}_pos"] = base.position(raw[f"{prefix}_pos"])
+            obs[f"{obj}_quat"] = base.orientation(raw[f"{prefix}_quat"])
         for cam in self.cameras:
             rgb = raw[f"{cam}_image"]
             obs[f"{cam}_rgb"] = np.ascontiguousarray(rgb[::-1] if self._flip_images else rgb, dtype=np.uint8)
@@ -208,8 +228,9 @@ class SimEnv:
         """Pinhole intrinsics and camera pose for `cam` at this env's image size.
 
         K: fx = fy = (H/2) / tan(fovy/2), principal point at the image centre in OpenCV pixel coordinates
-        ((W-1)/2, (H-1)/2: pixel centres are integers). T_world_cam: camera -> world, OpenCV axes
-        (x right, y down, z forward); MuJoCo cameras look down their -z with y up, hence the axis flip.
+        ((W-1)/2, (H-1)/2: pixel centres are integers). T_base_cam: camera -> robot base frame (the frame of
+        the observations' poses), T_world_cam: camera -> robosuite world; both in OpenCV axes (x right,
+        y down, z forward); MuJoCo cameras look down their -z with y up, hence the axis flip.
         The pose is read from the current sim state (the eye-in-hand camera moves with the arm).
         """
         if cam not in self._task_info.cameras:
@@ -223,7 +244,8 @@ class SimEnv:
         T = np.eye(4)
         T[:3, :3] = np.asarray(sim.data.cam_xmat[cam_id]).reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
         T[:3, 3] = sim.data.cam_xpos[cam_id]
-        return {"K": K, "width": w, "height": h, "T_world_cam": T.tolist(), "fovy_deg": fovy}
+        return {"K": K, "width": w, "height": h, "T_base_cam": self.base_frame.pose(T).tolist(),
+                "T_world_cam": T.tolist(), "fovy_deg": fovy}
 
     def privileged_state(self) -> dict:
         """Ground truth for scripted experts and debugging: never feed this to a policy."""
@@ -235,6 +257,50 @@ class SimEnv:
 
     def __repr__(self):
         return f"SimEnv({self.name!r}, cameras={self.cameras}, image_size={self.image_size}, depth={self.depth})"
+
+
+@dataclass(frozen=True)
+class BaseFrame:
+    """The robot base's pose in robosuite's world: converts world-frame poses into the base frame."""
+    pos: tuple            # base origin in world, m
+    quat_xyzw: tuple      # base orientation in world
+
+    @classmethod
+    def read(cls, sim, body: str) -> "BaseFrame":
+        i = sim.model.body_name2id(body)
+        w, x, y, z = (float(v) for v in sim.data.body_xquat[i])     # MuJoCo: wxyz
+        return cls(tuple(float(v) for v in sim.data.body_xpos[i]), (x, y, z, w))
+
+    @property
+    def is_axis_aligned(self) -> bool:
+        return self.quat_xyzw[:3] == (0.0, 0.0, 0.0)
+
+    def _rotation(self):
+        from scipy.spatial.transform import Rotation
+        return Rotation.from_quat(self.quat_xyzw)
+
+    def position(self, p_world) -> np.ndarray:
+        """p_base = R_world_base^T (p_world - t_world_base), float32."""
+        d = np.asarray(p_world, np.float64) - np.asarray(self.pos, np.float64)
+        if not self.is_axis_aligned:
+            d = self._rotation().inv().apply(d)
+        return d.astype(np.float32)
+
+    def pose(self, T_world_x) -> np.ndarray:
+        """4x4 pose in world -> the same pose in the base frame (float64)."""
+        T_world_base = np.eye(4)
+        T_world_base[:3, :3] = self._rotation().as_matrix()
+        T_world_base[:3, 3] = self.pos
+        return np.linalg.inv(T_world_base) @ np.asarray(T_world_x, np.float64)
+
+    def orientation(self, q_world_xyzw) -> np.ndarray:
+        """q_base = q_world_base^-1 * q_world (xyzw, float32); unchanged for an axis-aligned base (every
+        robosuite task here), which keeps the quaternions bit-identical to robosuite's."""
+        q = np.asarray(q_world_xyzw, np.float64)
+        if not self.is_axis_aligned:
+            from scipy.spatial.transform import Rotation
+            q = (self._rotation().inv() * Rotation.from_quat(q)).as_quat()
+        return q.astype(np.float32)
 
 
 def _apply_fast_render(env) -> None:

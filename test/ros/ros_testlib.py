@@ -143,20 +143,23 @@ class ObservationPublisher:
         self.info = n.create_publisher(CameraInfo, "/agentview/color/camera_info", SENSOR_QOS)
         self.last_stamp = None
 
-    def publish(self, fault: str = "", age_s: float = 0.0):
+    def publish(self, fault: str = "", age_s: float = 0.0, stamp=None, frame: str = "panda_link0"):
+        """stamp: a builtin_interfaces/Time to use verbatim (default: now - age_s). frame: the poses' frame_id
+        (docs/ros2.md: the robot base frame, the inference node's base_frame parameter)."""
         from ros_nodes import convert as C
-        t = time.time() - age_s
-        stamp = C.sec_to_stamp(t)
+        if stamp is None:
+            stamp = C.sec_to_stamp(time.time() - age_s)
+        t = C.stamp_to_sec(stamp)
         s = self.size
         q = [1.0, 0.0, 0.0, 0.0]
         names = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1", "panda_finger_joint2"]
         pos = np.zeros(9)
-        pos[7:] = [0.02, -0.02]
+        pos[7:] = [0.02, 0.02]          # franka_ros2: both fingers positive, metres
         if fault == "nan_joint":
             pos[7] = np.nan
         self.joint.publish(C.joint_state_msg(names, pos, stamp))
-        self.ee.publish(C.pose_msg([0.0, 0.0, 1.0], q, stamp, "base"))
-        self.cube.publish(C.pose_msg([0.05, 0.0, 0.82], q, stamp, "base"))
+        self.ee.publish(C.pose_msg([0.56, 0.0, 0.09], q, stamp, frame))      # base frame (panda_link0)
+        self.cube.publish(C.pose_msg([0.61, 0.0, -0.09], q, stamp, frame))
         self.info.publish(C.camera_info_msg({"K": [[50, 0, 41.5], [0, 50, 41.5], [0, 0, 1]], "width": s, "height": s},
                                             stamp, "cam"))
         self.depth.publish(C.depth_to_image(np.ones((s, s), np.float32), stamp, "cam"))
@@ -169,7 +172,7 @@ class ObservationPublisher:
         if fault == "wrong_encoding":
             img.encoding = "bgr8"
         self.rgb.publish(img)
-        self.last_stamp = t
+        self.last_stamp, self.last_msg_stamp = t, stamp
         return t
 
 

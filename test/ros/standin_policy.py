@@ -94,3 +94,10 @@ class SlowStandIn(StandInLiftPolicy):
 
 def make_slow():
     return SlowStandIn()
+
+
+def make_undescribable():
+    """An action dimension with no known meaning ("squeeze"): the inference node must refuse it."""
+    policy = StandInLiftPolicy()
+    policy.action_space.names[6] = "squeeze"
+    return policy

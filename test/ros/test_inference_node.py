@@ -129,3 +129,72 @@ def test_enable_and_reset_services(node):
     assert resp.success and "reset" in resp.message
     _running(client, pub, timeout=10)
     assert procs.poll()["inference_node"] is None
+
+
+def _stamp(msg):
+    return (msg.header.stamp.sec, msg.header.stamp.nanosec)
+
+
+def test_stamps_are_copied_verbatim_and_poses_must_be_in_the_base_frame(node):
+    """docs/ros2.md: a chunk (and a hold answering an observation) carries that observation's
+    builtin_interfaces/Time bit for bit; chunks of an eef_delta policy carry header.frame_id = base frame;
+    a pose in another frame is refused (hold, reason naming the frame)."""
+    from builtin_interfaces.msg import Time
+    procs, client, pub = node
+    _running(client, pub)
+
+    # Awkward nanoseconds (…456789) that a float-seconds round trip changes: near 1.7e9 s a double
+    # resolves ~0.24 us.
+    sent = set()
+
+    def tick():
+        sec, nanosec = divmod(time.time_ns(), 1_000_000_000)
+        stamp = Time(sec=sec, nanosec=nanosec - nanosec % 1_000_000 + 456_789)
+        pub.publish(stamp=stamp)
+        sent.add((stamp.sec, stamp.nanosec))
+
+    client.wait_for(lambda: False, 0.3, poll=0.05, tick=tick)   # chunks answering earlier observations land
+    t = time.time()
+    client.wait_for(lambda: len(_chunks(client, t)) >= 10, 15, poll=0.05, tick=tick)
+    chunks = _chunks(client, t)
+    assert len(chunks) >= 10
+    unmatched = [_stamp(c) for c in chunks if _stamp(c) not in sent]
+    assert not unmatched, f"chunk stamps not equal (sec, nanosec) to any observation sent: {unmatched[:3]}"
+    assert {c.header.frame_id for c in chunks} == {"panda_link0"}
+
+    # A hold answering an observation (stamped in the future: the watchdog refuses it) carries that
+    # observation's stamp.
+    old = Time(sec=int(time.time()) + 2, nanosec=987654321)
+    t = time.time()
+    holds = client.wait_for(lambda: _holds(client, t), 10, poll=0.05, tick=lambda: pub.publish(stamp=old))
+    assert holds and _stamp(holds[0]) == (old.sec, old.nanosec), [_stamp(h) for h in holds]
+    assert holds[0].header.frame_id == "panda_link0"
+    _running(client, pub, timeout=10)
+
+    # Poses in another frame: refused with a reason naming it, no chunk while they last.
+    t = time.time()
+    text = "/ee_pose: frame_id 'world', expected the robot base frame 'panda_link0'"
+    seen = client.wait_for(lambda: [s for s in _status(client, t) if s["state"] == "hold" and text in s["reason"]],
+                           15, poll=0.05, tick=lambda: pub.publish(frame="world"))
+    assert seen, [s["reason"] for s in _status(client, t)][-3:]
+    t_fault = time.time()
+    client.wait_for(lambda: False, 0.5, tick=lambda: pub.publish(frame="world"))
+    assert not _chunks(client, t_fault + 0.15), "chunks published from poses in the wrong frame"
+    _running(client, pub, timeout=10)
+    assert procs.poll()["inference_node"] is None
+
+
+def test_refuses_a_policy_whose_actions_it_cannot_describe(ros_env, tmp_path):
+    import io
+    out = io.StringIO()
+    from ros_nodes.graph import describe
+    from ros_nodes.launcher import GraphProcesses
+    procs = GraphProcesses(describe({"policy": standin("make_undescribable")}), tmp_path, env=node_env(ros_env),
+                           out=out).start(only={"inference_node"})
+    code = procs.wait("inference_node", timeout=90)
+    procs.stop()
+    log = out.getvalue()
+    assert code == 2, log[-2000:]
+    errors = [line for line in log.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "action space cannot be described" in errors[0] and "squeeze" in errors[0], log[-2000:]
+    assert "Traceback" not in log

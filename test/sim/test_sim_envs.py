@@ -54,7 +54,7 @@ def test_depth_is_metres_and_images_upright(cam_env):
 def test_camera_model_projects_cube_onto_its_pixels(cam_env):
     obs = cam_env.reset(seed=3)
     info = cam_env.camera_info("agentview")
-    K, T = np.array(info["K"]), np.array(info["T_world_cam"])
+    K, T = np.array(info["K"]), np.array(info["T_base_cam"])    # observations are base-frame poses
     assert (info["width"], info["height"]) == (64, 64)
     # fx = fy = (H/2) / tan(fovy/2) for MuJoCo's vertical field of view.
     f = 0.5 * 64 / np.tan(np.deg2rad(info["fovy_deg"]) / 2)
@@ -143,3 +143,39 @@ def test_bad_action_shape_is_rejected():
             env.step(np.zeros(6))
     finally:
         env.close()
+
+
+def test_poses_are_in_the_robot_base_frame_and_fingers_positive(cam_env):
+    """Observations are what a real Franka reports (docs/CONVENTIONS.md): poses relative to the base
+    body (panda_link0), both finger joints positive in metres (franka_ros2), not robosuite's world frame."""
+    obs = cam_env.reset(seed=4)
+    raw = cam_env.privileged_state()["raw_obs"]
+    sim = cam_env.robosuite_env.sim
+    b = sim.model.body_name2id("robot0_base")
+    base_pos = np.asarray(sim.data.body_xpos[b])
+    assert np.allclose(base_pos, [-0.56, 0.0, 0.912], atol=1e-6)          # robosuite's Lift table mount
+    assert np.allclose(sim.data.body_xquat[b], [1, 0, 0, 0])               # axis-aligned: quats unchanged
+    np.testing.assert_allclose(obs["robot0_eef_pos"], raw["robot0_eef_pos"] - base_pos, atol=1e-6)
+    np.testing.assert_allclose(obs["cube_pos"], raw["cube_pos"] - base_pos, atol=1e-6)
+    np.testing.assert_array_equal(obs["robot0_eef_quat"], raw["robot0_eef_quat"].astype(np.float32))
+    # The end-effector point is robosuite's grip site: 0.097 m along the hand's z axis from robot0_right_hand
+    # (panda_hand); the hand sits 0.1065 m along link7's z.
+    site = sim.model.site_name2id("gripper0_right_grip_site")
+    hand = sim.model.body_name2id("robot0_right_hand")
+    R_hand = sim.data.body_xmat[hand].reshape(3, 3)
+    np.testing.assert_allclose(R_hand.T @ (sim.data.site_xpos[site] - sim.data.body_xpos[hand]), [0, 0, 0.097], atol=1e-9)
+    np.testing.assert_allclose(obs["robot0_eef_pos"], sim.data.site_xpos[site] - base_pos, atol=1e-6)
+    # The cube rests on the table: ~0.82 m above the floor in world, ~-0.09 m in the base frame.
+    assert -0.1 < obs["cube_pos"][2] < -0.08
+    fingers = obs["robot0_gripper_qpos"]
+    assert raw["robot0_gripper_qpos"][1] < 0 < raw["robot0_gripper_qpos"][0]   # robosuite: (+q, -q)
+    assert (fingers > 0).all() and fingers.max() <= 0.041                      # franka_ros2: (+q, +q), m
+    np.testing.assert_array_equal(fingers, np.abs(raw["robot0_gripper_qpos"]).astype(np.float32))
+
+
+def test_pick_place_can_base_frame_is_read_per_task():
+    with make_env("pick_place_can", seed=0) as env:
+        obs = env.reset(seed=0)
+        raw = env.privileged_state()["raw_obs"]
+        assert np.allclose(env.base_frame.pos, [-0.5, -0.1, 0.912], atol=1e-6)   # the bins arena mounts it elsewhere
+        np.testing.assert_allclose(obs["can_pos"], raw["Can_pos"] - np.asarray(env.base_frame.pos), atol=1e-6)
