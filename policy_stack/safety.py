@@ -33,7 +33,7 @@ BAD_SHAPE = "bad_shape"            # chunk shape does not match the action space
 CLAMPED_BOUNDS = "clamped_bounds"  # some values were outside [low, high]: clamped
 CLAMPED_DELTA = "clamped_delta"    # a step changed faster than max_step_delta: rate-limited
 STALE_OBS = "stale_observation"    # newest observation older than max_obs_age_s: hold
-OVERRUN = "inference_overrun"      # inference took longer than max_inference_s: chunk dropped, hold
+OVERRUN = "inference_overrun"      # inference took longer than max_inference_s: reported (latency, not a hold)
 DISABLED = "disabled"              # /policy/enable false: hold
 BAD_INPUT = "bad_input"            # malformed message at the node (encoding, size, NaN, too large)
 NO_CHUNK = "no_chunk"              # executing side: nothing received yet: hold
@@ -41,7 +41,7 @@ STALE_CHUNK = "stale_chunk"        # executing side: newest chunk too old or use
 HOLD_CMD = "hold_command"          # executing side: explicit hold (empty chunk) received
 LATE_CHUNK = "late_chunk"          # executing side: chunk arrived after its last action was due: dropped
 
-HOLD_EVENTS = {NAN_CHUNK, BAD_SHAPE, STALE_OBS, OVERRUN, DISABLED, BAD_INPUT, NO_CHUNK, STALE_CHUNK, HOLD_CMD}
+HOLD_EVENTS = {NAN_CHUNK, BAD_SHAPE, STALE_OBS, DISABLED, BAD_INPUT, NO_CHUNK, STALE_CHUNK, HOLD_CMD}
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ class ActionSafety:
 
 
 class Watchdog:
-    """Decides whether the inference node may publish: observation age and inference duration."""
+    """Observation age (may the node act on it?) and inference duration (reported, not a hold)."""
 
     def __init__(self, limits: SafetyLimits):
         self.limits = limits

@@ -85,6 +85,7 @@ class InferenceNode(LifecycleNode):
     def _reset_counters(self) -> None:
         self._fault: tuple[S.Event, float] | None = None
         self._last_anchor = -math.inf
+        self._rate_ref: int | None = None             # anchor stamp of the last observation planned on
         self._prev_chunk: tuple[float, np.ndarray] | None = None
         self._latencies: deque = deque(maxlen=200)
         self._last_latency_ms = float("nan")
@@ -337,8 +338,11 @@ class InferenceNode(LifecycleNode):
             self.policy.reset()
             self.sync.clear()
             with self._lock:
-                # Observations stamped before the reset belong to the previous episode.
-                self._last_anchor = self.get_clock().now().nanoseconds
+                # Observations stamped before the reset belong to the previous episode; the first one at
+                # or after it is answered at once (no control-rate spacing to keep yet). Under sim time
+                # it carries exactly the reset's time, hence the -1 ns.
+                self._last_anchor = self.get_clock().now().nanoseconds - 1
+                self._rate_ref = None
                 self._fault, self._prev_chunk = None, None
 
     # ------------------------------------------------------------------------------ inference
@@ -372,11 +376,14 @@ class InferenceNode(LifecycleNode):
             missing = self.sync.missing() + [f"{c} camera_info" for c in self.plan.intrinsics if c not in self._K]
             if missing:
                 return self._hold(S.Event(S.STALE_OBS, f"waiting for {missing}"), state="waiting")
+            # Nothing new to answer. Inputs that went quiet are reported, but no hold is published: the
+            # executing side stops by itself when its chunk is used up or its observation passes the
+            # horizon, and a robot that waits for a slow answer must not be told its own input is stale.
             event = self.watchdog.check_observation(now, _seconds(self.sync.latest()))
-            return self._hold(event) if event else self._status(now)
-        if aligned.anchor_stamp - after < 0.5 * self.period * 1e9:
+            return self._waiting(event) if event else self._status(now)
+        if self._rate_ref is not None and aligned.anchor_stamp - self._rate_ref < 0.5 * self.period * 1e9:
             return self._status(now)   # faster than the control rate: wait for a later sample
-        self._last_anchor = aligned.anchor_stamp
+        self._last_anchor = self._rate_ref = aligned.anchor_stamp
         stamp = aligned.newest          # int ns: every chunk or hold answering this observation carries it
         event = self.watchdog.check_observation(now, _seconds(aligned.stamps))
         if event is not None:
@@ -397,7 +404,10 @@ class InferenceNode(LifecycleNode):
         self._latencies.append(duration * 1e3)
         event = self.watchdog.check_inference(duration)
         if event is not None:
-            return self._hold(event, stamp=stamp)
+            # Slow is latency, not a fault: the chunk still goes out with its observation's stamp and
+            # the executing side starts at the action due now. Counted and logged, never a hold.
+            self.events.add(event, now)
+            self.get_logger().warning(str(event), throttle_duration_sec=5.0)
         verdict = self.safety.filter_chunk(chunk, self._prev_action(stamp))
         for e in verdict.events:
             self.events.add(e, now)
@@ -434,7 +444,10 @@ class InferenceNode(LifecycleNode):
             changed = (self.state, self.reason) != (state, str(event))
             # Log a new kind of hold at once; the same hold (e.g. a growing observation age) every 5 s.
             new_kind = self.state != state or self.reason.split(":")[0] != event.kind
-            entering = self.state == "running" or (state == "disabled" and self.state != "disabled")
+            # Tell the executing side at once when the node stops answering with chunks (from running, or
+            # from waiting: the robot may still be executing its last chunk); not again while it stays so.
+            entering = (self.state in ("running", "waiting") and state != self.state) or (
+                state == "disabled" and self.state != "disabled")
             self.state, self.reason = state, str(event)
             if entering:
                 # Explicit stop for the executing side; it would also stop on the chunk going stale.
@@ -444,6 +457,14 @@ class InferenceNode(LifecycleNode):
         if state != "waiting" and (new_kind or now - self._last_hold_log > 5.0):
             self._last_hold_log = now
             self.get_logger().warning(str(event) if state == event.kind else f"{state}: {event}")
+        self._status(now, force=changed)
+
+    def _waiting(self, event: S.Event) -> None:
+        """No new observation to answer: report why (state "waiting"), publish nothing on the chunk topic."""
+        now = self._now()
+        with self._lock:
+            changed = (self.state, self.reason) != ("waiting", str(event))
+            self.state, self.reason = "waiting", str(event)
         self._status(now, force=changed)
 
     def _status(self, now: float, force: bool = False) -> None:

@@ -143,6 +143,11 @@ class ObservationPublisher:
         self.info = n.create_publisher(CameraInfo, "/agentview/color/camera_info", SENSOR_QOS)
         self.last_stamp = None
 
+    def publish_exact(self) -> int:
+        """Publish one observation now; returns its stamp as integer nanoseconds (exact pairing)."""
+        self.publish()
+        return self.last_msg_stamp.sec * 1_000_000_000 + self.last_msg_stamp.nanosec
+
     def publish(self, fault: str = "", age_s: float = 0.0, stamp=None, frame: str = "panda_link0"):
         """stamp: a builtin_interfaces/Time to use verbatim (default: now - age_s). frame: the poses' frame_id
         (docs/ros2.md: the robot base frame, the inference node's base_frame parameter)."""
