@@ -88,10 +88,6 @@ class ChunkPolicyMixin:
         return self.preprocessor({k: as_tensor(raw_obs[k], self.device) for k in self.preprocessor.required_keys
                                   if k in raw_obs})
 
-    def make_optimizer(self) -> torch.optim.Optimizer:
-        c = self.config
-        return torch.optim.AdamW(self.parameters(), lr=c.lr, betas=c.adam_betas, weight_decay=c.weight_decay)
-
     def observe(self, obs: dict[str, np.ndarray]) -> None:
         """Record an observation without planning (a step executed from the current chunk), so the
         history the next act() sees holds consecutive frames, as the training windows do."""

@@ -99,11 +99,13 @@ class Trainer:
         policy.to(ctx.device)
         self.policy = policy
         pc = policy.config
-        self.base_lr = float(pc.lr)
-        self.warmup = int(pc.lr_warmup_steps)
-        self.optimizer = policy.make_optimizer() if hasattr(policy, "make_optimizer") else torch.optim.AdamW(
-            policy.parameters(), lr=pc.lr, betas=tuple(pc.adam_betas), weight_decay=pc.weight_decay)
-        self.ema = EMAModel(policy, getattr(pc, "ema", None))
+        # One owner per training setting: the policy config's preset, into which make_policy already
+        # wrote the CLI's overrides (--lr, --warmup, --grad-clip, ...; train/data.py policy_overrides).
+        self.optim_preset = pc.optimizer_preset()
+        self.base_lr = self.optim_preset.lr
+        self.warmup = self.optim_preset.warmup_steps
+        self.optimizer = self.optim_preset.build(policy.parameters())
+        self.ema = EMAModel(policy, pc.ema)
 
         pending_rng = self._restore(self.snapshot) if self.snapshot is not None else None
 
@@ -265,8 +267,8 @@ class Trainer:
                                "dataset statistics")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
+        if self.optim_preset.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.optim_preset.grad_clip)
         self.optimizer.step()
         self.ema.step(self.policy)
         return float(loss.detach())

@@ -22,6 +22,7 @@ from policy_stack.normalize import ACTION_KEY, Normalizer
 from policy_stack.policies.base import Policy
 from policy_stack.policies.common import ChunkPolicyMixin, as_tensor, resolve_device
 from policy_stack.policies.diffusion.config import DiffusionConfig
+from policy_stack.policies.registry import register_policy
 from policy_stack.sampling import NoiseSchedule, RTISampler, Sampler, make_sampler
 from policy_stack.spaces import ActionSpace, FeatureSpec
 
@@ -42,8 +43,8 @@ class TorchBackend:
         return self.denoiser(x, t, cond)
 
 
+@register_policy("diffusion", DiffusionConfig)
 class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
-    policy_type = "diffusion"
 
     def __init__(self, config: DiffusionConfig, stats: dict | Normalizer, action_space: ActionSpace,
                  obs_spec: dict[str, FeatureSpec] | None = None):
