@@ -67,6 +67,11 @@ class Policy(abc.ABC):
         """The policy's own imitation loss on a batch {"obs": {k: (B,To,...)}, "action": (B,Tp,A)}
         given in RAW units (the policy normalizes). Used by training and PA-RL distillation."""
 
+    @property
+    def loss_info(self) -> dict[str, float]:
+        """Extra scalars of the last loss() call, logged by the trainer (e.g. EBT's energy gap)."""
+        return {}
+
     def preprocess(self, raw_obs: dict) -> dict[str, torch.Tensor]:
         """Raw observation histories {k: (B, To, ...)} -> the normalized inputs sample() takes."""
         return {k: torch.as_tensor(v).float() for k, v in raw_obs.items()}

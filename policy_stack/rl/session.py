@@ -145,11 +145,13 @@ class Session:
         params = inspect.signature(env.reset).parameters
         return env.reset(seed=seed) if "seed" in params else env.reset()
 
-    def run_episode(self, env, log) -> dict:
+    def play_episode(self, env, log) -> dict:
+        """One training episode of the AGENT (not a Policy: it decides from the observation history and
+        may edit or re-rank the base policy's chunks), recorded into replay as macro-transitions.
+        Evaluation of a policy goes through policy_stack/episode.py instead."""
         cfg, io = self.cfg, self.io
         obs = self._reset(env)
-        if hasattr(self.policy, "reset"):
-            self.policy.reset()
+        self.policy.reset()
         hist = deque([obs] * io.To, maxlen=io.To)
         keys = self._obs_keys(obs)
         stack = lambda: {k: np.stack([o[k] for o in hist]) for k in keys}
@@ -242,7 +244,7 @@ class Session:
                     raise ValueError("critic_pretrain_steps > 0 but the offline replay is empty")
                 self.pretrain(log)
             while self.counters["env_steps"] < cfg.total_env_steps:
-                ep = self.run_episode(env, log)
+                ep = self.play_episode(env, log)
                 log.episode(ep, self.counters, self._rate())
                 self.counters["wall_s"] = wall0 + time.perf_counter() - t_start
                 due = self.counters["env_steps"] - self.counters["last_ckpt_env_steps"] >= cfg.checkpoint_every_env_steps

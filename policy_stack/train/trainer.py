@@ -281,7 +281,7 @@ class Trainer:
             if ctx.is_main:
                 self.tb.add_scalar("train/loss", mean_loss, self.step)
                 self.tb.add_scalar("train/lr", lr, self.step)
-                for k, v in (getattr(self.policy, "last_loss_info", None) or {}).items():
+                for k, v in self.policy.loss_info.items():
                     self.tb.add_scalar(f"train/{k}", float(v), self.step)
                 self.log.write(json.dumps({"step": self.step, "loss": mean_loss, "lr": lr, "epoch": self.epoch,
                                            "time": time.time()}) + "\n")
