@@ -28,7 +28,7 @@ from .config import TrainConfig
 from .data import action_space_of, obs_spec_of, open_dataset, policy_overrides
 from .distributed import DistContext, init_distributed
 from policy_stack.rng import capture_rng, restore_rng, seed_everything
-from .sampler import ResumableDistributedSampler
+from .data_order import ResumableDistributedSampler
 from .schedule import set_lr
 
 LOG_FILE = "train_log.jsonl"

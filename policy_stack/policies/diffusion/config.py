@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from policy_stack.policies.config import PolicyConfig
-from policy_stack.sampling import SAMPLERS
+from policy_stack.denoising import SAMPLERS
 
 
 @dataclass
@@ -30,7 +30,7 @@ class DiffusionConfig(PolicyConfig):
     sampler_steps: int | None = None       # ddpm/ddim network evaluations; None: ddpm 100, ddim 10
     rti_steps: int = 3                     # network evaluations per warm-started tick
     rti_start_level: int = 10              # K': noise level the warm start is treated as
-    rti_step_mode: str = "jump"            # jump: posterior to the next listed level; paper: t -> t-1 (see sampling/samplers.py)
+    rti_step_mode: str = "jump"            # jump: posterior to the next listed level; paper: t -> t-1 (see denoising/samplers.py)
     rti_renoise: bool = False              # forward-diffuse the warm start to K' (not in the paper; see RTISampler)
     rti_timesteps: list[int] | None = None  # explicit level list (overrides the two above), e.g. [3, 1, 0]
     rti_initial_sampler: str = "ddim"      # first tick of an episode: full sample with this...

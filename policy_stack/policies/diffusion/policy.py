@@ -23,7 +23,7 @@ from policy_stack.policies.base import Policy
 from policy_stack.policies.common import ChunkPolicyMixin, as_tensor, resolve_device
 from policy_stack.policies.diffusion.config import DiffusionConfig
 from policy_stack.policies.registry import register_policy
-from policy_stack.sampling import SAMPLERS, NoiseSchedule, RTISampler, Sampler, make_sampler
+from policy_stack.denoising import SAMPLERS, NoiseSchedule, RTISampler, Sampler, make_sampler
 from policy_stack.spaces import ActionSpace, FeatureSpec
 
 

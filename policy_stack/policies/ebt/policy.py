@@ -25,7 +25,7 @@ from policy_stack.policies.base import Policy
 from policy_stack.policies.common import ChunkPolicyMixin, as_tensor, resolve_device
 from policy_stack.policies.ebt.config import EBTConfig
 from policy_stack.policies.registry import register_policy
-from policy_stack.sampling.samplers import shift_and_pad as shift_warm_start  # RTI-style shift, shared
+from policy_stack.denoising.samplers import shift_and_pad as shift_warm_start  # RTI-style shift, shared
 from policy_stack.policies.ebt.descent import DescentTrace, EnergyDescent
 from policy_stack.policies.ebt.energy import ActionEnergyDecoder, ConditionTokens
 from policy_stack.spaces import ActionSpace, FeatureSpec
