@@ -210,10 +210,6 @@ class RTISampler(Sampler):
         self.previous_chunk = x.detach().clone()
         return x
 
-    @property
-    def last_num_evals(self) -> int:
-        return len(self._timesteps) if self.last_was_warm else len(self.initial.timesteps)
-
 
 def shift_and_pad(chunk: torch.Tensor, shift: int) -> torch.Tensor:
     """(B, Tp, A) -> (B, Tp, A): drop the first `shift` steps, repeat the last action `shift` times."""

@@ -71,6 +71,7 @@ class Trainer:
         self._last_saved = -1
         self._budget_fitted = False
         self._probe_t0 = None
+        self.last_eval: dict | None = None
 
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
@@ -345,7 +346,7 @@ class Trainer:
         diff = self._param_divergence()
         summary = {"step": self.step, "start_step": start_step, "loss": self.last_loss,
                    "world_size": ctx.world_size, "ddp_param_max_diff": diff, "wall_s": time.time() - t_start,
-                   "checkpoint": str(self.out), "eval": getattr(self, "last_eval", None)}
+                   "checkpoint": str(self.out), "eval": self.last_eval}
         if ctx.is_main:
             st.atomic_write_text(self.out / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
             if hasattr(self, "tb"):
