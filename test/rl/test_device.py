@@ -58,3 +58,25 @@ def test_agent_update_and_act_on_cuda(algo):
     assert all(np.isfinite(v) for v in m.values())
     chunk = agent.act({"pos": np.zeros((2, 2), np.float32), "goal": np.ones((2, 2), np.float32)})
     assert chunk.shape == (4, 2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_rng_capture_includes_the_cuda_generator():
+    from policy_stack.rng import capture_rng, restore_rng
+    rng = np.random.default_rng(0)
+    state = capture_rng("cuda", rng)
+    assert "torch_cuda" in state and "numpy_generator" in state
+    a = torch.rand(3, device="cuda")
+    restore_rng(state, "cuda", rng)
+    assert torch.equal(a, torch.rand(3, device="cuda"))
+
+
+def test_rng_capture_round_trips_every_cpu_stream():
+    import random
+
+    from policy_stack.rng import capture_rng, restore_rng
+    rng = np.random.default_rng(5)
+    state = capture_rng(None, rng)
+    before = (random.random(), np.random.rand(), rng.random(), float(torch.rand(())))
+    restore_rng(state, None, rng)
+    assert before == (random.random(), np.random.rand(), rng.random(), float(torch.rand(())))
