@@ -42,21 +42,14 @@ ALGOS = ("expo", "pa-rl", "best_of_n", "sac")
 COST_RANK = {"pa-rl": 0, "expo": 1, "best_of_n": 2, "sac": 3}   # measured cost per env step, highest first
 OBJECT_KEY = {"lift": "cube_pos", "pick_place_can": "can_pos"}
 
-# Network and agent sizes chosen for the CPU budget (module doc).
+# Base-policy size chosen for the CPU budget (module doc). Agent and session sizes are finetune's
+# "cpu" preset (policy_stack/rl/presets.py): 4 x 128^2 critics, batch 64, EXPO N=M=4 with temp_lr 6e-3
+# (20 x the reference's 3e-4: the reference adapts its temperature at UTD 20, this bench runs UTD 1, so
+# at 3e-4 the temperature only fell 1.0 -> 0.31 in 3800 updates and the edits stayed entropy noise;
+# measured at 30k steps on 2 seeds: +35 pp at 3e-4, +55 pp at 6e-3, docs/results.md), PA-RL's Cal-QL
+# critic pre-trained 2000 steps on the demonstrations (its offline-to-online recipe).
 POLICY_SET = ["down_dims=[32,64]", "step_embed_dim=32", "n_groups=8", "sampler_steps=4"]
-CRITIC = {"batch_size": 64, "num_qs": 4, "num_min_qs": 2, "critic_hidden": [128, 128]}
-AGENT = {
-    # temp_lr 20 x the reference's 3e-4: the reference adapts its temperature at UTD 20, this bench runs
-    # UTD 1, so at 3e-4 the temperature only fell 1.0 -> 0.31 in 3800 updates and the edits stayed
-    # entropy noise; measured at 30k steps on 2 seeds: +35 pp at 3e-4, +55 pp at 6e-3 (docs/results.md).
-    "expo": dict(CRITIC, n_base=4, n_edit=4, edit_hidden=[128, 128], temp_lr=6e-3),
-    "pa-rl": dict(CRITIC, n_global=8, n_keep=3, n_local_steps=2, cql_n_actions=3),
-    "best_of_n": dict(CRITIC, n_base=4),
-    "sac": dict(CRITIC, actor_hidden=[128, 128]),
-}
-# Session options per algorithm. PA-RL's recipe is offline-to-online: its Cal-QL critic is pre-trained
-# on the demonstrations before the first online step, so distillation never starts from a random critic.
-SESSION = {"pa-rl": {"critic_pretrain_steps": 2000}}
+PRESET = "cpu"
 
 
 def log(msg: str) -> None:
@@ -126,11 +119,6 @@ def base_policy(a, work: Path, results: dict) -> Path:
     return base
 
 
-def option_args(flag: str, options: dict) -> list[str]:
-    """{k: v} -> [flag, "k=<v as JSON>", ...], the KEY=VALUE form finetune's --set/--agent-set parse."""
-    return [x for k, v in options.items() for x in (flag, f"{k}={json.dumps(v)}")]
-
-
 def finetune(a, work: Path, base: Path, algo: str, seed: int) -> dict:
     out = work / "runs" / f"{algo}_seed{seed}"
     summary_path = out / "summary.json"
@@ -138,17 +126,15 @@ def finetune(a, work: Path, base: Path, algo: str, seed: int) -> dict:
         s = json.loads(summary_path.read_text())
         if s.get("env_steps", 0) >= a.budget:
             return s
-    # --smoke keeps the full-run network sizes so its measured costs size the full run.
-    agent = AGENT[algo]
-    agent_sets = option_args("--agent-set", agent)
-    extra = ["--set", f"success_window={a.window}", *option_args("--set", SESSION.get(algo, {}))]
+    # --smoke keeps the full-run network sizes (the preset) so its measured costs size the full run.
+    extra = ["--set", f"success_window={a.window}"]
     if algo == "sac":
         extra += ["--set", f"warmup_env_steps={a.sac_warmup}"]
     cli("finetune", "--algo", algo, "--env", f"sim:{a.env}", "--policy", base, "--offline", work / "demos",
         "--steps", a.budget, "--out", out, "--resume", "--seed", seed, "--utd", a.utd,
         "--max-episode-steps", a.max_episode_steps, "--checkpoint-every", a.checkpoint_every, "--no-progress",
-        "--threads", max(1, (os.cpu_count() or 1) // a.jobs),
-        *agent_sets, *extra, "--json", capture_json=True)
+        "--threads", max(1, (os.cpu_count() or 1) // a.jobs), "--preset", PRESET, "--device", "cpu",
+        *extra, "--json", capture_json=True)
     return json.loads(summary_path.read_text())
 
 
@@ -264,8 +250,11 @@ def main(argv=None) -> int:
     out_json = Path(a.json) if a.json else work / "results.json"
     results = json.loads(out_json.read_text()) if out_json.is_file() else {}
     results.setdefault("runs", {})
-    results["config"] = {k: v for k, v in vars(a).items()} | {"agent": AGENT, "session": SESSION, "policy_set": POLICY_SET,
-                                                               "cpu_count": os.cpu_count()}
+    from policy_stack.rl.presets import agent_preset, session_preset
+    results["config"] = {k: v for k, v in vars(a).items()} | {
+        "preset": PRESET, "agent": {x: agent_preset(PRESET, x) for x in ALGOS},
+        "session": {x: s for x in ALGOS if (s := session_preset(PRESET, x))}, "policy_set": POLICY_SET,
+        "cpu_count": os.cpu_count()}
     base = base_policy(a, work, results)
     write_json_atomic(out_json, results)
     # Most expensive first, so that --jobs 2 ends both workers at about the same time.

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from sim.envs import TASKS, make_env  # noqa: E402
 from sim.experts import make_expert  # noqa: E402
-from sim.rollout import run_episode  # noqa: E402
+from policy_stack.episode import run_episode  # noqa: E402
 
 BENCH_CAMERAS = ("agentview", "robot0_eye_in_hand")
 
@@ -62,7 +62,7 @@ def expert_success(task: str, episodes: int) -> dict:
     expert = make_expert(task, noise=0.0)
     try:
         t0, cpu0 = time.perf_counter(), time.process_time()
-        results = [run_episode(env, expert, seed=s, record_obs=False) for s in range(episodes)]
+        results = [run_episode(env, expert.bind(env), seed=s, record_obs=False) for s in range(episodes)]
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     finally:
         env.close()

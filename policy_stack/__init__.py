@@ -1,13 +1,15 @@
-"""policy_stack core: torch + numpy only (never imports rclpy, robosuite or pyrealsense2)."""
+"""policy_stack core: torch + numpy only (never imports rclpy, robosuite, MuJoCo or pyrealsense2).
+
+`policy_stack.load_policy(path=None, device="auto")` is policy_stack.checkpoint.load_policy, resolved
+on first use so that `import policy_stack` stays cheap (no torch until a policy is needed)."""
 __version__ = "0.1.0"
 
 
-def load_policy(path=None, device: str = "auto"):
-    """Load a policy checkpoint folder (default: the shipped Lift low-dim diffusion policy).
-
-    Imported lazily so that `import policy_stack` stays cheap (no torch until a policy is needed)."""
-    from policy_stack.checkpoint import load_policy as _load_policy
-    return _load_policy(path, device)
+def __getattr__(name: str):
+    if name == "load_policy":
+        from policy_stack.checkpoint import load_policy
+        return load_policy
+    raise AttributeError(f"module 'policy_stack' has no attribute {name!r}")
 
 
 __all__ = ["__version__", "load_policy"]

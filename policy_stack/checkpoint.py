@@ -8,6 +8,10 @@
 Writes are atomic: everything goes to a temporary sibling folder that is renamed into place, so a
 crash never leaves a half-written checkpoint where a reader looks. Loading uses safetensors and JSON
 only (no torch.load); every missing or corrupt file is reported by name.
+
+Format versions: 2 states every field of the policy config explicitly, and loading refuses a version-2
+config that lacks one, so a later change of a default can never silently change a saved policy.
+Version 1 files (written before that rule) still load: a field they lack takes the current default.
 """
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ from safetensors.torch import load_file, save_file
 from policy_stack.normalize import Normalizer
 from policy_stack.spaces import ActionSpace, obs_spec_from_dict, obs_spec_to_dict
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TRAIN_STATE_FILE = "train_state.safetensors"
@@ -55,12 +60,16 @@ def config_to_dict(config) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists, JSON-clean
 
 
-def config_from_dict(config_cls: type, data: dict):
-    """Rebuild a config dataclass; unknown fields are an error (a typo must not be silently ignored)."""
+def config_from_dict(config_cls: type, data: dict, complete: bool = False):
+    """Rebuild a config dataclass; unknown fields are an error (a typo must not be silently ignored),
+    and with complete=True so is a missing one (a checkpoint states every field)."""
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ValueError(f"{config_cls.__name__}: unknown field(s) {unknown}")
+    missing = sorted(set(fields) - set(data))
+    if complete and missing:
+        raise ValueError(f"{config_cls.__name__}: field(s) {missing} not stated")
     kwargs = {}
     for name, value in data.items():
         f = fields[name]
@@ -160,6 +169,10 @@ def read_config(folder: str | os.PathLike) -> dict:
     for field in ("policy_type", "config", "action_space", "obs_spec"):
         if field not in data:
             raise ValueError(f"checkpoint file {path} lacks field {field!r}")
+    version = data.get("format_version", 1)
+    if version not in READABLE_VERSIONS:
+        raise ValueError(f"checkpoint file {path} has format_version {version!r}; this policy_stack reads "
+                         f"{READABLE_VERSIONS} (a newer policy_stack wrote it?)")
     return data
 
 
@@ -184,9 +197,8 @@ def load_checkpoint(folder: str | os.PathLike, device: str = "auto", load_train_
     config_cls, _ = get_policy_classes(data["policy_type"])
     try:
         config_fields = dict(data["config"])
-        if any(f.name == "device" for f in dataclasses.fields(config_cls)):
-            config_fields["device"] = device
-        config = config_from_dict(config_cls, config_fields)
+        config_fields["device"] = device      # where to run is the caller's choice, not the file's
+        config = config_from_dict(config_cls, config_fields, complete=data.get("format_version", 1) >= 2)
         action_space = ActionSpace.from_dict(data["action_space"])
         obs_spec = obs_spec_from_dict(data["obs_spec"])
     except (TypeError, ValueError) as exc:

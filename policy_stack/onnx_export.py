@@ -137,7 +137,7 @@ def _np32(t: torch.Tensor) -> np.ndarray:
 def check_onnx_parity(policy, runner: OnnxDiffusionRunner, tol: float = 1e-4, batch: int = 2, seed: int = 0) -> float:
     """Max |ONNX - torch| over encoder outputs, one denoiser call and a full DDIM sample; raises
     OnnxParityError above `tol`. Does not touch the policy's own RNG or warm start."""
-    from policy_stack.sampling import DDIMSampler
+    from policy_stack.denoising import DDIMSampler
 
     gen = torch.Generator().manual_seed(seed)
     was_training = policy.training

@@ -34,7 +34,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from trajectory_msgs.msg import JointTrajectory
 
 from policy_stack import safety as S
-from policy_stack.obs_history import ObservationSync
+from policy_stack.time_alignment import ObservationSync
 from ros_nodes import convert as C
 from ros_nodes import policy_io
 from ros_nodes.common import (CHUNK_QOS, DIAGNOSTICS_TOPIC, IMAGE_QOS, SENSOR_QOS, STATE_QOS, declare_parameters,

@@ -32,35 +32,11 @@ def load(spec: str = "", device: str = "auto", backend: str = "torch", sampler: 
     else:
         from policy_stack import load_policy  # the core's loader (torch); imported only when needed
         policy = load_policy(spec or None, device=device)
-        if backend != "torch":
-            set_backend = getattr(policy, "set_backend", None)
-            if not callable(set_backend):
-                raise ValueError(f"backend {backend!r}: {type(policy).__name__} runs on torch only")
-            set_backend(backend)  # onnx: exports the network once into a temporary folder
-    configure_sampler(policy, sampler, steps)
+    if backend != "torch":
+        policy.set_backend(backend)  # the Policy interface; onnx exports the network once, others refuse
+    if sampler or steps:             # empty = keep the checkpoint's; a policy without the setting refuses
+        policy.set_sampler(sampler or None, int(steps) or None)
     return policy
-
-
-def configure_sampler(policy, sampler: str = "", steps: int = 0) -> None:
-    """Apply sampler/steps overrides through whatever the policy exposes; refuse silently ignoring them."""
-    if not sampler and not steps:
-        return
-    set_sampler = getattr(policy, "set_sampler", None)
-    if callable(set_sampler) and getattr(policy, "config", None) is not None:
-        # the core policies' signature: set_sampler(name, steps=None)
-        set_sampler(sampler or policy.config.sampler, int(steps) or None)
-        return
-    kwargs = {k: v for k, v in (("sampler", sampler), ("steps", steps)) if v}
-    for method in ("configure_sampler", "configure"):
-        fn = getattr(policy, method, None)
-        if callable(fn):
-            fn(**kwargs)
-            return
-    missing = [k for k in kwargs if not hasattr(policy, k)]
-    if missing:
-        raise ValueError(f"policy {type(policy).__name__} has no sampler settings {missing}; leave them empty")
-    for k, v in kwargs.items():
-        setattr(policy, k, v)
 
 
 def _load_pyfile(ref: str):

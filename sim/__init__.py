@@ -5,6 +5,7 @@ Modules:
                convention of docs/CONVENTIONS.md, fast rendering, seeded resets, camera intrinsics/poses.
   sim.experts  make_expert(name, noise, suboptimal, rng): scripted experts from privileged state
                (lift, pick_place_can, stack, nut_assembly_square).
-  sim.rollout  run_episode(env, actor, seed, max_steps, ...): one recorded episode of an expert or policy.
+Episodes (of an expert, `make_expert(...).bind(env)`, or a policy) run through the core's one episode
+loop, policy_stack.episode.run_episode.
 Throughput and expert success: `python -m bench.bench_sim`.
 """

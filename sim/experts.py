@@ -78,7 +78,7 @@ class ScriptedExpert:
         self.phase_steps = 0
 
     def bind(self, env) -> "BoundExpert":
-        """A callable obs -> action for sim.rollout.run_episode (it reads privileged state from env)."""
+        """A callable obs -> action for policy_stack.episode.run_episode (it reads privileged state from env)."""
         return BoundExpert(self, env)
 
     # ----------------------------------------------------------------- acting

@@ -66,7 +66,6 @@ def run_latency(policy_path, ebt_path=None, rti_steps=3, ebt_steps=None, ticks=3
                 backends=("torch", "onnx"), device="cpu", progress=True) -> dict:
     from policy_stack.checkpoint import DEFAULT_CHECKPOINT
     from policy_stack.cli.evaluate import load_configured_policy
-    from policy_stack.onnx_export import export_onnx
 
     policy_path = str(policy_path or DEFAULT_CHECKPOINT)
     rows_spec = [("ddpm", 100), ("ddim", 10), ("rti", rti_steps)]
@@ -81,7 +80,7 @@ def run_latency(policy_path, ebt_path=None, rti_steps=3, ebt_steps=None, ticks=3
             path = ebt_path if sampler == "ebt" else policy_path
             policy = load_configured_policy(path, sampler, steps, "torch", device)
             if backend == "onnx":
-                onnx_dir = onnx_dir or str(export_onnx(policy, tmp))   # same weights for every row: export once
+                onnx_dir = onnx_dir or str(policy.export_onnx(tmp))   # same weights for every row: export once
                 policy.set_backend("onnx", onnx_dir=onnx_dir)
             rows.append({"name": name, "backend": backend, "sampler": sampler, **time_policy(policy, ticks, warmup)})
     return {"policy": policy_path, "ebt_policy": ebt_path, "device": device, "rows": rows, "ratios": ratios(rows)}

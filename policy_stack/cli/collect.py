@@ -64,16 +64,16 @@ def _worker_init(env_name, cameras, image_size, depth, noise, suboptimal, max_st
 
 def _worker_episode(seed: int) -> dict:
     import numpy as np
-    from sim.rollout import run_episode
+    from policy_stack.episode import run_episode
     st = _worker_state
     # The expert's own randomness (noise, which flaw) is tied to the episode seed: reruns reproduce.
     expert = st["make_expert"](st["env_name"], noise=st["noise"], suboptimal=st["suboptimal"],
                                rng=np.random.default_rng(seed + 1_000_003))
-    return run_episode(st["env"], expert, seed=seed, max_steps=st["max_steps"])
+    return run_episode(st["env"], expert.bind(st["env"]), seed=seed, max_steps=st["max_steps"])
 
 
 def _frames(ep: dict) -> dict:
-    """Episode record (sim.rollout) -> writer frames keyed by env keys."""
+    """Episode record (policy_stack.episode) -> writer frames keyed by env keys."""
     frames = dict(ep["obs"])
     frames.update(action=ep["action"], reward=ep["reward"], success=ep["success"], done=ep["done"])
     return frames

@@ -43,10 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------------------- factories (picklable)
 def env_kwargs_for(obs_spec: dict, video: bool) -> dict:
-    """make_env arguments that produce every key the policy reads (and agentview for --video)."""
+    """make_env arguments that produce every key the policy reads (and agentview for --video).
+    obs_spec: {key: FeatureSpec}."""
     cameras, size, depth = [], 84, False
     for key, spec in obs_spec.items():
-        shape = spec.shape if hasattr(spec, "shape") else spec["shape"]
+        shape = spec.shape
         if key.endswith("_rgb"):
             cameras.append(key[: -len("_rgb")])
             size = int(shape[0])
@@ -69,7 +70,8 @@ def load_configured_policy(path, sampler=None, steps=None, backend="torch", devi
     from policy_stack.checkpoint import load_policy
 
     policy = load_policy(path, device)
-    apply_sampler(policy, sampler, steps)
+    if sampler is not None or steps is not None:
+        policy.set_sampler(sampler, steps)
     if action_steps is not None:
         import dataclasses
         limit = policy.config.horizon - policy.config.n_obs_steps + 1
@@ -77,26 +79,8 @@ def load_configured_policy(path, sampler=None, steps=None, backend="torch", devi
             raise ValueError(f"--action-steps must be in [1, {limit}] for this checkpoint, got {action_steps}")
         policy.config = dataclasses.replace(policy.config, n_action_steps=int(action_steps))
     if backend != "torch":
-        if not hasattr(policy, "set_backend"):
-            raise ValueError(f"--backend {backend}: {policy.policy_type} policies run on torch only")
         policy.set_backend(backend)
     return policy
-
-
-def apply_sampler(policy, sampler, steps) -> None:
-    ptype = getattr(policy, "policy_type", "?")
-    if ptype == "ebt":
-        if sampler not in (None, "ebt"):
-            raise ValueError(f"--sampler {sampler}: an EBT checkpoint optimises energy; use --sampler ebt")
-        if steps is not None:
-            import dataclasses
-            field = "infer_steps" if hasattr(policy.config, "infer_steps") else "infer_max_steps"
-            policy.config = dataclasses.replace(policy.config, **{field: int(steps)})
-        return
-    if sampler == "ebt":
-        raise ValueError(f"--sampler ebt needs an EBT checkpoint; this one is {ptype!r}")
-    if sampler is not None or steps is not None:
-        policy.set_sampler(sampler or policy.config.sampler, steps)
 
 
 class SimEvaluator:
@@ -111,9 +95,10 @@ class SimEvaluator:
 
     def __call__(self, checkpoint, step: int) -> dict:
         from policy_stack.checkpoint import read_config
+        from policy_stack.spaces import obs_spec_from_dict
         from policy_stack.train.rollout import evaluate, summarize
 
-        spec = read_config(checkpoint)["obs_spec"]
+        spec = obs_spec_from_dict(read_config(checkpoint)["obs_spec"])
         env_factory = functools.partial(make_sim_env, self.env, env_kwargs_for(spec, False))
         policy_factory = functools.partial(load_configured_policy, str(checkpoint), None, None, "torch", "cpu")
         seeds = [self.seed + k for k in range(self.episodes)]
@@ -133,11 +118,10 @@ def run(args) -> int:
     # Load once here: a missing/corrupt checkpoint or a bad --sampler fails before any env starts.
     probe = load_configured_policy(path, args.sampler, args.steps, "torch", args.device, args.action_steps)
     env_kwargs = env_kwargs_for(probe.obs_spec, bool(args.video))
+    if args.backend not in probe.backends:
+        raise ValueError(f"--backend {args.backend}: {probe.policy_type} policies run on {' | '.join(probe.backends)}")
     if args.backend == "onnx":   # export once, then every worker opens the same files
-        from policy_stack.onnx_export import export_onnx
-        if not hasattr(probe, "set_backend"):
-            raise ValueError(f"--backend onnx: {probe.policy_type} policies run on torch only")
-        onnx_dir = str(export_onnx(probe, Path(tempfile.mkdtemp(prefix="eval_onnx_"))))
+        onnx_dir = str(probe.export_onnx(Path(tempfile.mkdtemp(prefix="eval_onnx_"))))
         policy_factory = functools.partial(_onnx_policy, path, args.sampler, args.steps, args.device, onnx_dir,
                                            args.action_steps)
     else:
@@ -153,7 +137,7 @@ def run(args) -> int:
         shutil.rmtree(onnx_dir, ignore_errors=True)
     summary = summarize(results)
     summary.update(env=env_name, policy=path, policy_type=probe.policy_type, backend=args.backend,
-                   sampler=args.sampler or ("ebt" if probe.policy_type == "ebt" else probe.config.sampler),
+                   sampler=probe.sampler_name,
                    workers=args.workers, seed=args.seed,
                    action_steps=int(probe.config.n_action_steps))
     if args.json:

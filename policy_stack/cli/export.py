@@ -1,8 +1,9 @@
 """`policy-stack export onnx --policy CKPT --out DIR`: ONNX graphs for ONNX Runtime / TensorRT.
 
-Runs the policies' exporter (policy_stack/onnx_export.py), then checks parity against torch
-(encoder output, one denoiser call, a full DDIM-10 chunk) and fails above --tol, so a broken export
-never ships silently.
+Runs the policy's export hook (`Policy.export_onnx`; diffusion: policy_stack/onnx_export.py), then its
+parity check against torch (`Policy.check_export`; diffusion: encoder output, one denoiser call, a full
+DDIM-10 chunk) and fails above --tol, so a broken export never ships silently. A policy type without an
+ONNX runtime path (EBT) is refused by name.
 """
 from __future__ import annotations
 
@@ -21,17 +22,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from policy_stack.checkpoint import load_policy
-    from policy_stack.onnx_export import OnnxDiffusionRunner, OnnxParityError, check_onnx_parity, export_onnx
+    from policy_stack.onnx_export import OnnxParityError
 
     policy = load_policy(args.policy, "cpu")
-    if getattr(policy, "policy_type", None) != "diffusion":
-        raise ValueError(f"export onnx: {getattr(policy, 'policy_type', '?')!r} policies are not exportable "
-                         "(EBT inference differentiates the energy network; it runs on torch)")
-    out = export_onnx(policy, args.out)
-    runner = OnnxDiffusionRunner(out, providers=["CPUExecutionProvider"])
+    out = policy.export_onnx(args.out)       # refuses, naming the type, for a policy with no ONNX export
     report = {"out": str(out), "files": sorted(p.name for p in out.iterdir()), "tol": args.tol}
     try:
-        report["max_abs_diff"] = check_onnx_parity(policy, runner, tol=args.tol)
+        report["max_abs_diff"] = policy.check_export(out, args.tol)
         report["ok"] = True
     except OnnxParityError as exc:
         report.update(ok=False, error=str(exc))

@@ -43,6 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-episode-steps", type=int, default=None, help="episode cap (default: the task horizon)")
     p.add_argument("--checkpoint-every", type=int, default=None, help="env steps between checkpoints (default 2000)")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--preset", default=None, choices=["cpu", "paper"],
+                   help="agent/session sizes (policy_stack/rl/presets.py, docs/rl.md): cpu = 4 x 128^2 critics, "
+                        "batch 64, N = M = 4; paper = the papers' 10 x 256^3, batch 256, N = M = 8 "
+                        "(default: cpu on a CPU device, paper on CUDA); --agent-set/--set override single fields")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: $OMP_NUM_THREADS when set, else min(2, cores))")
     p.add_argument("--set", dest="session_set", action="append", default=[], metavar="KEY=VALUE",
@@ -96,16 +100,23 @@ def check_inputs(args) -> None:
         raise FileNotFoundError(f"--offline {args.offline}: not a LeRobot dataset (no meta/info.json there)")
 
 
-def session_config(args, horizon: int) -> dict:
+def session_config(args, horizon: int, device: str) -> dict:
+    """SessionConfig fields: the preset (chosen from `device`, the policy's, unless --preset), then
+    the explicit flags, then --set and --agent-set, each overriding the one before."""
+    from policy_stack.rl.presets import agent_preset, preset_for_device, session_preset
+
+    preset = args.preset or preset_for_device(device)
     cfg = {"algo": args.algo, "total_env_steps": args.steps, "seed": args.seed,
            "max_episode_steps": args.max_episode_steps or horizon,
-           "progress": not args.no_progress, "tensorboard": not args.no_tensorboard}
+           "progress": not args.no_progress, "tensorboard": not args.no_tensorboard,
+           **session_preset(preset, args.algo)}
     if args.utd is not None:
         cfg["utd"] = args.utd
     if args.checkpoint_every is not None:
         cfg["checkpoint_every_env_steps"] = args.checkpoint_every
     cfg.update(parse_overrides(args.session_set, "--set"))
-    cfg["agent"] = {**cfg.get("agent", {}), **parse_overrides(args.agent_set, "--agent-set")}
+    cfg["agent"] = {**agent_preset(preset, args.algo), **cfg.get("agent", {}),
+                    **parse_overrides(args.agent_set, "--agent-set")}
     return cfg
 
 
@@ -119,11 +130,11 @@ def offline_replay(dataset: str, policy, gamma: float, seed_capacity: int = 1_00
     import numpy as np
 
     from policy_stack.data.reader import LeRobotDatasetReader
-    from policy_stack.rl.policy_io import PolicyIO
+    from policy_stack.rl.chunk_io import ChunkIO
     from policy_stack.rl.replay import Replay, transitions_from_episode
 
     reader = LeRobotDatasetReader(dataset)
-    io = PolicyIO(policy)
+    io = ChunkIO(policy)
     keys = list(policy.obs_spec)
     replay = Replay(seed_capacity, seed_capacity)
     for k in range(reader.num_episodes):
@@ -237,7 +248,7 @@ def run(args) -> int:
         horizon = resolve_task(task).default_horizon
     else:
         horizon = 200
-    cfg = SessionConfig.from_dict(session_config(args, horizon))
+    cfg = SessionConfig.from_dict(session_config(args, horizon, str(policy.device)))
     max_steps = cfg.max_episode_steps
     factory = (sim_env_factory(task, policy, args.randomize, max_steps) if kind == "sim"
                else ros_env_factory(policy, parse_overrides(args.ros_set, "--ros-set"), max_steps))

@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None, help="peak LR (default: the policy config's, 1e-4)")
     p.add_argument("--weight-decay", type=float, default=None)
     p.add_argument("--warmup", type=int, default=None, help="LR warmup steps (default: policy config's, 500)")
-    p.add_argument("--grad-clip", type=float, default=0.0, help="max grad norm (0 = off, as DP)")
+    p.add_argument("--grad-clip", type=float, default=None,
+                   help="max grad norm, 0 = off (default: the policy config's: diffusion 0 as DP, ebt 1.0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ckpt-every", type=int, default=1000, help="snapshot every K steps (atomic)")
     p.add_argument("--keep", type=int, default=2, help="snapshots kept under OUT/checkpoints")

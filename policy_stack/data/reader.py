@@ -244,12 +244,6 @@ class LeRobotDatasetReader:
         order = np.argsort(np.concatenate([p[0] for p in parts]))
         return np.concatenate([p[1] for p in parts])[order]
 
-    def iter_episodes(self, progress: bool = False):
-        from tqdm import tqdm
-
-        for k in tqdm(range(self.num_episodes), desc="episodes", disable=not progress):
-            yield self.episode(k)
-
     # ------------------------------------------------------------------ internals
 
     def _row(self, k: int) -> dict:

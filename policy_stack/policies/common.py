@@ -49,6 +49,7 @@ class ChunkPolicyMixin:
                                             config.cameras, config.use_depth, config.image_shape)
         self.obs_spec = self._check_obs_spec(obs_spec)
         self.action_dim = action_space.dim
+        self._observed_since_act = 0     # observe() calls since the last act(): executed steps
         if not self.normalizer.has(ACTION_KEY):
             raise ValueError(f"normalization stats lack {ACTION_KEY!r}")
         if self.normalizer.dim(ACTION_KEY) != self.action_dim:
@@ -88,19 +89,15 @@ class ChunkPolicyMixin:
         return self.preprocessor({k: as_tensor(raw_obs[k], self.device) for k in self.preprocessor.required_keys
                                   if k in raw_obs})
 
-    def make_optimizer(self) -> torch.optim.Optimizer:
-        c = self.config
-        return torch.optim.AdamW(self.parameters(), lr=c.lr, betas=c.adam_betas, weight_decay=c.weight_decay)
-
     def observe(self, obs: dict[str, np.ndarray]) -> None:
         """Record an observation without planning (a step executed from the current chunk), so the
         history the next act() sees holds consecutive frames, as the training windows do."""
         self._push_observation(obs)
-        self._observed_since_act = getattr(self, "_observed_since_act", 0) + 1
+        self._observed_since_act += 1
 
     def _executed_since_act(self) -> int:
         """Actions executed since the last act(): one per observation received (observe() + this act)."""
-        return getattr(self, "_observed_since_act", 0) + 1
+        return self._observed_since_act + 1
 
     def _push_observation(self, obs: dict[str, np.ndarray]) -> None:
         keys = self.preprocessor.required_keys

@@ -3,6 +3,10 @@
 An Agent owns its networks and optimizers; the session owns replay, RNGs and counters. Everything an
 agent holds goes through `state_dict()` (nested dict of tensors and plain values, no pickle), so a
 checkpoint restores it bit-exactly.
+
+Device: every network lives on the policy's device (`policy.device`), replay batches are moved there,
+and random draws are made there. Learning steps return their metrics as detached tensors (no host
+sync inside the step); `update()` turns them into floats once per call.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from torch import nn
 from policy_stack.policies.base import Policy
 from policy_stack.rl.critic import Critic, ObsFeatures
 from policy_stack.rl.nets import mode
-from policy_stack.rl.policy_io import PolicyIO
+from policy_stack.rl.chunk_io import ChunkIO
 from policy_stack.rl.replay import Replay, batch_to_torch
 
 
@@ -64,14 +68,15 @@ class Temperature(nn.Module):
         return -(self.log_alpha * (logp.detach() + target_entropy)).mean()
 
 
-def lowdim_dims(policy: Policy, io: PolicyIO, keys: list[str] | None) -> dict[str, int]:
+def lowdim_dims(policy: Policy, io: ChunkIO, keys: list[str] | None) -> dict[str, int]:
     """Low-dim features of the policy's NORMALIZED observation, found by running `preprocess` on a
     zero observation built from `policy.obs_spec`: this picks up derived features (e.g. gripper-to-
     object vectors) without policy-specific code. Every (B, To, d) float output counts as low-dim."""
-    spec = getattr(policy, "obs_spec", None) or {}
+    spec = policy.obs_spec
     if not spec:
         raise ValueError("critic: the policy has no obs_spec to build observation features from")
-    probe = {k: torch.zeros(1, io.To, *s.shape, dtype=getattr(torch, s.dtype)) for k, s in spec.items()}
+    probe = {k: torch.zeros(1, io.To, *s.shape, dtype=getattr(torch, s.dtype), device=policy.device)
+             for k, s in spec.items()}
     out = io.norm_obs(probe)
     found = {k: int(v.shape[-1]) for k, v in out.items() if v.dim() == 3 and v.is_floating_point()}
     if keys is not None:
@@ -84,25 +89,29 @@ def lowdim_dims(policy: Policy, io: PolicyIO, keys: list[str] | None) -> dict[st
     return found
 
 
+def to_floats(metrics: dict) -> dict[str, float]:
+    """Metric tensors (or numbers) -> plain floats: the one host sync of an update."""
+    return {k: float(v) for k, v in metrics.items()}
+
+
 class Agent:
-    """Base class. Subclasses build networks in __init__, register them in self.modules /
-    self.optims, and implement act() and update()."""
+    """Base class. Subclasses build networks in __init__ (on `self.device`), register them in
+    self.modules / self.optims, and implement act_normalized(), critic_step() and learn()."""
 
     name = "agent"
 
-    def __init__(self, policy: Policy, cfg: AgentConfig, io: PolicyIO | None = None,
+    def __init__(self, policy: Policy, cfg: AgentConfig, io: ChunkIO | None = None,
                  image_encoder: Callable[[dict], torch.Tensor] | None = None):
         self.policy, self.cfg = policy, cfg
-        self.io = io or PolicyIO(policy)
+        self.device = policy.device
+        self.io = io or ChunkIO(policy)
         if cfg.share_image_encoder and image_encoder is None:
-            image_encoder = getattr(policy, "encode_images", None)
-            if image_encoder is None:
-                raise ValueError("share_image_encoder=True but no image_encoder given and the policy has no encode_images()")
+            raise ValueError("share_image_encoder=True needs an image_encoder (obs_norm -> (B, image_dim) features)")
         self.features = ObsFeatures(lowdim_dims(policy, self.io, cfg.lowdim_keys), self.io.To,
                                     image_encoder if cfg.share_image_encoder else None, cfg.image_dim,
                                     cfg.train_image_encoder)
         self.critic = Critic(self.features, self.io.Ta, self.io.A, cfg.num_qs, cfg.num_min_qs, cfg.critic_hidden,
-                             exec_start=self.io.exec_start)
+                             exec_start=self.io.exec_start).to(self.device)
         self.critic_opt = torch.optim.Adam(self.critic.parameters_to_train(), lr=cfg.critic_lr)
         self.modules: dict[str, nn.Module] = {"critic": self.critic}
         self.optims: dict[str, torch.optim.Optimizer] = {"critic": self.critic_opt}
@@ -112,7 +121,7 @@ class Agent:
     @torch.no_grad()
     def act(self, obs_hist: dict[str, np.ndarray]) -> np.ndarray:
         """One decision from an observation history {k: (To, ...)} -> RAW chunk (Tp, A)."""
-        obs = self.io.norm_obs({k: v[None] for k, v in self.io.obs_to_torch(obs_hist).items()})
+        obs = self.io.norm_obs({k: v[None] for k, v in self.io.obs_to_torch(obs_hist, self.device).items()})
         chunk = self.act_normalized(obs, self.features(obs))
         return self.io.unnorm_action(chunk)[0].cpu().numpy().astype(np.float32)
 
@@ -120,19 +129,23 @@ class Agent:
         raise NotImplementedError
 
     def update(self, replay: Replay, rng: np.random.Generator, utd: int = 1) -> dict[str, float]:
-        """`utd` critic steps then one actor/policy step (RLPD's schedule)."""
+        """`utd` critic steps then one actor/policy step (RLPD's schedule); metrics as floats."""
+        return to_floats(self.learn(replay, rng, utd))
+
+    def learn(self, replay: Replay, rng: np.random.Generator, utd: int = 1) -> dict[str, torch.Tensor]:
+        """The update itself; metrics stay detached tensors on the agent's device."""
         raise NotImplementedError
 
     def pretrain_critic(self, replay: Replay, rng: np.random.Generator) -> dict[str, float]:
         """One critic step on offline data only (before any online data exists)."""
-        return self.critic_step(self.prepare(replay.sample(self.cfg.batch_size, rng, sources="offline")))
+        return to_floats(self.critic_step(self.prepare(replay.sample(self.cfg.batch_size, rng, sources="offline"))))
 
-    def critic_step(self, b: dict) -> dict[str, float]:
+    def critic_step(self, b: dict) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     # shared helpers ---------------------------------------------------------------------------
     def prepare(self, batch_np: dict) -> dict:
-        b = batch_to_torch(batch_np)
+        b = batch_to_torch(batch_np, self.device)
         b["obs_norm"] = self.io.norm_obs(b["obs"])
         b["next_obs_norm"] = self.io.norm_obs(b["next_obs"])
         b["action_norm"] = self.io.norm_action(b["action"].float())
@@ -162,7 +175,7 @@ class Agent:
         opt.step()
 
     def imitation_step(self, opt: torch.optim.Optimizer, obs_raw: dict, action_raw: torch.Tensor,
-                       is_pad: torch.Tensor | None = None) -> float:
+                       is_pad: torch.Tensor | None = None) -> torch.Tensor:
         """One step of the policy's OWN loss on raw-unit targets (EXPO base training, PA-RL distillation)."""
         batch = {"obs": obs_raw, "action": action_raw}
         if is_pad is not None:
@@ -170,7 +183,7 @@ class Agent:
         with mode(self.policy, True):
             loss = self.policy.loss(batch)
             self.step(opt, loss)
-        return loss.item()
+        return loss.detach()
 
     # persistence ------------------------------------------------------------------------------
     def generators(self) -> dict[str, torch.Generator]:

@@ -56,8 +56,8 @@ class ExpoAgent(Agent):
         d = self.io.Ta * self.io.A
         self.modules["policy"] = policy
         if cfg.n_edit > 0:
-            self.edit = TanhGaussian(self.features.dim + d, d, cfg.edit_hidden, scale=cfg.beta)
-            self.temp = Temperature(cfg.temp_init)
+            self.edit = TanhGaussian(self.features.dim + d, d, cfg.edit_hidden, scale=cfg.beta).to(self.device)
+            self.temp = Temperature(cfg.temp_init).to(self.device)
             self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -d / 2.0
             self.modules.update(edit=self.edit, temperature=self.temp)
             self.optims.update(edit=torch.optim.Adam(self.edit.parameters(), lr=cfg.edit_lr),
@@ -94,23 +94,23 @@ class ExpoAgent(Agent):
         """argmax over candidates of the min over a random critic subset -> (chunk (B,Tp,A), Q (B,))."""
         q = self.critic.min_subset(self.critic.q(feat, cands, target=target))
         best = q.argmax(-1)
-        return cands[torch.arange(cands.shape[0]), best], q.gather(-1, best[:, None])[:, 0]
+        return cands[torch.arange(cands.shape[0], device=cands.device), best], q.gather(-1, best[:, None])[:, 0]
 
     @torch.no_grad()
     def act_normalized(self, obs_norm, feat):
         return self.select(feat, self.candidates(obs_norm, feat), target=False)[0]
 
     # learning -------------------------------------------------------------------------------
-    def critic_step(self, b: dict) -> dict[str, float]:
+    def critic_step(self, b: dict) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             _, q_next = self.select(b["next_feat"], self.candidates(b["next_obs_norm"], b["next_feat"]), target=True)
         loss, q = self.td_loss(b, q_next)
         self.step(self.critic_opt, loss)
         polyak(self.critic.target, self.critic.online, self.cfg.tau)
         self.counters["critic_steps"] += 1
-        return {"critic_loss": loss.item(), "q_mean": q.mean().item()}
+        return {"critic_loss": loss.detach(), "q_mean": q.detach().mean()}
 
-    def edit_step(self, b: dict) -> dict[str, float]:
+    def edit_step(self, b: dict) -> dict[str, torch.Tensor]:
         feat = b["feat"].detach()
         if self.cfg.edit_on == "base":
             a = self.base_samples(b["obs_norm"], 1, self.actor)
@@ -122,10 +122,10 @@ class ExpoAgent(Agent):
         loss = (alpha * logp[:, 0] - q).mean()
         self.step(self.optims["edit"], loss)
         self.step(self.optims["temperature"], self.temp.loss(logp, self.target_entropy))
-        return {"edit_loss": loss.item(), "alpha": float(alpha), "edit_entropy": -logp.mean().item()}
+        return {"edit_loss": loss.detach(), "alpha": alpha, "edit_entropy": -logp.detach().mean()}
 
-    def update(self, replay: Replay, rng: np.random.Generator, utd: int = 1) -> dict[str, float]:
-        m: dict[str, float] = {}
+    def learn(self, replay: Replay, rng: np.random.Generator, utd: int = 1) -> dict[str, torch.Tensor]:
+        m: dict[str, torch.Tensor] = {}
         for _ in range(utd):
             b = self.prepare(replay.sample(self.cfg.batch_size, rng))
             m.update(self.critic_step(b))

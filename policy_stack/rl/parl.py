@@ -61,7 +61,7 @@ def optimize_actions(critic: Critic, feat: torch.Tensor, cands: torch.Tensor, n_
     with torch.no_grad():
         q0 = _aggregate(critic, critic.q(feat, cands), how)
         top_q, top = q0.topk(min(n_keep, cands.shape[1]), dim=1)
-        x = cands[torch.arange(cands.shape[0])[:, None], top]
+        x = cands[torch.arange(cands.shape[0], device=cands.device)[:, None], top]
         if extra is not None:
             x = torch.cat([x, extra[:, None].clamp(-1.0, 1.0)], 1)
             top_q = torch.cat([top_q, _aggregate(critic, critic.q(feat, x[:, -1:]), how)], 1)
@@ -75,7 +75,7 @@ def optimize_actions(critic: Critic, feat: torch.Tensor, cands: torch.Tensor, n_
             x = (x + step_size * grad).clamp(-1.0, 1.0)
             qn = _aggregate(critic, critic.q(feat, x), how)
             better = qn > best_q
-            best[better] = x[better]
+            best = torch.where(better[..., None, None], x, best)   # no boolean indexing: no host sync
             best_q = torch.where(better, qn, best_q)
     return best.detach(), best_q
 
@@ -106,51 +106,51 @@ class ParlAgent(Agent):
 
     def act_normalized(self, obs_norm, feat):
         parts, q = self.optimized(obs_norm, feat)
-        return parts[torch.arange(parts.shape[0]), q.argmax(-1)]   # acting: max-Q particle (reference)
+        return parts[torch.arange(parts.shape[0], device=parts.device), q.argmax(-1)]   # acting: max-Q particle (reference)
 
-    def critic_step(self, b: dict) -> dict[str, float]:
+    def critic_step(self, b: dict) -> dict[str, torch.Tensor]:
         c = self.cfg
         nxt, q_nxt = self.optimized(b["next_obs_norm"], b["next_feat"])
-        a_next = nxt[torch.arange(nxt.shape[0]), q_nxt.argmax(-1)]
+        a_next = nxt[torch.arange(nxt.shape[0], device=nxt.device), q_nxt.argmax(-1)]
         with torch.no_grad():
             q_next = self.critic.min_subset(self.critic.q(b["next_feat"], a_next, target=True))
         td, q_data = self.td_loss(b, q_next)
-        loss, m = td, {"td_loss": td.item(), "q_mean": q_data.mean().item()}
+        loss, m = td, {"td_loss": td.detach(), "q_mean": q_data.detach().mean()}
         if c.cql_alpha > 0:
             bsz = q_data.shape[1]
-            rand = torch.rand(bsz, c.cql_n_actions, *b["action_norm"].shape[1:]) * 2 - 1
+            rand = torch.rand(bsz, c.cql_n_actions, *b["action_norm"].shape[1:], device=self.device) * 2 - 1
             pi_now = self.base_samples(b["obs_norm"], c.cql_n_actions)
             # Q at the CURRENT state for every sampled action, including those proposed at s'
             # (CQL's usual set; PA-RL issue #2 is about evaluating them at the wrong state).
             ood = torch.cat([rand, pi_now, nxt], 1)
-            is_pi = torch.tensor([False] * c.cql_n_actions + [True] * (c.cql_n_actions + nxt.shape[1]))
+            is_pi = torch.tensor([False] * c.cql_n_actions + [True] * (c.cql_n_actions + nxt.shape[1]), device=self.device)
             reg = calql_regularizer(q_data, self.critic.q(b["feat"], ood), is_pi,
                                     b["mc_return"] if c.calibrate else None).sum()
             loss = loss + c.cql_alpha * reg
-            m["calql"] = reg.item()
+            m["calql"] = reg.detach()
         self.step(self.critic_opt, loss)
         polyak(self.critic.target, self.critic.online, c.tau)
         self.counters["critic_steps"] += 1
         return m
 
-    def distill_step(self, b: dict) -> dict[str, float]:
+    def distill_step(self, b: dict) -> dict[str, torch.Tensor]:
         """Supervised step of the base policy toward its optimized chunks (policy.loss only)."""
         data = b["action_norm"] if self.cfg.distill_with_data else None
         parts, q = self.optimized(b["obs_norm"], b["feat"], data)
         idx = self.choose_index(q)
-        target = self.io.unnorm_action(parts[torch.arange(parts.shape[0]), idx])
+        target = self.io.unnorm_action(parts[torch.arange(parts.shape[0], device=parts.device), idx])
         is_pad, m = None, {}
         if data is not None:
             took_data = idx == parts.shape[1] - 1
             # the data chunk keeps its padding mask; an optimized chunk is a full sample
             is_pad = b["action_is_pad"] & took_data[:, None] if "action_is_pad" in b else None
-            m["distill_data_frac"] = took_data.float().mean().item()
+            m["distill_data_frac"] = took_data.float().mean()
         loss = self.imitation_step(self.optims["policy"], b["obs"], target, is_pad)
         self.counters["actor_steps"] += 1
-        return {"distill_loss": loss, "q_optimized": float(q.max(-1).values.mean()), **m}
+        return {"distill_loss": loss, "q_optimized": q.detach().max(-1).values.mean(), **m}
 
-    def update(self, replay: Replay, rng: np.random.Generator, utd: int = 1) -> dict[str, float]:
-        m: dict[str, float] = {}
+    def learn(self, replay: Replay, rng: np.random.Generator, utd: int = 1) -> dict[str, torch.Tensor]:
+        m: dict[str, torch.Tensor] = {}
         for _ in range(utd):
             b = self.prepare(replay.sample(self.cfg.batch_size, rng))
             m.update(self.critic_step(b))

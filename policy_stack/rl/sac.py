@@ -2,7 +2,7 @@
 
 Same critic, replay (offline data at 50/50), UTD and macro-action TD as EXPO/PA-RL, but the actor is a
 unimodal Gaussian trained from scratch: it shows what the expressive base policy buys. Observation
-normalization still comes from the base policy (PolicyIO), so all agents see the same inputs.
+normalization still comes from the base policy (ChunkIO), so all agents see the same inputs.
 The first `random_decisions` decisions act uniformly at random (RLPD's start_training).
 """
 from __future__ import annotations
@@ -36,8 +36,8 @@ class SacAgent(Agent):
         cfg = cfg or SacConfig()
         super().__init__(policy, cfg, **kw)
         d = self.io.Ta * self.io.A
-        self.actor = TanhGaussian(self.features.dim, d, cfg.actor_hidden, scale=1.0)
-        self.temp = Temperature(cfg.temp_init)
+        self.actor = TanhGaussian(self.features.dim, d, cfg.actor_hidden, scale=1.0).to(self.device)
+        self.temp = Temperature(cfg.temp_init).to(self.device)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -d / 2.0
         self.modules.update(actor=self.actor, temperature=self.temp)
         self.optims.update(actor=torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr),
@@ -50,14 +50,14 @@ class SacAgent(Agent):
         # Embed the Ta actions at the executed slot of a Tp chunk (edge steps repeated), so replay rows
         # and the critic's slicing are the same for every agent.
         s = self.io.exec_start
-        idx = torch.clamp(torch.arange(self.io.Tp) - s, 0, self.io.Ta - 1)
+        idx = torch.clamp(torch.arange(self.io.Tp, device=head.device) - s, 0, self.io.Ta - 1)
         return head[:, idx], logp
 
     @torch.no_grad()
     def act_normalized(self, obs_norm, feat):
         self.counters["decisions"] += 1
         if self.counters["decisions"] <= self.cfg.random_decisions:
-            return torch.rand(feat.shape[0], self.io.Tp, self.io.A) * 2 - 1   # RLPD start_training
+            return torch.rand(feat.shape[0], self.io.Tp, self.io.A, device=feat.device) * 2 - 1   # RLPD start_training
         return self._chunk(feat)[0]
 
     def critic_step(self, b):
@@ -71,7 +71,7 @@ class SacAgent(Agent):
         self.step(self.critic_opt, loss)
         polyak(self.critic.target, self.critic.online, self.cfg.tau)
         self.counters["critic_steps"] += 1
-        return {"critic_loss": loss.item(), "q_mean": q.mean().item()}
+        return {"critic_loss": loss.detach(), "q_mean": q.detach().mean()}
 
     def actor_step(self, b):
         feat = b["feat"].detach()
@@ -81,10 +81,10 @@ class SacAgent(Agent):
         self.step(self.optims["actor"], loss)
         self.step(self.optims["temperature"], self.temp.loss(logp, self.target_entropy))
         self.counters["actor_steps"] += 1
-        return {"actor_loss": loss.item(), "alpha": float(alpha), "entropy": -logp.mean().item()}
+        return {"actor_loss": loss.detach(), "alpha": alpha, "entropy": -logp.detach().mean()}
 
-    def update(self, replay: Replay, rng: np.random.Generator, utd: int = 1) -> dict[str, float]:
-        m: dict[str, float] = {}
+    def learn(self, replay: Replay, rng: np.random.Generator, utd: int = 1) -> dict[str, torch.Tensor]:
+        m: dict[str, torch.Tensor] = {}
         for _ in range(utd):
             b = self.prepare(replay.sample(self.cfg.batch_size, rng))
             m.update(self.critic_step(b))

@@ -11,13 +11,13 @@ Env protocol (duck-typed; docs/rl.md):
 Checkpoints are taken at episode boundaries (neither a robot nor a simulator can be snapshotted
 mid-episode) once `checkpoint_every_env_steps` have passed since the last one. Each holds EVERYTHING
 needed to continue identically: agent networks + optimizers + counters, replay, RNG states (python,
-numpy global, the session's numpy generator, torch), session counters and history.
+numpy global, the session's numpy generator, torch CPU and the agent's CUDA device), session counters
+and history.
 """
 from __future__ import annotations
 
 import inspect
 import json
-import random
 import shutil
 import time
 from collections import deque
@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from policy_stack.policies.base import Policy
 from policy_stack.rl.best_of_n import BestOfNAgent
 from policy_stack.rl.expo import ExpoAgent
 from policy_stack.rl.parl import ParlAgent
-from policy_stack.rl.policy_io import PolicyIO
+from policy_stack.rl.chunk_io import ChunkIO
 from policy_stack.rl.replay import EpisodeRecorder, Replay
+from policy_stack.rng import capture_rng, restore_rng, seed_everything
 from policy_stack.rl.sac import SacAgent
 from policy_stack.rl.state_io import (atomic_write_dir, atomic_write_text, load_state, resolve_dir,
                                       save_state)
@@ -76,37 +76,11 @@ class SessionConfig:
         return cls(**d)
 
 
-def make_agent(cfg: SessionConfig, policy: Policy, io: PolicyIO, **kw):
+def make_agent(cfg: SessionConfig, policy: Policy, io: ChunkIO, **kw):
     if cfg.algo not in ALGOS:
         raise ValueError(f"unknown algo {cfg.algo!r}; choose from {sorted(ALGOS)}")
     cls = ALGOS[cfg.algo]
     return cls(policy, cls.config_cls.from_dict(cfg.agent), io=io, **kw)
-
-
-# RNG state as uint8 tensors (safetensors holds them; no pickle) ----------------------------------
-def _bytes(obj) -> torch.Tensor:
-    return torch.frombuffer(bytearray(json.dumps(obj).encode()), dtype=torch.uint8).clone()
-
-
-def _unbytes(t: torch.Tensor):
-    return json.loads(bytes(t.numpy().tobytes()).decode())
-
-
-def rng_state(np_rng: np.random.Generator) -> dict:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": _bytes(random.getstate()),
-            "numpy_global": _bytes([name, keys.tolist(), pos, has_gauss, cached]),
-            "numpy_session": _bytes(np_rng.bit_generator.state),
-            "torch": torch.get_rng_state()}
-
-
-def set_rng_state(state: dict, np_rng: np.random.Generator) -> None:
-    v, internal, gauss = _unbytes(state["python"])
-    random.setstate((v, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = _unbytes(state["numpy_global"])
-    np.random.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
-    np_rng.bit_generator.state = _unbytes(state["numpy_session"])
-    torch.set_rng_state(state["torch"])
 
 
 class Session:
@@ -119,11 +93,9 @@ class Session:
         self.cfg, self.out = cfg, Path(out_dir)
         self.ckpt_root = self.out / "checkpoints"
         self.env_factory, self.policy = env_factory, policy
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
+        seed_everything(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        self.io = PolicyIO(policy, cfg.obs_horizon, cfg.pred_horizon, cfg.action_horizon)
+        self.io = ChunkIO(policy, cfg.obs_horizon, cfg.pred_horizon, cfg.action_horizon)
         self.agent = make_agent(cfg, policy, self.io, **(agent_kwargs or {}))
         self.replay = offline_replay or Replay(1, cfg.replay_capacity, cfg.offline_ratio, cfg.n_step)
         self.replay.offline_ratio, self.replay.n_step = cfg.offline_ratio, cfg.n_step
@@ -139,7 +111,7 @@ class Session:
 
         def write(tmp: Path):
             save_state(self.agent.state_dict(), tmp, "agent")
-            save_state(rng_state(self.rng), tmp, "rng")
+            save_state(capture_rng(self.agent.device, self.rng), tmp, "rng")
             self.replay.save(tmp / "replay")
             (tmp / "session.json").write_text(json.dumps({
                 "config": asdict(self.cfg), "counters": self.counters, "history": self.history,
@@ -164,7 +136,7 @@ class Session:
         self.counters.update(meta["counters"])
         self.history = meta["history"]
         self.timing.update(meta["timing"])
-        set_rng_state(load_state(path, "rng"), self.rng)   # last: nothing after this may draw
+        restore_rng(load_state(path, "rng"), self.agent.device, self.rng)   # last: nothing after this may draw
         self.resumed_from = str(path)
 
     # the loop ---------------------------------------------------------------------------------
@@ -173,11 +145,13 @@ class Session:
         params = inspect.signature(env.reset).parameters
         return env.reset(seed=seed) if "seed" in params else env.reset()
 
-    def run_episode(self, env, log) -> dict:
+    def play_episode(self, env, log) -> dict:
+        """One training episode of the AGENT (not a Policy: it decides from the observation history and
+        may edit or re-rank the base policy's chunks), recorded into replay as macro-transitions.
+        Evaluation of a policy goes through policy_stack/episode.py instead."""
         cfg, io = self.cfg, self.io
         obs = self._reset(env)
-        if hasattr(self.policy, "reset"):
-            self.policy.reset()
+        self.policy.reset()
         hist = deque([obs] * io.To, maxlen=io.To)
         keys = self._obs_keys(obs)
         stack = lambda: {k: np.stack([o[k] for o in hist]) for k in keys}
@@ -270,7 +244,7 @@ class Session:
                     raise ValueError("critic_pretrain_steps > 0 but the offline replay is empty")
                 self.pretrain(log)
             while self.counters["env_steps"] < cfg.total_env_steps:
-                ep = self.run_episode(env, log)
+                ep = self.play_episode(env, log)
                 log.episode(ep, self.counters, self._rate())
                 self.counters["wall_s"] = wall0 + time.perf_counter() - t_start
                 due = self.counters["env_steps"] - self.counters["last_ckpt_env_steps"] >= cfg.checkpoint_every_env_steps

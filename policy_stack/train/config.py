@@ -28,13 +28,15 @@ class TrainConfig:
     # the run, cosine decay included, ends inside the budget: "train as well as you can in 2 hours".
     time_budget_s: float = 0.0
     batch: int = 256                     # per-rank batch size (DP: 256 state, 64 image)
-    # Optimizer: None = the policy config's value (DP: AdamW 1e-4, betas (0.95, 0.999), wd 1e-6,
-    # warmup 500; notes/algorithms.md §1.8). Cosine decay to 0 at `steps` after the warmup.
+    # Optimizer: None = the policy config's value (its optimizer_preset(); DP: AdamW 1e-4, betas
+    # (0.95, 0.999), wd 1e-6, warmup 500, no clipping; EBT clips at 1.0). A value given here is
+    # written into the policy config, so the checkpoint states what the training ran with.
+    # Cosine decay to 0 at `steps` after the warmup.
     lr: float | None = None
     betas: list | None = None
     weight_decay: float | None = None
     warmup: int | None = None
-    grad_clip: float = 0.0               # 0 = off (DP does not clip)
+    grad_clip: float | None = None       # max gradient norm, 0 = off
     seed: int = 0
     ckpt_every: int = 1000
     keep: int = 2                        # snapshots kept under OUT/checkpoints

@@ -87,12 +87,9 @@ def policy_overrides(cfg: TrainConfig, reader) -> dict:
     else:
         over.update(cameras=[])
     for name, value in (("lr", cfg.lr), ("weight_decay", cfg.weight_decay), ("adam_betas", cfg.betas),
-                        ("lr_warmup_steps", cfg.warmup)):
+                        ("lr_warmup_steps", cfg.warmup), ("grad_clip", cfg.grad_clip)):
         if value is not None:
             over[name] = list(value) if isinstance(value, (list, tuple)) else value
     over.update(cfg.policy_overrides)
     return over
 
-
-def required_obs_keys(policy) -> list[str]:
-    return list(policy.obs_spec)

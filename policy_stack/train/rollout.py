@@ -7,7 +7,8 @@ trainer's periodic evaluation hand in two picklable callables:
 Episodes can be spread over worker processes (spawn: MuJoCo/GL contexts and torch threads do not
 survive fork well); each worker builds its own env and policy once and runs a slice of the seeds.
 
-Latency is measured around `policy.act(obs)`, i.e. per control tick, which is what a robot waits for.
+Episodes run through the one episode loop (policy_stack/episode.py). Latency is measured around
+`policy.act(obs)`, i.e. per plan, which is what a robot waits for.
 """
 from __future__ import annotations
 
@@ -35,42 +36,18 @@ class EpisodeResult:
 
 def run_episode(env, policy, seed: int, max_steps: int | None = None, video_path: str | None = None,
                 video_key: str = "agentview_rgb", fps: int = 20) -> EpisodeResult:
-    """One episode: act every tick, execute the returned chunk (the policy's Ta actions), stop on
-    success, env done or max_steps. The obs seen between chunk actions are fed back to the policy
-    through `observe()` when it has one, so its observation history stays contiguous."""
-    policy.reset()
-    obs = env.reset(seed=seed)
-    horizon = int(max_steps or getattr(env, "horizon", 0) or 400)
-    res = EpisodeResult(seed=int(seed), success=False, env_steps=0, ticks=0)
+    """One evaluation episode through the one episode loop (policy_stack/episode.py: act every plan,
+    observe() every executed step, stop on success, env done or max_steps), optionally filmed."""
+    from policy_stack.episode import run_episode as run_one
+
     writer = _VideoWriter(video_path, fps) if video_path else None
-    observe = getattr(policy, "observe", None)
-    done = False
     try:
-        if writer:
-            writer.add(obs, video_key)
-        while not done and res.env_steps < horizon:
-            t0 = time.perf_counter()
-            chunk = np.asarray(policy.act(obs), dtype=np.float32)
-            res.latency_ms.append((time.perf_counter() - t0) * 1e3)
-            res.ticks += 1
-            res.policy_steps.append(int((policy.info or {}).get("steps", 0) or 0))
-            chunk = chunk.reshape(-1, chunk.shape[-1])
-            for k, action in enumerate(chunk):
-                if k > 0 and observe is not None:
-                    observe(obs)
-                obs, _reward, done, info = env.step(action)
-                res.env_steps += 1
-                if writer:
-                    writer.add(obs, video_key)
-                if info.get("success"):
-                    res.success = True
-                    done = True
-                if done or res.env_steps >= horizon:
-                    break
+        rec = run_one(env, policy, seed, max_steps, record_obs=False,
+                      on_obs=(lambda obs: writer.add(obs, video_key)) if writer else None)
     finally:
-        if writer:
-            res.video = writer.close()
-    return res
+        video = writer.close() if writer else None
+    return EpisodeResult(seed=int(seed), success=rec["episode_success"], env_steps=rec["length"], ticks=rec["ticks"],
+                         latency_ms=rec["latency_ms"], policy_steps=rec["policy_steps"], video=video)
 
 
 def summarize(results: list[EpisodeResult]) -> dict:

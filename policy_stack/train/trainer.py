@@ -27,8 +27,8 @@ from . import state as st
 from .config import TrainConfig
 from .data import action_space_of, obs_spec_of, open_dataset, policy_overrides
 from .distributed import DistContext, init_distributed
-from .rng import capture_rng, restore_rng, seed_everything
-from .sampler import ResumableDistributedSampler
+from policy_stack.rng import capture_rng, restore_rng, seed_everything
+from .data_order import ResumableDistributedSampler
 from .schedule import set_lr
 
 LOG_FILE = "train_log.jsonl"
@@ -71,6 +71,7 @@ class Trainer:
         self._last_saved = -1
         self._budget_fitted = False
         self._probe_t0 = None
+        self.last_eval: dict | None = None
 
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
@@ -99,11 +100,13 @@ class Trainer:
         policy.to(ctx.device)
         self.policy = policy
         pc = policy.config
-        self.base_lr = float(pc.lr)
-        self.warmup = int(pc.lr_warmup_steps)
-        self.optimizer = policy.make_optimizer() if hasattr(policy, "make_optimizer") else torch.optim.AdamW(
-            policy.parameters(), lr=pc.lr, betas=tuple(pc.adam_betas), weight_decay=pc.weight_decay)
-        self.ema = EMAModel(policy, getattr(pc, "ema", None))
+        # One owner per training setting: the policy config's preset, into which make_policy already
+        # wrote the CLI's overrides (--lr, --warmup, --grad-clip, ...; train/data.py policy_overrides).
+        self.optim_preset = pc.optimizer_preset()
+        self.base_lr = self.optim_preset.lr
+        self.warmup = self.optim_preset.warmup_steps
+        self.optimizer = self.optim_preset.build(policy.parameters())
+        self.ema = EMAModel(policy, pc.ema)
 
         pending_rng = self._restore(self.snapshot) if self.snapshot is not None else None
 
@@ -265,8 +268,8 @@ class Trainer:
                                "dataset statistics")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
+        if self.optim_preset.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.optim_preset.grad_clip)
         self.optimizer.step()
         self.ema.step(self.policy)
         return float(loss.detach())
@@ -279,7 +282,7 @@ class Trainer:
             if ctx.is_main:
                 self.tb.add_scalar("train/loss", mean_loss, self.step)
                 self.tb.add_scalar("train/lr", lr, self.step)
-                for k, v in (getattr(self.policy, "last_loss_info", None) or {}).items():
+                for k, v in self.policy.loss_info.items():
                     self.tb.add_scalar(f"train/{k}", float(v), self.step)
                 self.log.write(json.dumps({"step": self.step, "loss": mean_loss, "lr": lr, "epoch": self.epoch,
                                            "time": time.time()}) + "\n")
@@ -343,7 +346,7 @@ class Trainer:
         diff = self._param_divergence()
         summary = {"step": self.step, "start_step": start_step, "loss": self.last_loss,
                    "world_size": ctx.world_size, "ddp_param_max_diff": diff, "wall_s": time.time() - t_start,
-                   "checkpoint": str(self.out), "eval": getattr(self, "last_eval", None)}
+                   "checkpoint": str(self.out), "eval": self.last_eval}
         if ctx.is_main:
             st.atomic_write_text(self.out / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
             if hasattr(self, "tb"):

@@ -44,14 +44,14 @@ def test_round_trip_is_bit_exact(tmp_path, factory):
 
 def test_train_state_and_optimizer_round_trip(tmp_path):
     policy = tiny_policy()
-    opt = policy.make_optimizer()
+    opt = policy.config.optimizer_preset().build(policy.parameters())
     policy.loss(synthetic_batch(4)).backward()
     opt.step()
     tensors, opt_meta = optimizer_state_to_tensors(opt)
     raw = {f"raw.{k}": v for k, v in policy.state_dict().items()}
     save_checkpoint(policy, tmp_path / "ck", extra_tensors={**tensors, **raw}, meta={"step": 1, "optimizer": opt_meta})
     loaded = load_checkpoint(tmp_path / "ck", device="cpu", load_train_state=True)
-    opt2 = loaded.policy.make_optimizer()
+    opt2 = loaded.policy.config.optimizer_preset().build(loaded.policy.parameters())
     optimizer_state_from_tensors(opt2, loaded.train_state, loaded.meta["optimizer"])
     s1, s2 = opt.state_dict(), opt2.state_dict()
     assert s1["param_groups"][0]["lr"] == s2["param_groups"][0]["lr"]
@@ -126,9 +126,69 @@ def test_registry():
     assert get_policy_classes("diffusion")[1] is DiffusionPolicy
     with pytest.raises(ValueError, match="unknown policy type"):
         get_policy_classes("no_such_policy")
-    register_policy("diffusion", DiffusionConfig, DiffusionPolicy)  # idempotent
+    register_policy("diffusion", DiffusionConfig)(DiffusionPolicy)  # idempotent
     with pytest.raises(ValueError, match="already registered"):
-        register_policy("diffusion", DiffusionConfig, type("Other", (DiffusionPolicy,), {}))
+        register_policy("diffusion", DiffusionConfig)(type("Other", (DiffusionPolicy,), {}))
     policy = make_policy("diffusion", {"down_dims": [16, 32], "step_embed_dim": 16, "device": "cpu"},
                          synthetic_stats(), ACTION_SPACE)
     assert policy.config.down_dims == (16, 32)
+
+
+def test_builtin_registry_lists_only_modules_that_exist():
+    import importlib
+
+    from policy_stack.policies.registry import BUILTIN_MODULES
+    assert set(BUILTIN_MODULES) == {"diffusion", "ebt"}
+    for name, module in BUILTIN_MODULES.items():
+        importlib.import_module(module)
+        assert get_policy_classes(name)[1].policy_type == name
+
+
+def test_registration_needs_a_policy_class():
+    with pytest.raises(TypeError, match="does not subclass Policy"):
+        register_policy("not_a_policy", DiffusionConfig)(object)
+
+
+def test_saved_config_states_every_field_and_version(tmp_path):
+    import dataclasses
+    folder = save_checkpoint(tiny_policy(), tmp_path / "ck")
+    data = json.loads((folder / "config.json").read_text())
+    assert data["format_version"] == ckpt.FORMAT_VERSION == 2
+    assert set(data["config"]) == {f.name for f in dataclasses.fields(DiffusionConfig)}
+
+
+def _drop_field(folder, field, version):
+    path = folder / "config.json"
+    data = json.loads(path.read_text())
+    del data["config"][field]
+    data["format_version"] = version
+    path.write_text(json.dumps(data))
+
+
+def test_version_2_refuses_a_missing_field(tmp_path):
+    folder = save_checkpoint(tiny_policy(), tmp_path / "ck")
+    _drop_field(folder, "rti_renoise", 2)
+    with pytest.raises(ValueError, match="rti_renoise"):
+        load_checkpoint(folder, device="cpu")
+
+
+def test_version_1_still_loads_with_defaults_for_missing_fields(tmp_path):
+    policy = tiny_policy(sampler="rti")
+    folder = save_checkpoint(policy, tmp_path / "ck")
+    _drop_field(folder, "rti_renoise", 1)
+    _drop_field(folder, "grad_clip", 1)
+    loaded = load_checkpoint(folder, device="cpu").policy
+    assert loaded.config.rti_renoise is False and loaded.config.grad_clip == 0.0
+    for p in (policy, loaded):
+        p.reset(seed=3)
+    for i in range(3):
+        assert np.array_equal(policy.act(one_obs(i)), loaded.act(one_obs(i)))
+
+
+def test_unknown_format_version_is_refused(tmp_path):
+    folder = save_checkpoint(tiny_policy(), tmp_path / "ck")
+    data = json.loads((folder / "config.json").read_text())
+    data["format_version"] = 99
+    (folder / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="format_version 99"):
+        load_checkpoint(folder, device="cpu")

@@ -16,7 +16,7 @@ from test_diffusion_common import (ACTION_SPACE, one_obs, synthetic_batch, synth
 def test_loss_falls_on_synthetic_data():
     policy = tiny_policy()
     policy.train()
-    opt = policy.make_optimizer()
+    opt = policy.config.optimizer_preset().build(policy.parameters())
     for g in opt.param_groups:
         g["lr"] = 3e-3  # tiny net, few steps
     torch.manual_seed(0)

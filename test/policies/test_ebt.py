@@ -68,7 +68,7 @@ def trained():
     """A tiny policy trained for a few hundred steps on the synthetic expert, with its loss curve."""
     policy = new_policy()
     policy.train()
-    opt = policy.make_optimizer()
+    opt = policy.config.optimizer_preset().build(policy.parameters())
     for group in opt.param_groups:
         group["lr"] = 2e-3
     rng = np.random.default_rng(1)

@@ -36,3 +36,18 @@ def test_shipped_checkpoint_size_and_action(name):
 def test_unknown_name_lists_shipped(tmp_path):
     with pytest.raises(FileNotFoundError, match="diffusion_lowdim_lift"):
         load_checkpoint("no_such_checkpoint", "cpu")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_config_states_every_field(name):
+    """A later change of a default must not change a shipped policy: its config.json names every field."""
+    import dataclasses
+
+    from policy_stack.checkpoint import read_config
+    from policy_stack.policies import get_policy_classes
+    data = read_config(SHIPPED_DIR / name)
+    config_cls, _ = get_policy_classes(data["policy_type"])
+    assert data["format_version"] == 2
+    assert set(data["config"]) == {f.name for f in dataclasses.fields(config_cls)}
+    # what the training ran with (meta.train_config) is what the config says
+    assert data["config"]["grad_clip"] == data["meta"]["train_config"]["grad_clip"]

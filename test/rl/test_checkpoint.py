@@ -11,7 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from policy_stack.rl.session import ALGOS, rng_state, set_rng_state
+from policy_stack.rl.session import ALGOS
+from policy_stack.rng import capture_rng, restore_rng
 from policy_stack.rl.state_io import load_state, save_state
 
 from .helpers import SMALL_AGENT, demo_replay, seed_all
@@ -34,7 +35,7 @@ def test_agent_resume_is_bit_exact(algo, tmp_path):
     agent, rep, rng = make(), demo_replay(2), np.random.default_rng(0)
     agent.update(rep, rng, utd=2)
     save_state(agent.state_dict(), tmp_path, "agent")
-    save_state(rng_state(rng), tmp_path, "rng")
+    save_state(capture_rng(None, rng), tmp_path, "rng")
     rep.save(tmp_path / "replay")
     for _ in range(2):
         agent.update(rep, rng, utd=2)
@@ -46,7 +47,7 @@ def test_agent_resume_is_bit_exact(algo, tmp_path):
     agent2.load_state_dict(load_state(tmp_path, "agent"))
     from policy_stack.rl.replay import Replay
     rep2 = Replay.load(tmp_path / "replay")
-    set_rng_state(load_state(tmp_path, "rng"), rng2)
+    restore_rng(load_state(tmp_path, "rng"), None, rng2)
     for _ in range(2):
         agent2.update(rep2, rng2, utd=2)
     act_b = agent2.act({"pos": np.zeros((2, 2), np.float32), "goal": np.ones((2, 2), np.float32)})

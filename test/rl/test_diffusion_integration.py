@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from policy_stack.rl.replay import Replay, transitions_from_episode
-from policy_stack.rl.session import ALGOS, rng_state, set_rng_state
+from policy_stack.rl.session import ALGOS
+from policy_stack.rng import capture_rng, restore_rng
 from policy_stack.rl.state_io import load_state, save_state
 
 from .helpers import SMALL_AGENT, seed_all
@@ -43,13 +44,13 @@ def test_diffusion_agent_update_and_bit_exact_resume(algo, tmp_path):
     assert "pos-goal" in agent.features.key_dims          # derived features reach the critic
     agent.update(rep, rng)
     save_state(agent.state_dict(), tmp_path, "agent")
-    save_state(rng_state(rng), tmp_path, "rng")
+    save_state(capture_rng(None, rng), tmp_path, "rng")
     m = agent.update(rep, rng)
     assert all(np.isfinite(v) for v in m.values())
     seed_all(7)
     agent2, rng2 = make(), np.random.default_rng(1)
     agent2.load_state_dict(load_state(tmp_path, "agent"))
-    set_rng_state(load_state(tmp_path, "rng"), rng2)
+    restore_rng(load_state(tmp_path, "rng"), None, rng2)
     agent2.update(rep, rng2)
     for name, mod in agent.modules.items():
         for k, v in mod.state_dict().items():

@@ -5,6 +5,8 @@ preprocessed observations, loss on raw units) with non-trivial normalization, so
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import torch
 from torch import nn
@@ -17,6 +19,7 @@ class TinyPolicy(Policy, nn.Module):
     def __init__(self, To: int = 2, Tp: int = 4, Ta: int = 2, hidden: int = 32, noise: float = 0.3):
         nn.Module.__init__(self)
         self.n_obs_steps, self.horizon, self.n_action_steps = To, Tp, Ta
+        self.config = SimpleNamespace(n_obs_steps=To, horizon=Tp, n_action_steps=Ta)
         self.action_space = ActionSpace(names=["dx", "dy"], low=[-0.5, -0.5], high=[0.5, 0.5])
         self.obs_spec = {"pos": FeatureSpec([2], "float32"), "goal": FeatureSpec([2], "float32")}
         self.register_buffer("obs_scale", torch.tensor(2.0))
@@ -35,7 +38,8 @@ class TinyPolicy(Policy, nn.Module):
 
     def sample(self, obs_batch, n):
         m = self.mean(obs_batch)
-        return m[:, None] + self.noise * torch.randn(m.shape[0], n, *m.shape[1:], generator=self._generator)
+        noise = torch.randn(m.shape[0], n, *m.shape[1:], generator=self._generator).to(m.device)
+        return m[:, None] + self.noise * noise
 
     def loss(self, batch):
         target = batch["action"].float() / 0.5          # normalize: bounds [-0.5, 0.5] -> [-1, 1]
@@ -45,8 +49,11 @@ class TinyPolicy(Policy, nn.Module):
             err = err * (~batch["action_is_pad"]).float()
         return err.mean()
 
-    def reset(self):
+    def reset(self, seed=None):
         self._hist = []
+
+    def observe(self, obs):
+        self._hist = (self._hist + [obs])[-self.n_obs_steps:]
 
     def act(self, obs):
         self._hist = (self._hist + [obs])[-self.n_obs_steps:]

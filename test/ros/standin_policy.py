@@ -33,8 +33,11 @@ class StandInLiftPolicy(Policy):
         self.calls = 0
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, seed=None) -> None:
         self.phase, self.count, self.lift_z = 0, 0, None
+
+    def observe(self, obs) -> None:
+        """Stateless between plans: the controller reads only the observation act() gets."""
 
     def act(self, obs):
         for k, f in self.obs_spec.items():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from policy_stack import safety as S
-from policy_stack.obs_history import ObservationSync
+from policy_stack.time_alignment import ObservationSync
 from policy_stack.spaces import ActionSpace
 
 SPACE = ActionSpace(names=["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"], low=[-1] * 7, high=[1] * 7,

@@ -5,7 +5,7 @@ import pytest
 
 from sim.envs import make_env
 from sim.experts import FLAWS, make_expert
-from sim.rollout import run_episode
+from policy_stack.episode import run_episode
 
 SEEDS = {"lift": (0, 1, 2), "pick_place_can": (0, 1), "stack": (0, 1), "nut_assembly_square": (0,)}
 
@@ -16,7 +16,7 @@ def test_expert_succeeds(task):
     expert = make_expert(task)
     try:
         for seed in SEEDS[task]:
-            record = run_episode(env, expert, seed=seed, record_obs=False)
+            record = run_episode(env, expert.bind(env), seed=seed, record_obs=False)
             assert record["episode_success"], f"{task} expert failed on seed {seed} after {record['length']} steps"
             assert record["success"][-1] and record["done"][-1]
     finally:

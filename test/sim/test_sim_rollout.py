@@ -1,10 +1,11 @@
-"""run_episode: recording layout, receding-horizon chunks, stopping rules."""
+"""The episode loop (policy_stack.episode) in the real sim: recording layout, receding-horizon chunks,
+stopping rules."""
 import numpy as np
 import pytest
 
 from sim.envs import make_env
 from sim.experts import make_expert
-from sim.rollout import run_episode
+from policy_stack.episode import run_episode
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ class ChunkActor:
     def reset(self):
         self.resets += 1
 
-    def act(self, obs):
+    def __call__(self, obs):
         self.queries += 1
         return np.zeros((4, 7), np.float32)
 
@@ -50,10 +51,10 @@ def test_chunks_execute_receding_horizon(env):
 
 def test_stops_at_success_plus_extra_steps(env):
     expert = make_expert("lift")
-    at_success = run_episode(env, expert, seed=4, record_obs=False)
+    at_success = run_episode(env, expert.bind(env), seed=4, record_obs=False)
     assert at_success["episode_success"]
     assert at_success["length"] == at_success["first_success_step"] + 1
-    later = run_episode(env, expert, seed=4, steps_after_success=3, record_obs=False)
+    later = run_episode(env, expert.bind(env), seed=4, steps_after_success=3, record_obs=False)
     assert later["length"] == at_success["length"] + 3
     np.testing.assert_array_equal(later["action"][:at_success["length"]], at_success["action"])
 

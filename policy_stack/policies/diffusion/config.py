@@ -1,39 +1,20 @@
 """DiffusionConfig: every knob of the Diffusion Policy family, JSON-serialisable (checkpoint config.json).
 
-Defaults: low-dim Lift (To=2, Tp=16, Ta=8 as DP), a CPU-sized UNet (64, 128, 256) ≈ 4.5 M parameters
-(notes/feasibility.md §4: ~38 ms DDIM-10 torch, ~14 ms ORT at batch 1 on this CPU), DDIM-10 at
-inference. Optimizer values follow DP's code (AdamW 1e-4, betas (0.95, 0.999), wd 1e-6).
+Defaults: low-dim Lift (To=2, Tp=16, Ta=8 as DP), a CPU-sized UNet (64, 128, 256) ≈ 4.5 M parameters,
+DDIM-10 at inference (latencies: docs/results.md). Optimizer values follow DP's code (AdamW 1e-4,
+betas (0.95, 0.999), wd 1e-6, no gradient clipping): PolicyConfig's defaults.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from policy_stack.nn.ema import EMAConfig
-from policy_stack.sampling import SAMPLERS
-
-DEVICES = ("auto", "cpu", "cuda")
+from policy_stack.policies.config import PolicyConfig
+from policy_stack.denoising import SAMPLERS
 
 
 @dataclass
-class DiffusionConfig:
-    # ---- observations ----
-    lowdim_keys: list[str] = field(default_factory=lambda: [
-        "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "cube_pos"])
-    # "a-b" = a minus b, computed in preprocessing from published keys (gripper-to-object vector)
-    derived_features: list[str] = field(default_factory=lambda: ["robot0_eef_pos-cube_pos"])
-    cameras: list[str] = field(default_factory=list)      # e.g. ["agentview", "robot0_eye_in_hand"]
-    use_depth: bool = True                                 # each camera also feeds <cam>_depth
-    image_shape: tuple[int, int] = (84, 84)                # camera images are resized to this (H, W)
-    crop_shape: tuple[int, int] | None = (76, 76)          # random crop in training, center crop at eval
-    depth_max_m: float = 2.0                               # depth clipped to [0, depth_max_m] then scaled to [0, 1]
-    vision_channels: tuple[int, int, int] = (32, 64, 128)
-    num_keypoints: int = 32
-    camera_feature_dim: int = 64
-
-    # ---- horizons ----
-    n_obs_steps: int = 2       # To
-    horizon: int = 16          # Tp, predicted chunk length
-    n_action_steps: int = 8    # Ta, actions returned by act() (and the RTI shift per tick)
+class DiffusionConfig(PolicyConfig):
+    # observation, horizon, training and runtime fields: PolicyConfig
 
     # ---- noise predictor ----
     down_dims: tuple[int, ...] = (64, 128, 256)
@@ -49,7 +30,7 @@ class DiffusionConfig:
     sampler_steps: int | None = None       # ddpm/ddim network evaluations; None: ddpm 100, ddim 10
     rti_steps: int = 3                     # network evaluations per warm-started tick
     rti_start_level: int = 10              # K': noise level the warm start is treated as
-    rti_step_mode: str = "jump"            # jump: posterior to the next listed level; paper: t -> t-1 (see sampling/samplers.py)
+    rti_step_mode: str = "jump"            # jump: posterior to the next listed level; paper: t -> t-1 (see denoising/samplers.py)
     rti_renoise: bool = False              # forward-diffuse the warm start to K' (not in the paper; see RTISampler)
     rti_timesteps: list[int] | None = None  # explicit level list (overrides the two above), e.g. [3, 1, 0]
     rti_initial_sampler: str = "ddim"      # first tick of an episode: full sample with this...
@@ -58,48 +39,22 @@ class DiffusionConfig:
     rti_discrete_factor: float | None = 1.0
     # RTI-DP-scale: discrete action dims divided by this in normalized space for training (paper: 10)
     discrete_action_scale: float = 1.0
-    binarize_discrete: bool = True         # executed gripper commands are ±1 (action space low/high)
 
-    # ---- training (read by the trainer) ----
-    lr: float = 1e-4
-    weight_decay: float = 1e-6
-    adam_betas: tuple[float, float] = (0.95, 0.999)
-    lr_warmup_steps: int = 500
-    ema: EMAConfig = field(default_factory=EMAConfig)
-
-    # ---- runtime ----
-    device: str = "auto"                   # auto = cuda if available else cpu
+    # ---- runtime (besides PolicyConfig's device and seed) ----
     compile: bool = False                  # torch.compile the denoiser (first act() pays the compile)
-    seed: int = 0                          # sampling noise generator seed (reset(seed) overrides)
 
     def __post_init__(self):
-        if isinstance(self.ema, dict):
-            self.ema = EMAConfig(**self.ema)
+        super().__post_init__()
         self.down_dims = tuple(self.down_dims)
-        self.image_shape = tuple(self.image_shape)
-        self.crop_shape = tuple(self.crop_shape) if self.crop_shape else None
-        self.vision_channels = tuple(self.vision_channels)
-        self.adam_betas = tuple(self.adam_betas)
         if self.sampler not in SAMPLERS:
             raise ValueError(f"DiffusionConfig.sampler {self.sampler!r} not in {SAMPLERS}")
         if self.rti_initial_sampler not in ("ddpm", "ddim"):
             raise ValueError(f"DiffusionConfig.rti_initial_sampler {self.rti_initial_sampler!r} not in ('ddpm', 'ddim')")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            raise ValueError(f"DiffusionConfig.device {self.device!r} not in {DEVICES}")
-        if self.n_obs_steps < 1 or self.horizon < 1 or self.n_action_steps < 1:
-            raise ValueError("DiffusionConfig: n_obs_steps, horizon and n_action_steps must be >= 1")
-        if self.n_obs_steps - 1 + self.n_action_steps > self.horizon:
-            raise ValueError(f"DiffusionConfig: n_obs_steps-1+n_action_steps ({self.n_obs_steps - 1 + self.n_action_steps})"
-                             f" exceeds horizon {self.horizon}")
         factor = 2 ** (len(self.down_dims) - 1)
         if self.horizon % factor:
             raise ValueError(f"DiffusionConfig.horizon {self.horizon} must be divisible by {factor} "
                              f"for {len(self.down_dims)} down_dims")
         if any(d % self.n_groups for d in self.down_dims):
             raise ValueError(f"DiffusionConfig.down_dims {self.down_dims} must be multiples of n_groups {self.n_groups}")
-        if self.crop_shape and any(c > s for c, s in zip(self.crop_shape, self.image_shape)):
-            raise ValueError(f"DiffusionConfig.crop_shape {self.crop_shape} larger than image_shape {self.image_shape}")
-        if not self.lowdim_keys and not self.cameras:
-            raise ValueError("DiffusionConfig needs at least one low-dim key or camera")
         if self.discrete_action_scale <= 0:
             raise ValueError("DiffusionConfig.discrete_action_scale must be > 0")

@@ -22,7 +22,8 @@ from policy_stack.normalize import ACTION_KEY, Normalizer
 from policy_stack.policies.base import Policy
 from policy_stack.policies.common import ChunkPolicyMixin, as_tensor, resolve_device
 from policy_stack.policies.diffusion.config import DiffusionConfig
-from policy_stack.sampling import NoiseSchedule, RTISampler, Sampler, make_sampler
+from policy_stack.policies.registry import register_policy
+from policy_stack.denoising import SAMPLERS, NoiseSchedule, RTISampler, Sampler, make_sampler
 from policy_stack.spaces import ActionSpace, FeatureSpec
 
 
@@ -42,8 +43,9 @@ class TorchBackend:
         return self.denoiser(x, t, cond)
 
 
+@register_policy("diffusion", DiffusionConfig)
 class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
-    policy_type = "diffusion"
+    backends = ("torch", "onnx")
 
     def __init__(self, config: DiffusionConfig, stats: dict | Normalizer, action_space: ActionSpace,
                  obs_spec: dict[str, FeatureSpec] | None = None):
@@ -82,9 +84,18 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
                             rti_step_mode=c.rti_step_mode, rti_renoise=c.rti_renoise)
 
     # ------------------------------------------------------------------ runtime switches
-    def set_sampler(self, name: str, steps: int | None = None, start_level: int | None = None) -> None:
-        """Switch sampler ("ddpm" | "ddim" | "rti"); steps = evaluations per call (rti: per warm tick,
-        start_level = K'). The choice is written into the config, so a later checkpoint keeps it."""
+    @property
+    def sampler_name(self) -> str:
+        return self.config.sampler
+
+    def set_sampler(self, name: str | None, steps: int | None = None, start_level: int | None = None) -> None:
+        """Switch sampler ("ddpm" | "ddim" | "rti"; None keeps the current one); steps = evaluations per
+        call (rti: per warm tick, start_level = K'). The choice is written into the config, so a later
+        checkpoint keeps it."""
+        name = name or self.config.sampler
+        if name not in SAMPLERS:
+            raise ValueError(f"sampler {name!r}: a diffusion checkpoint samples with {' | '.join(SAMPLERS)}"
+                             + (" (ebt needs an EBT checkpoint)" if name == "ebt" else ""))
         if name == "rti":
             changes = {"rti_steps": steps, "rti_timesteps": None} if steps is not None else {}
             if start_level is not None:
@@ -101,12 +112,23 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
         if name == "torch":
             self._backend = TorchBackend(self)
         elif name == "onnx":
-            from policy_stack.onnx_export import OnnxDiffusionRunner, export_onnx
+            from policy_stack.onnx_export import OnnxDiffusionRunner
             if onnx_dir is None or not (OnnxDiffusionRunner.files_present(onnx_dir)):
-                onnx_dir = export_onnx(self, onnx_dir)
+                onnx_dir = self.export_onnx(onnx_dir)
             self._backend = OnnxDiffusionRunner(onnx_dir, providers=providers, num_threads=num_threads)
         else:
-            raise ValueError(f"backend {name!r} not in ('torch', 'onnx')")
+            raise ValueError(f"backend {name!r} not in {self.backends}")
+
+    # ------------------------------------------------------------------ export hooks
+    def export_onnx(self, folder=None):
+        from policy_stack.onnx_export import export_onnx
+        return export_onnx(self, folder)
+
+    def check_export(self, folder, tol: float) -> float:
+        """Encoder output, one denoiser call and a full DDIM-10 chunk against torch on ONNX Runtime's CPU
+        provider; raises OnnxParityError above tol."""
+        from policy_stack.onnx_export import OnnxDiffusionRunner, check_onnx_parity
+        return check_onnx_parity(self, OnnxDiffusionRunner(folder, providers=["CPUExecutionProvider"]), tol=tol)
 
     @property
     def backend(self) -> str:

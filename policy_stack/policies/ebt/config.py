@@ -1,9 +1,9 @@
 """EBTConfig: every knob of the EBT-Policy family, JSON-serialisable (checkpoint config.json).
 
-Observation, horizon, training and runtime fields carry the same names and meanings as DiffusionConfig,
+Observation, horizon, training and runtime fields come from PolicyConfig, shared with DiffusionConfig,
 so the trainer, CLI and checkpoint code treat both families alike.
 
-Algorithm defaults follow EBT-Policy's paper-time config (ZhiChengAIR/benchmarks @ c5f5464, notes §3.5):
+Algorithm defaults follow EBT-Policy's paper-time config (ZhiChengAIR/benchmarks @ c5f5464):
 To/Tp/Ta 2/16/8, Nesterov mu 0.9, Langevin sigma 0.2 -> 0.002, step-size randomisation x1.5, 2 inference
 steps, gradient clipping 1.0. Sizes are shrunk for CPU (d_model 128 and 2 decoder layers instead of
 256 and 8; 3+U{0..2} training steps instead of 6+U{0..4}). The step size alpha differs from the paper's
@@ -12,32 +12,14 @@ near 0 at the operating point (measured on a toy task), far from the exp cap.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from policy_stack.nn.ema import EMAConfig
-
-DEVICES = ("auto", "cpu", "cuda")
+from policy_stack.policies.config import PolicyConfig
 
 
 @dataclass
-class EBTConfig:
-    # ---- observations (same meaning as DiffusionConfig) ----
-    lowdim_keys: list[str] = field(default_factory=lambda: [
-        "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "cube_pos"])
-    derived_features: list[str] = field(default_factory=lambda: ["robot0_eef_pos-cube_pos"])
-    cameras: list[str] = field(default_factory=list)
-    use_depth: bool = True
-    image_shape: tuple[int, int] = (84, 84)
-    crop_shape: tuple[int, int] | None = (76, 76)
-    depth_max_m: float = 2.0
-    vision_channels: tuple[int, int, int] = (32, 64, 128)
-    num_keypoints: int = 32
-    camera_feature_dim: int = 64
-
-    # ---- horizons ----
-    n_obs_steps: int = 2       # To
-    horizon: int = 16          # Tp, predicted chunk length
-    n_action_steps: int = 8    # Ta, actions returned by act() (and the warm-start shift per tick)
+class EBTConfig(PolicyConfig):
+    # observation, horizon, training and runtime fields: PolicyConfig
 
     # ---- energy network ----
     d_model: int = 128
@@ -69,34 +51,13 @@ class EBTConfig:
     min_grad: float = 1e-3             # early stop when every sample's ||dE/da|| is below this ...
     min_energy_delta: float = 1e-4     # ... or every sample's |E_i - E_(i-1)| is
     warm_start: bool = True            # act(): start from the previous chunk shifted by Ta (RTI), else noise
-    binarize_discrete: bool = True     # executed gripper commands are ±1 (action space low/high)
 
-    # ---- training (read by the trainer) ----
-    lr: float = 1e-4
-    weight_decay: float = 1e-6
-    adam_betas: tuple[float, float] = (0.95, 0.999)
-    lr_warmup_steps: int = 500
-    grad_clip: float = 1.0             # EBT-Policy clips at 1.0; second-order terms make spikes likely
-    ema: EMAConfig = field(default_factory=EMAConfig)
-
-    # ---- runtime ----
-    device: str = "auto"
-    seed: int = 0                      # start-noise generator seed (reset(seed) overrides)
+    # ---- training: PolicyConfig's, but EBT-Policy clips gradients at 1.0 (second-order terms make
+    # spikes likely) ----
+    grad_clip: float = 1.0
 
     def __post_init__(self):
-        if isinstance(self.ema, dict):
-            self.ema = EMAConfig(**self.ema)
-        self.image_shape = tuple(self.image_shape)
-        self.crop_shape = tuple(self.crop_shape) if self.crop_shape else None
-        self.vision_channels = tuple(self.vision_channels)
-        self.adam_betas = tuple(self.adam_betas)
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            raise ValueError(f"EBTConfig.device {self.device!r} not in {DEVICES}")
-        if self.n_obs_steps < 1 or self.horizon < 1 or self.n_action_steps < 1:
-            raise ValueError("EBTConfig: n_obs_steps, horizon and n_action_steps must be >= 1")
-        if self.n_obs_steps - 1 + self.n_action_steps > self.horizon:
-            raise ValueError(f"EBTConfig: n_obs_steps-1+n_action_steps ({self.n_obs_steps - 1 + self.n_action_steps})"
-                             f" exceeds horizon {self.horizon}")
+        super().__post_init__()
         if self.d_model % self.n_heads:
             raise ValueError(f"EBTConfig.d_model {self.d_model} not divisible by n_heads {self.n_heads}")
         if self.infer_steps < 1 or self.train_steps < 1 or self.train_steps_random < 0:
@@ -108,7 +69,3 @@ class EBTConfig:
             raise ValueError("EBTConfig.step_size_random_scale must be >= 1")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"EBTConfig.momentum must be in [0, 1), got {self.momentum}")
-        if self.crop_shape and any(c > s for c, s in zip(self.crop_shape, self.image_shape)):
-            raise ValueError(f"EBTConfig.crop_shape {self.crop_shape} larger than image_shape {self.image_shape}")
-        if not self.lowdim_keys and not self.cameras:
-            raise ValueError("EBTConfig needs at least one low-dim key or camera")

