@@ -86,22 +86,41 @@ class ObservationSync:
             return None
         return best
 
+    def _aligned_at(self, a: int) -> Aligned | None:
+        """The observation anchored at anchor sample a, if every key has a sample near it (lock held)."""
+        t = self._stamps[self.anchor][a]
+        picks = {}
+        for k in self.keys:
+            j = a if k == self.anchor else self._nearest(k, t)
+            if j is None:
+                return None
+            picks[k] = j
+        return Aligned(obs={k: self._values[k][j] for k, j in picks.items()},
+                       stamps={k: self._stamps[k][j] for k, j in picks.items()}, anchor_stamp=t)
+
     def assemble(self, after: float = float("-inf")) -> Aligned | None:
         """Newest aligned observation whose anchor stamp is > after, or None (nothing new/complete)."""
         with self._lock:
             anchors = self._stamps[self.anchor]
             for a in range(len(anchors) - 1, -1, -1):
-                t = anchors[a]
-                if t <= after:
+                if anchors[a] <= after:
                     return None
-                picks = {}
-                for k in self.keys:
-                    j = a if k == self.anchor else self._nearest(k, t)
-                    if j is None:
-                        break
-                    picks[k] = j
-                else:
-                    return Aligned(obs={k: self._values[k][j] for k, j in picks.items()},
-                                   stamps={k: self._stamps[k][j] for k, j in picks.items()},
-                                   anchor_stamp=t)
+                aligned = self._aligned_at(a)
+                if aligned is not None:
+                    return aligned
             return None
+
+    def assemble_between(self, after: float, before: float, min_spacing: float = 0.0) -> list[Aligned]:
+        """Every complete observation with after < anchor stamp < before, oldest first, each at least
+        min_spacing after the previous one (and after `after`): the steps a consumer that was busy did
+        not plan on, in order (an inference node feeds them to the policy's history)."""
+        with self._lock:
+            out, last = [], after
+            for a, t in enumerate(self._stamps[self.anchor]):
+                if t <= after or t >= before or t - last < min_spacing:
+                    continue
+                aligned = self._aligned_at(a)
+                if aligned is not None:
+                    out.append(aligned)
+                    last = t
+            return out

@@ -8,7 +8,8 @@ timer: an observation never waits for a tick), so a slow inference never starves
 while the network is busy).
 
 Per tick (at most rate_hz, once per new time-aligned observation):
-  assemble (policy_stack.obs_history) -> watchdog on stamps -> policy.act -> watchdog on duration
+  assemble (policy_stack.time_alignment) -> watchdog on stamps -> policy.observe (observations not planned on)
+  -> policy.act -> duration reported
   -> ActionSafety.filter_chunk -> publish JointTrajectory stamped with the newest observation used.
 Any failed step publishes a hold (empty JointTrajectory) once and reports it in /policy/status.
 
@@ -381,20 +382,26 @@ class InferenceNode(LifecycleNode):
             # horizon, and a robot that waits for a slow answer must not be told its own input is stale.
             event = self.watchdog.check_observation(now, _seconds(self.sync.latest()))
             return self._waiting(event) if event else self._status(now)
-        if self._rate_ref is not None and aligned.anchor_stamp - self._rate_ref < 0.5 * self.period * 1e9:
+        spacing = 0.5 * self.period * 1e9
+        if self._rate_ref is not None and aligned.anchor_stamp - self._rate_ref < spacing:
             return self._status(now)   # faster than the control rate: wait for a later sample
+        # Steps the robot took while the previous inference ran: the policy sees them (observe()) so its
+        # history stays one control period apart and its warm start shifts by the steps actually taken
+        # since the last plan (one per observation), as in training and in-process evaluation.
+        skipped = ([] if self._rate_ref is None else
+                   self.sync.assemble_between(self._rate_ref, aligned.anchor_stamp, spacing))
         self._last_anchor = self._rate_ref = aligned.anchor_stamp
         stamp = aligned.newest          # int ns: every chunk or hold answering this observation carries it
         event = self.watchdog.check_observation(now, _seconds(aligned.stamps))
         if event is not None:
             return self._hold(event, stamp=stamp)
 
-        obs = dict(aligned.obs)
-        for cam, key in self.plan.intrinsics.items():
-            obs[key] = self._K[cam]
+        obs = self._with_intrinsics(aligned.obs)
         with self._policy_lock:
             t0 = time.perf_counter()
             try:
+                for past in skipped:
+                    self.policy.observe(self._with_intrinsics(past.obs))
                 chunk = self.policy.act(obs)
             except Exception as exc:
                 self.get_logger().error(f"policy.act failed: {exc!r}", throttle_duration_sec=1.0)
@@ -426,6 +433,12 @@ class InferenceNode(LifecycleNode):
         sec, nsec = divmod(stamp, 1_000_000_000)
         self._last_chunk_stamp = f"{sec}.{nsec // 1000:06d}"   # pairs latency_ms with its chunk (bench, monitoring)
         self._status(now, force=True)
+
+    def _with_intrinsics(self, obs: dict) -> dict:
+        obs = dict(obs)
+        for cam, key in self.plan.intrinsics.items():
+            obs[key] = self._K[cam]
+        return obs
 
     def _prev_action(self, stamp: float):
         """The previous chunk's action for the step just before this chunk's first (rate-limit anchor)."""

@@ -86,13 +86,26 @@ def make_rgbd():
 
 
 class SlowStandIn(StandInLiftPolicy):
-    """The low-dim stand-in with a slow act() (SLOW_ACT_S), so a test can stop the node mid-inference."""
+    """The low-dim stand-in with a slow act() (SLOW_ACT_S), so a test can stop the node mid-inference.
+    It reports in info["steps"] how many observations it was shown by observe() before each plan."""
     SLOW_ACT_S = 0.4
+
+    def reset(self, seed=None) -> None:
+        super().reset(seed)
+        self.observed, self.observed_before_act = 0, 0
+
+    def observe(self, obs) -> None:
+        self.observed += 1
 
     def act(self, obs):
         import time
+        self.observed_before_act, self.observed = self.observed, 0
         time.sleep(self.SLOW_ACT_S)
         return super().act(obs)
+
+    @property
+    def info(self) -> dict:
+        return {"sampler": "standin", "steps": self.observed_before_act, "uncertainty": 0.0}
 
 
 def make_slow():

@@ -172,6 +172,17 @@ def test_follower_blends_the_hand_over_and_records_the_jump():
     assert jumps_hard == [pytest.approx(0.8)] and jumps_smooth == [pytest.approx(0.2)]
 
 
+def test_observation_sync_hands_out_the_steps_between_two_plans_in_order():
+    sync = ObservationSync(["img", "joint"], anchor="img", tolerance_s=0.01)
+    for t in (1.00, 1.05, 1.06, 1.10, 1.15, 1.20):
+        sync.push("img", t, t)
+        sync.push("joint", t, -t)
+    steps = sync.assemble_between(1.00, 1.20, min_spacing=0.025)
+    assert [a.anchor_stamp for a in steps] == [1.05, 1.10, 1.15]      # 1.06 is closer than the spacing
+    assert [a.obs["joint"] for a in steps] == [-1.05, -1.10, -1.15]
+    assert sync.assemble_between(1.20, 2.0) == []
+
+
 def test_observation_sync_aligns_nearest_and_hands_out_each_step_once():
     sync = ObservationSync(["img", "joint"], anchor="img", tolerance_s=0.01)
     for t in (1.000, 1.010, 1.020, 1.030, 1.040):

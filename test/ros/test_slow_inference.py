@@ -51,6 +51,10 @@ def test_slow_inference_publishes_its_chunk_and_waiting_is_not_a_hold(slow_node)
     # (A hold for an observation that really is older than max_obs_age_s may still happen on a loaded
     # machine; an overrun itself is never the reason.)
     assert not [s for s in status if "inference_overrun" in s["reason"]], "an overrun must not be a hold"
+    # The observations that arrived while act() ran (every 50 ms for 0.4 s) went to observe() before the
+    # next plan, so the policy's history and warm-start shift follow the steps the robot took.
+    shown = [int(s["steps"]) for s in status if s["state"] == "running"]
+    assert max(shown) >= 3, f"observations shown to the policy between plans: {shown}"
 
     # The robot stops publishing (it waits, or its driver stalled): status says waiting, no hold goes out.
     t_quiet = time.time()
