@@ -183,7 +183,9 @@ def pose_to_arrays(msg: PoseStamped, topic: str) -> tuple[np.ndarray, np.ndarray
     n = float(np.linalg.norm(quat))
     if abs(n - 1.0) > 0.1:
         raise ConversionError(topic, f"quaternion norm {n:.3f} is not 1")
-    return pos, quat / n
+    # Renormalize only what float32 rounding cannot explain: a unit quaternion passes bit for bit, so the
+    # policy sees through ROS 2 exactly what it sees in-process (lockstep parity).
+    return pos, (quat / n if abs(n - 1.0) > 1e-6 else quat)
 
 
 # ----------------------------------------------------------------------------------- action chunk

@@ -27,6 +27,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "backend": ("torch", "torch | onnx"),
     "sampler": ("", "denoising sampler (ddpm | ddim | rti | ebt...); empty = the checkpoint's default"),
     "steps": ("0", "denoising steps per plan; 0 = the checkpoint's default"),
+    "policy_seed": ("-1", "reseed the policy's sampling noise at every episode start (-1 = no)"),
     "cameras": ("auto", "comma-separated cameras, or auto = those the policy's observation spec needs"),
     "depth": ("auto", "true | false | auto (= the policy needs depth)"),
     "image_size": ("84", "square image size the sim renders, pixels"),
@@ -131,7 +132,7 @@ def describe(args: dict | None = None) -> Graph:
         name="inference_node", executable="inference_node", module="ros_nodes.inference_node",
         parameters={**sim_time, **_typed("inference_node", {
             "policy": a["policy"], "device": a["device"], "backend": a["backend"], "rate_hz": a["rate_hz"],
-            "sampler": a["sampler"], "steps": a["steps"],
+            "sampler": a["sampler"], "steps": a["steps"], "policy_seed": a["policy_seed"],
             # Chunk time step = the control period the sim steps at.
             "action_dt_s": repr(1.0 / rate)})})
     nodes = [inference]

@@ -336,8 +336,8 @@ class InferenceNode(LifecycleNode):
 
     def _reset_policy(self) -> None:
         with self._policy_lock:
-            self.policy.reset()
-            self.sync.clear()
+            seed = self.p["policy_seed"]
+            self.policy.reset(seed=None if seed < 0 else seed)
             with self._lock:
                 # Observations stamped before the reset belong to the previous episode; the first one at
                 # or after it is answered at once (no control-rate spacing to keep yet). Under sim time
@@ -345,6 +345,12 @@ class InferenceNode(LifecycleNode):
                 self._last_anchor = self.get_clock().now().nanoseconds - 1
                 self._rate_ref = None
                 self._fault, self._prev_chunk = None, None
+                if self.enabled:
+                    # A new episode: the emptied buffers are not a fault to announce with a hold (under
+                    # sim time that hold would carry the new episode's first stamp and cancel its chunk).
+                    self.state, self.reason = "waiting", "reset, waiting for an observation"
+            # Emptied after the state is set: a tick in between must not see "running" and missing inputs.
+            self.sync.clear()
 
     # ------------------------------------------------------------------------------ inference
     def _run(self) -> None:

@@ -168,8 +168,13 @@ class SimNode(LifecycleNode):
     # ------------------------------------------------------------------------------ ROS side
     def _now(self) -> float:
         if self.use_sim_time:
-            return self._sim_ns * 1e-9
+            # Through the same Time -> float conversion as the stamps: sim_ns * 1e-9 can differ from it in
+            # the last bit, and a chunk stamped T must compare equal to "now" = T.
+            return C.stamp_to_sec(self._sim_stamp())
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _sim_stamp(self) -> Time:
+        return Time(sec=self._sim_ns // 1_000_000_000, nanosec=self._sim_ns % 1_000_000_000)
 
     def _advance_clock(self) -> None:
         """One env step of simulated time, published on /clock."""
@@ -177,7 +182,7 @@ class SimNode(LifecycleNode):
         self._publish_clock()
 
     def _publish_clock(self) -> None:
-        self.clock_pub.publish(Clock(clock=Time(sec=self._sim_ns // 1_000_000_000, nanosec=self._sim_ns % 1_000_000_000)))
+        self.clock_pub.publish(Clock(clock=self._sim_stamp()))
 
     def _on_chunk(self, msg) -> None:
         topic = self.p["action_chunk_topic"]
@@ -228,7 +233,7 @@ class SimNode(LifecycleNode):
         """(Time, float s) of an observation taken now. The float is derived FROM the Time, so a chunk
         whose header carries this Time verbatim converts to exactly the same float (pairing by stamp)."""
         if self.use_sim_time:
-            stamp = Time(sec=self._sim_ns // 1_000_000_000, nanosec=self._sim_ns % 1_000_000_000)
+            stamp = self._sim_stamp()
         else:
             stamp = self.get_clock().now().to_msg()
         return stamp, C.stamp_to_sec(stamp)

@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
     p.add_argument("--sampler", default="", help="denoising sampler, e.g. ddpm, ddim, rti (default: the checkpoint's)")
     p.add_argument("--steps", type=int, default=0, help="denoising steps per plan (default: the checkpoint's)")
+    p.add_argument("--policy-seed", type=int, default=-1,
+                   help="reseed the policy's sampling noise at every episode start (default -1: no)")
     p.add_argument("--timing", default="real_time", choices=["real_time", "lockstep"],
                    help="sim timing: real_time (by the clock, like a robot) or lockstep (wait for each answer)")
     p.add_argument("--obs-delay", type=float, default=0.0, help="sim: injected observation latency, s")
@@ -58,6 +60,7 @@ def graph_args(args) -> dict:
             "max_steps": str(args.max_steps), "rate_hz": str(args.rate),
             "use_sim_time": str(bool(getattr(args, "sim_time", False))).lower(),
             "sampler": args.sampler, "steps": str(args.steps), "timing": args.timing,
+            "policy_seed": str(args.policy_seed),
             "obs_delay_s": str(args.obs_delay), "action_delay_s": str(args.action_delay),
             "delay_jitter": str(args.delay_jitter), "blend_steps": str(args.blend_steps),
             "video_path": str(Path(args.video).resolve()) if args.video else ""}
