@@ -1,4 +1,5 @@
-"""policy_stack core: torch + numpy only (never imports rclpy, robosuite or pyrealsense2)."""
+"""policy_stack core: never imports rclpy, robosuite, MuJoCo or pyrealsense2; heavy optional libraries
+(ONNX Runtime, PyAV, matplotlib, TensorBoard, h5py) are imported lazily, where they are used."""
 __version__ = "0.1.0"
 
 

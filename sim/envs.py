@@ -5,8 +5,8 @@ what a real robot could publish (docs/CONVENTIONS.md): joint positions, gripper 
 pose, object poses, upright RGB and metric depth. Everything else robosuite computes (object-to-gripper
 vectors, joint velocities, ...) stays behind `privileged_state()` for scripted experts.
 
-Speed: camera steps use the fast render settings measured in shared/notes/feasibility.md (no MSAA, no
-shadows or reflections, `hard_reset=False`), about 3x faster than robosuite's defaults on llvmpipe.
+Speed: camera steps use the fast render settings of docs/background.md (no MSAA, no shadows or
+reflections, `hard_reset=False`), about 3x faster than robosuite's defaults on llvmpipe.
 """
 from __future__ import annotations
 
@@ -238,7 +238,7 @@ class SimEnv:
 
 
 def _apply_fast_render(env) -> None:
-    """No MSAA, shadows or reflections: ~3x faster camera steps on llvmpipe (feasibility.md section 2).
+    """No MSAA, shadows or reflections: ~3x faster camera steps on llvmpipe (docs/background.md).
 
     offsamples is read when the MjrContext is created, so the context is rebuilt after changing it.
     Valid only with hard_reset=False (a hard reset rebuilds the sim and its render context).

@@ -29,7 +29,7 @@ class TrainConfig:
     time_budget_s: float = 0.0
     batch: int = 256                     # per-rank batch size (DP: 256 state, 64 image)
     # Optimizer: None = the policy config's value (DP: AdamW 1e-4, betas (0.95, 0.999), wd 1e-6,
-    # warmup 500; notes/algorithms.md §1.8). Cosine decay to 0 at `steps` after the warmup.
+    # warmup 500; docs/background.md). Cosine decay to 0 at `steps` after the warmup.
     lr: float | None = None
     betas: list | None = None
     weight_decay: float | None = None
