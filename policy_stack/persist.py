@@ -71,17 +71,22 @@ def commit_file(tmp: Path, final: Path) -> None:
     fsync_dir(Path(final).parent)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+def write_file_atomic(path: Path, fill: Callable[[Path], None]) -> None:
+    """fill(tmp) writes the whole file at a temp path beside `path` (any writer: parquet, mp4, ...);
+    it is then committed. On any exception the temp file is removed and `path` is untouched."""
     path = Path(path)
     make_dirs(path.parent)
     tmp = temp_name(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        fill(tmp)
         commit_file(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    write_file_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -94,15 +99,7 @@ def write_json_atomic(path: Path, obj, indent: int | None = 4) -> None:
 
 
 def copy_atomic(src: Path, dst: Path) -> None:
-    dst = Path(dst)
-    make_dirs(dst.parent)
-    tmp = temp_name(dst)
-    try:
-        shutil.copyfile(src, tmp)
-        commit_file(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_file_atomic(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def _fsync_tree(folder: Path) -> None:

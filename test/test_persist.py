@@ -140,3 +140,17 @@ def test_kill_at_fault_point_is_deterministic(tmp_path, point, latest, written):
     assert proc.returncode == -signal.SIGKILL and "finished" not in proc.stdout, proc.stderr
     assert (tmp_path / "latest").read_text().strip() == latest
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == written
+
+
+def test_failed_file_write_leaves_the_previous_file_and_no_temp(tmp_path):
+    path = tmp_path / "data.parquet"
+    persist.write_bytes_atomic(path, b"v1")
+
+    def broken(tmp):
+        tmp.write_bytes(b"half of v2")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        persist.write_file_atomic(path, broken)
+    assert path.read_bytes() == b"v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.parquet"]

@@ -1,6 +1,6 @@
 """LeRobot v3.0 paths, and the parquet writer on top of policy_stack.persist's crash-safe commit.
 
-A temp file's name ends in `.tmp` (persist.temp_name): LeRobot finds data/episode parquets by
+A temp file's name ends in `.tmp` (policy_stack.persist): LeRobot finds data/episode parquets by
 globbing `*/*.parquet`, so a half-written `.parquet.tmp` is never picked up, and our writer deletes
 leftovers when it reopens.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from policy_stack.persist import commit_file, make_dirs, temp_name
+from policy_stack.persist import write_file_atomic
 
 CODEBASE_VERSION = "v3.0"
 DEFAULT_CHUNK_SIZE = 1000          # files per chunk-XXX folder
@@ -32,10 +32,7 @@ def chunk_file(flat_index: int, chunks_size: int = DEFAULT_CHUNK_SIZE) -> tuple[
 
 
 def write_parquet_atomic(path: Path, table: pa.Table, compression: str = "snappy") -> None:
-    make_dirs(path.parent)
-    tmp = temp_name(path)
-    pq.write_table(table, tmp, compression=compression)
-    commit_file(tmp, path)
+    write_file_atomic(path, lambda tmp: pq.write_table(table, tmp, compression=compression))
 
 
 def tasks_table(tasks: list[str]) -> pa.Table:

@@ -87,10 +87,9 @@ class DatasetWriter:
 
         for feat in self._video_features():
             path = self.root / layout.VIDEO_PATH.format(video_key=feat.key, chunk_index=chunk, file_index=file)
-            persist.make_dirs(path.parent)
-            tmp = persist.temp_name(path)
-            encode_rgb_video(tmp, arrays[feat.env_key], self.info["fps"], self.codec, self.crf)
-            persist.commit_file(tmp, path)
+            frames = arrays[feat.env_key]
+            persist.write_file_atomic(path, lambda tmp: encode_rgb_video(tmp, frames, self.info["fps"],
+                                                                         self.codec, self.crf))
             row.update({f"videos/{feat.key}/chunk_index": chunk, f"videos/{feat.key}/file_index": file,
                         f"videos/{feat.key}/from_timestamp": 0.0,
                         f"videos/{feat.key}/to_timestamp": length / self.info["fps"]})
