@@ -14,7 +14,7 @@ from policy_stack.persist import KILL_AT_ENV
 
 from .tiny_sim_policy import make_tiny_checkpoint
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.sim, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 # Tiny agent: the test checks plumbing (kill, resume, outputs), not learning.
 AGENT = ["--agent-set", "batch_size=8", "--agent-set", "num_qs=2", "--agent-set", "critic_hidden=[32,32]",

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import REPO, cli_env, run_cli
 from policy_stack.persist import KILL_AT_ENV
@@ -24,6 +25,7 @@ def _log(out):
     return {r["step"]: r["loss"] for r in rows}, [r["step"] for r in rows]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_continues_step_and_loss(tiny_dataset, tmp_path):
     out = tmp_path / "killed"
     # Killed deterministically: snapshot step_0000012 is written but `latest` still names step_0000008.

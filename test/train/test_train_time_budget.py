@@ -5,11 +5,14 @@ and the arithmetic that fits it is checked on its own."""
 import json
 import re
 
+import pytest
+
 from conftest import run_cli
 from policy_stack.train.trainer import BUDGET_PROBE, BUDGET_SAFETY, budget_steps
 from train_synthetic import TINY_DIFFUSION
 
 
+@pytest.mark.slow
 def test_time_budget_lowers_steps_and_finishes(tiny_dataset, tmp_path):
     out = tmp_path / "budget"
     requested = 10**7   # far more than a tiny budget allows
