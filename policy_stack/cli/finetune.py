@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from policy_stack.cli.overrides import parse_overrides
-from policy_stack.persist import write_json_atomic
+from policy_stack.persist import latest_snapshot_dir, write_json_atomic
 
 ALGOS = ("expo", "pa-rl", "sac", "best_of_n")
 
@@ -232,7 +232,7 @@ def run(args) -> int:
                else ros_env_factory(policy, parse_overrides(args.ros_set, "--ros-set"), max_steps))
 
     out = Path(args.out)
-    resuming = args.resume and (out / "checkpoints" / "LATEST").is_file()
+    resuming = args.resume and latest_snapshot_dir(out / "checkpoints") is not None
     # On resume the checkpoint holds the replay (online rows included): reading the dataset is wasted work.
     replay = offline_replay(args.offline, policy, cfg.gamma) if args.offline and not resuming else None
     if not resuming and replay is None:
