@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export MUJOCO_GL ?= egl
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup setup-gpu run test bench clean
+.PHONY: setup setup-gpu run test test-fast bench clean
 
 setup:
 	@VENV=$(VENV) bash scripts/setup_env.sh
@@ -20,6 +20,11 @@ run: setup
 test: setup
 	$(PY) -m pytest -q test
 
+# The inner loop: no ROS 2 processes, no simulator, nothing slow (markers: pytest.ini, test/conftest.py).
+test-fast: setup
+	$(PY) -m pytest -q -m "not ros and not sim and not slow" test
+
+# Writes under runs/bench/ (git-ignored); bench/results/ holds only what the docs cite.
 bench: setup
 	$(PY) -m bench.run_all
 

@@ -18,7 +18,8 @@ setup(
     description="Robot-learning stack: diffusion/EBT policies, RTI denoising, online RL, ROS 2 nodes",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["policy_stack*", "ros_nodes*", "sim*", "hardware*", "bench*"]),
+    # bench/ is not installed: benchmarks run from a checkout (`python -m bench.<name>` at its root).
+    packages=find_packages(include=["policy_stack*", "ros_nodes*", "sim*", "hardware*"]),
     package_data={"policy_stack": ["checkpoints/**/*", "checkpoints/*"]},
     include_package_data=True,
     data_files=[

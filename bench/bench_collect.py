@@ -17,6 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import RUNS
+from policy_stack.persist import write_json_atomic
+
 
 def collect(env: str, episodes: int, workers: int, cameras: str, depth: bool, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_collect_") as tmp:
@@ -40,7 +43,7 @@ def main(argv=None) -> int:
     p.add_argument("--cameras", default="agentview,robot0_eye_in_hand")
     p.add_argument("--depth", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--seed", type=int, default=5000)
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "collect.json"))
+    p.add_argument("--out", default=str(RUNS / "collect.json"), help="result JSON (default %(default)s)")
     args = p.parse_args(argv)
     runs = {}
     for workers in (1, 2):
@@ -50,8 +53,7 @@ def main(argv=None) -> int:
               "depth": args.depth, "runs": runs, "speedup_workers_2_vs_1": round(w2 / w1, 3) if w1 else None,
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "loadavg_end": os.getloadavg()}, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    write_json_atomic(Path(args.out), result, indent=1)
     print(json.dumps(result))
     return 0
 

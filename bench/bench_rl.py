@@ -1,7 +1,7 @@
 """RL fine-tuning benchmark: EXPO and PA-RL vs best-of-N Q re-ranking and RLPD-style SAC.
 
-    nice python bench/bench_rl.py --work bench_out/rl --jobs 2          # full run (~3.3 h on 2 cores, resumable)
-    nice python bench/bench_rl.py --work /tmp/rl_smoke --smoke                              # minutes
+    nice python -m bench.bench_rl --work runs/bench/rl --jobs 2         # full run (~3.3 h on 2 cores, resumable)
+    nice python -m bench.bench_rl --work /tmp/rl_smoke --smoke                             # minutes
 
 Protocol: a deliberately weak Diffusion policy (6000 steps on 10 noisy, suboptimal scripted Lift
 demonstrations; 4/20 on Lift when measured) is fine-tuned online by each algorithm for the same
@@ -37,6 +37,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench import RUNS
+from policy_stack.persist import write_json_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 ALGOS = ("expo", "pa-rl", "best_of_n", "sac")
 COST_RANK = {"pa-rl": 0, "expo": 1, "best_of_n": 2, "sac": 3}   # measured cost per env step, highest first
@@ -66,13 +69,6 @@ def cli(*args, capture_json: bool = False, timeout: float | None = None) -> dict
     if res.returncode != 0:
         raise RuntimeError(f"`policy-stack {args[0]}` failed with exit code {res.returncode}")
     return json.loads(res.stdout.strip().splitlines()[-1]) if capture_json else None
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def steps_to_reach(curve: list, threshold: float, window: int) -> int | None:
@@ -217,7 +213,7 @@ def plot_runs(runs_dir: Path, algos: list, window: int, base_rate: float | None,
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--work", default="bench_out/rl", help="work folder (demos, base policy, runs); reused to resume")
+    p.add_argument("--work", default=str(RUNS / "rl"), help="work folder (demos, base policy, runs); reused to resume")
     p.add_argument("--json", default=None, help="results file (default WORK/results.json)")
     p.add_argument("--env", default="lift", choices=sorted(OBJECT_KEY))
     p.add_argument("--algos", default=",".join(ALGOS))
@@ -256,7 +252,7 @@ def main(argv=None) -> int:
         "session": {x: s for x in ALGOS if (s := session_preset(PRESET, x))}, "policy_set": POLICY_SET,
         "cpu_count": os.cpu_count()}
     base = base_policy(a, work, results)
-    write_json_atomic(out_json, results)
+    write_json_atomic(out_json, results, indent=1)
     # Most expensive first, so that --jobs 2 ends both workers at about the same time.
     order = sorted(((algo, seed) for seed in range(a.seeds) for algo in algos), key=lambda x: (COST_RANK[x[0]], x[1]))
     lock = threading.Lock()
@@ -267,7 +263,7 @@ def main(argv=None) -> int:
         with lock:
             results["runs"][key] = record
             results["aggregate"] = aggregate(results["runs"])
-            write_json_atomic(out_json, results)
+            write_json_atomic(out_json, results, indent=1)
         log(f"{key}: success {record['success_rate_final']} steps_to_80 {record['steps_to_80']} costs {record['costs']} "
             f"({time.perf_counter() - t0:.0f} s this sitting)")
 
@@ -278,7 +274,7 @@ def main(argv=None) -> int:
     plot = out_json.with_name("success_vs_env_steps.png")
     plot_runs(work / "runs", algos, a.window, results.get("base_eval", {}).get("success_rate"), plot)
     results["plot"] = str(plot)
-    write_json_atomic(out_json, results)
+    write_json_atomic(out_json, results, indent=1)
     print(json.dumps(results.get("aggregate", {}), indent=1))
     return 0
 

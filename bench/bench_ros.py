@@ -54,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
+from policy_stack.persist import write_text_atomic
+
 SCENARIOS = {
     "lowdim": {"h": 0, "w": 0},
     "rgbd84x2": {"h": 84, "w": 84},
@@ -532,7 +534,7 @@ def main(argv=None) -> int:
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:
-        Path(args.out).write_text(text)
+        write_text_atomic(Path(args.out), text)
     return 0 if all("error" not in r for r in results) else 1
 
 

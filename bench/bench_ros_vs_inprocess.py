@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from policy_stack.persist import write_text_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:
-        Path(args.out).write_text(text)
+        write_text_atomic(Path(args.out), text)
     return 1 if errors else 0
 
 

@@ -1,4 +1,6 @@
-"""`make bench`: every benchmark in turn, each writing JSON under bench/results/.
+"""`make bench`: every benchmark in turn, each writing JSON under runs/bench/ (git-ignored).
+
+Committed evidence in bench/results/ is never overwritten; copy a result there when a document cites it.
 
 Benchmarks run on demand, never in `make test`: they take minutes and their numbers depend on the
 machine (and on whatever else it is doing; each result records the load average).
@@ -7,14 +9,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench import RUNS as RESULTS
+from policy_stack.persist import write_text_atomic
 
 BENCHES = [
     ("sim", ["-m", "bench.bench_sim", "--json", "--episodes", "50"], "sim.json"),
-    ("collect", ["-m", "bench.bench_collect"], None),
-    ("latency", ["-m", "bench.bench_latency"], None),
+    ("collect", ["-m", "bench.bench_collect", "--out", str(RESULTS / "collect.json")], None),
+    ("latency", ["-m", "bench.bench_latency", "--out", str(RESULTS / "latency.json")], None),
     ("ros", ["-m", "bench.bench_ros", "--out", str(RESULTS / "ros.json")], None),
 ]
 
@@ -25,8 +27,9 @@ def main() -> int:
     for name, args, stdout_file in BENCHES:
         print(f"== bench {name}", flush=True)
         if stdout_file:
-            with open(RESULTS / stdout_file, "w") as f:
-                rc = subprocess.run([sys.executable, *args], stdout=f).returncode
+            proc = subprocess.run([sys.executable, *args], stdout=subprocess.PIPE, text=True)
+            rc = proc.returncode
+            write_text_atomic(RESULTS / stdout_file, proc.stdout)
         else:
             rc = subprocess.run([sys.executable, *args]).returncode
         if rc != 0:

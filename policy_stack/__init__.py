@@ -1,4 +1,5 @@
-"""policy_stack core: torch + numpy only (never imports rclpy, robosuite, MuJoCo or pyrealsense2).
+"""policy_stack core: never imports rclpy, robosuite, MuJoCo or pyrealsense2; heavy optional libraries
+(ONNX Runtime, PyAV, matplotlib, TensorBoard, h5py) are imported lazily, where they are used.
 
 `policy_stack.load_policy(path=None, device="auto")` is policy_stack.checkpoint.load_policy, resolved
 on first use so that `import policy_stack` stays cheap (no torch until a policy is needed)."""

@@ -5,8 +5,9 @@
     <folder>/normalization.json       Normalizer.to_dict()
     <folder>/train_state.safetensors  optional: raw weights, optimizer, EMA state... for resuming
 
-Writes are atomic: everything goes to a temporary sibling folder that is renamed into place, so a
-crash never leaves a half-written checkpoint where a reader looks. Loading uses safetensors and JSON
+Writes are atomic (policy_stack.persist.write_dir_atomic): everything goes to a temporary sibling
+folder, is fsynced and renamed into place, so a crash never leaves a half-written checkpoint where a
+reader looks. Loading uses safetensors and JSON
 only (no torch.load); every missing or corrupt file is reported by name.
 
 Format versions: 2 states every field of the policy config explicitly, and loading refuses a version-2
@@ -18,8 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from policy_stack.normalize import Normalizer
+from policy_stack.persist import write_dir_atomic
 from policy_stack.spaces import ActionSpace, obs_spec_from_dict, obs_spec_to_dict
 
 FORMAT_VERSION = 2
@@ -106,47 +106,20 @@ def save_checkpoint(policy, folder: str | os.PathLike, extra_tensors: dict[str, 
         "obs_spec": obs_spec_to_dict(policy.obs_spec),
         "meta": meta,
     }
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+
+    def write(tmp: Path) -> None:
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
         save_file(_cpu_contiguous(policy.state_dict()), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         policy.normalizer.save_json(tmp / NORMALIZATION_FILE)
         if extra_tensors:
             save_file(_cpu_contiguous(extra_tensors), str(tmp / TRAIN_STATE_FILE), metadata={"format": "pt"})
-        _fsync_dir(tmp)
-        _replace_dir(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    write_dir_atomic(folder, write)
     return folder
 
 
 def _cpu_contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     # clone: safetensors refuses tensors that share storage
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-
-
-def _fsync_dir(folder: Path) -> None:
-    for path in folder.iterdir():
-        with open(path, "rb") as fh:
-            os.fsync(fh.fileno())
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """rename(2) cannot replace a non-empty folder: move the old one aside first, then delete it."""
-    if not dst.exists():
-        os.replace(src, dst)
-        return
-    old = dst.parent / f".{dst.name}.old-{uuid.uuid4().hex[:8]}"
-    os.replace(dst, old)
-    try:
-        os.replace(src, dst)
-    except BaseException:
-        os.replace(old, dst)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------- load

@@ -9,7 +9,7 @@ same code as the torch backend: OnnxDiffusionRunner only replaces the two networ
 `policy.set_backend("onnx")` changes where the FLOPs run, not what is computed.
 
 torch.onnx.export(dynamo=False, opset 17): the dynamo exporter needs onnxscript, which is not installed
-(notes/feasibility.md §4).
+(docs/background.md).
 """
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ def make_executor(kind: str | None = None, context=None):
     """The executor for our nodes' callbacks (conversion, services: all short).
 
     events (default): rclpy's C++ EventsExecutor, single-threaded; measured ~30k msg/s against ~5k for
-    the Python executors (notes/ros2.md) and the lowest loop latency. The nodes' heavy work (inference,
+    the Python executors (docs/background.md) and the lowest loop latency. The nodes' heavy work (inference,
     sim stepping) runs in their own threads, so one callback thread cannot be starved by it.
     multi: MultiThreadedExecutor (callback groups then also separate sensors from services).
     Override with POLICY_STACK_EXECUTOR=events|multi."""

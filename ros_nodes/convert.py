@@ -1,4 +1,4 @@
-"""numpy <-> ROS 2 message conversion for the topic contract (shared/DESIGN.md). No node logic here.
+"""numpy <-> ROS 2 message conversion for the topic contract (docs/ros2.md). No node logic here.
 
 Every `*_to_*` reader validates what a remote publisher could get wrong (encoding, size, NaN, payload
 size, missing joint names) and raises `ConversionError` naming the topic and the problem, so the node

@@ -1,6 +1,6 @@
 """The RL session's environment over ROS 2 topics (`policy-stack finetune --env ros`).
 
-It stands where the inference node stands in the graph (same contract, shared/DESIGN.md), so the
+It stands where the inference node stands in the graph (same contract, docs/ros2.md), so the
 robot side is unchanged: the sim node, or a real arm + cameras + a success detector/operator.
 
   reset()      -> publish a hold, call the reset Trigger (default /sim/reset), wait for the episode

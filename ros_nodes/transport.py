@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from policy_stack.persist import write_text_atomic
+
 SHM_SEGMENT_BYTES = 16 * 2**20   # holds > 4 frames of 2 x (640x480 rgb8 + 16UC1) in flight
 
 SHM_PROFILE_XML = f"""<?xml version="1.0" encoding="UTF-8" ?>
@@ -64,10 +66,7 @@ def shm_profile_file() -> str:
         try:
             if path.is_file() and path.read_text() == SHM_PROFILE_XML:
                 return str(path)
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".{name}.{os.getpid()}"
-            tmp.write_text(SHM_PROFILE_XML)
-            os.replace(tmp, path)           # atomic: concurrent writers leave one whole file
+            write_text_atomic(path, SHM_PROFILE_XML)   # concurrent writers leave one whole file
             return str(path)
         except OSError:
             continue

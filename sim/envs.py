@@ -14,7 +14,7 @@ Observations are what a real Franka arm reports, converted here ONCE so that in-
   (robosuite's `finger_joint2` runs negative, so its sign is flipped).
 `privileged_state()` keeps robosuite's raw world-frame observation (scripted experts use it).
 
-Speed: camera steps use the fast render settings measured in shared/notes/feasibility.md (no MSAA, no
+Speed: camera steps use the fast render settings of docs/background.md (no MSAA, no
 shadows or reflections, `hard_reset=False`), about 3x faster than robosuite's defaults on llvmpipe.
 """
 from __future__ import annotations
@@ -304,7 +304,7 @@ class BaseFrame:
 
 
 def _apply_fast_render(env) -> None:
-    """No MSAA, shadows or reflections: ~3x faster camera steps on llvmpipe (feasibility.md section 2).
+    """No MSAA, shadows or reflections: ~3x faster camera steps on llvmpipe (docs/background.md).
 
     offsamples is read when the MjrContext is created, so the context is rebuilt after changing it.
     Valid only with hard_reset=False (a hard reset rebuilds the sim and its render context).

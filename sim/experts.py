@@ -254,7 +254,7 @@ class PickPlaceCanExpert(PickAndPlaceExpert):
 
     def _descended(self, raw, target):
         # The fingertips touch the bin floor about 1 cm above the can's centre, so a 3-D threshold on
-        # the centre never fires (feasibility.md section 3): accept "low enough" instead.
+        # the centre never fires (a first expert with one scored 0/5): accept "low enough" instead.
         err = target - raw["robot0_eef_pos"]
         return np.linalg.norm(err[:2]) < 0.01 and raw["robot0_eef_pos"][2] - target[2] < 0.015
 

@@ -66,7 +66,8 @@ def _top_level_imports(path: pathlib.Path):
 
 
 def test_core_never_imports_ros_sim_or_hardware():
-    """DESIGN.md layering: policy_stack/ (except the cli composition root) is torch + numpy only."""
+    """The core rule (README, docs/CONVENTIONS.md): policy_stack/, except the cli composition root,
+    never imports rclpy, robosuite, MuJoCo, pyrealsense2, nor sim/, ros_nodes/ or hardware/."""
     offenders = []
     for path in (ROOT / "policy_stack").rglob("*.py"):
         if "cli" in path.relative_to(ROOT / "policy_stack").parts:
@@ -89,3 +90,35 @@ def test_cli_imports_sim_and_ros_only_lazily():
                     if n.split(".")[0] in FORBIDDEN_IN_CORE:
                         offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {n} at module level")
     assert not offenders, "\n".join(offenders)
+
+
+HEAVY_OPTIONAL = ("onnxruntime", "onnx", "av", "matplotlib", "tensorboard", "h5py", "cv2")
+
+IMPORT_EVERY_CORE_MODULE = """
+import importlib, pkgutil, sys
+import policy_stack
+for m in pkgutil.walk_packages(policy_stack.__path__, "policy_stack."):
+    if not m.name.startswith("policy_stack.cli"):
+        importlib.import_module(m.name)
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+def test_importing_the_core_loads_no_ros_sim_or_heavy_optional_library():
+    """Heavy optional libraries are imported lazily, inside the function that needs them: importing
+    every core module loads none of them (nor anything the core must never import)."""
+    out = subprocess.run([sys.executable, "-c", IMPORT_EVERY_CORE_MODULE], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = {name.split(".")[0] for name in out.stdout.split()}
+    assert not loaded & set(FORBIDDEN_IN_CORE + HEAVY_OPTIONAL), sorted(loaded & set(FORBIDDEN_IN_CORE + HEAVY_OPTIONAL))
+
+
+def test_bench_is_not_installed_but_runs_from_the_checkout():
+    """bench/ is not a package of the distribution; `python -m bench.<name>` works from the repo root."""
+    elsewhere = subprocess.run([sys.executable, "-c", "import bench"], capture_output=True, text=True,
+                               cwd="/", timeout=60)
+    assert elsewhere.returncode != 0 and "No module named 'bench'" in elsewhere.stderr
+    here = subprocess.run([sys.executable, "-m", "bench.bench_collect", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert here.returncode == 0 and "runs/bench/collect.json" in here.stdout, here.stderr[-2000:]

@@ -85,7 +85,7 @@ def run(args) -> int:
 
     from pathlib import Path
 
-    from policy_stack.data.layout import write_json_atomic
+    from policy_stack.persist import write_json_atomic
     from policy_stack.data.writer import DatasetWriter
     from sim.envs import make_env
 

@@ -22,6 +22,9 @@ import os
 import sys
 from pathlib import Path
 
+from policy_stack.cli.overrides import parse_overrides
+from policy_stack.persist import latest_snapshot_dir, write_json_atomic
+
 ALGOS = ("expo", "pa-rl", "sac", "best_of_n")
 
 
@@ -60,20 +63,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # ------------------------------------------------------------------------------------ parsing
-def parse_overrides(items: list[str], flag: str) -> dict:
-    """KEY=VALUE pairs; VALUE is JSON when it parses as JSON, else a string (no eval)."""
-    out = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{flag} {item!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
-
-
 def parse_env(spec: str) -> tuple[str, str | None]:
     """'sim:lift' -> ('sim', 'lift'); 'ros' -> ('ros', None). ValueError names the bad value."""
     kind, _, name = spec.partition(":")
@@ -254,14 +243,13 @@ def run(args) -> int:
                else ros_env_factory(policy, parse_overrides(args.ros_set, "--ros-set"), max_steps))
 
     out = Path(args.out)
-    resuming = args.resume and (out / "checkpoints" / "LATEST").is_file()
+    resuming = args.resume and latest_snapshot_dir(out / "checkpoints") is not None
     # On resume the checkpoint holds the replay (online rows included): reading the dataset is wasted work.
     replay = offline_replay(args.offline, policy, cfg.gamma) if args.offline and not resuming else None
     if not resuming and replay is None:
         print("finetune: no --offline dataset; the replay starts empty (online data only)", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "finetune_args.json").write_text(json.dumps(
-        {k: v for k, v in vars(args).items() if not k.startswith("_")}, indent=1))
+    write_json_atomic(out / "finetune_args.json", {k: v for k, v in vars(args).items() if not k.startswith("_")},
+                      indent=1)
     summary = run_session(cfg, factory, policy, replay, out, resume=args.resume)
     save_checkpoint(policy, out / "policy", meta={"finetuned_by": args.algo, "env": args.env,
                                                  "env_steps": summary["env_steps"], "base": str(args.policy)})

@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from policy_stack.cli.overrides import parse_overrides
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="diffusion", help="policy family: diffusion | ebt (default diffusion)")
@@ -50,20 +52,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--find-unused-parameters", action="store_true", help="DDP option for partial losses")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """KEY=VALUE pairs; VALUE parsed as JSON when it is JSON, else kept as a string (no eval)."""
-    out = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
 
 
 def config_from_args(args):

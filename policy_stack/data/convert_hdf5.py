@@ -20,11 +20,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
 
 from .writer import DatasetWriter
+
+if TYPE_CHECKING:   # h5py itself is imported only when a file is converted
+    import h5py
 
 LOWDIM_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "robot0_joint_pos")
 
@@ -99,6 +102,7 @@ def map_demo(demo: h5py.Group, where: str, env_name: str, flip_images: bool) -> 
 def convert_hdf5(src, dst, task: str | None = None, flip_images: bool = True, fps: int | None = None,
                  max_demos: int | None = None, progress: bool = True) -> DatasetWriter:
     """Convert a robomimic HDF5 file `src` into a new LeRobot v3.0 dataset at `dst`."""
+    import h5py
     from tqdm import tqdm
 
     src = Path(src)

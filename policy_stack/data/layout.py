@@ -1,16 +1,18 @@
-"""LeRobot v3.0 paths and crash-safe file primitives (write to a temp name, fsync, os.replace).
+"""LeRobot v3.0 paths, and the parquet writer on top of policy_stack.persist's crash-safe commit.
 
-A temp file is named `<final>.tmp`: LeRobot finds data/episode parquets by globbing `*/*.parquet`, so
-a half-written `.parquet.tmp` is never picked up, and our writer deletes leftovers when it reopens.
+A temp file's name ends in `.tmp` (policy_stack.persist): LeRobot finds data/episode parquets by
+globbing `*/*.parquet`, so a half-written `.parquet.tmp` is never picked up, and our writer deletes
+leftovers when it reopens.
 """
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from policy_stack.persist import write_file_atomic
 
 CODEBASE_VERSION = "v3.0"
 DEFAULT_CHUNK_SIZE = 1000          # files per chunk-XXX folder
@@ -22,7 +24,6 @@ TASKS_PATH = "meta/tasks.parquet"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
-TMP_SUFFIX = ".tmp"
 
 
 def chunk_file(flat_index: int, chunks_size: int = DEFAULT_CHUNK_SIZE) -> tuple[int, int]:
@@ -30,57 +31,16 @@ def chunk_file(flat_index: int, chunks_size: int = DEFAULT_CHUNK_SIZE) -> tuple[
     return flat_index // chunks_size, flat_index % chunks_size
 
 
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable across power loss (SIGKILL alone would not need it).
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def commit_file(tmp: Path, final: Path) -> None:
-    """fsync a finished temp file and atomically move it to its final name."""
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    _fsync_dir(final.parent)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    # indent=4, ensure_ascii=False: what LeRobot writes.
-    write_bytes_atomic(path, (json.dumps(obj, indent=4, ensure_ascii=False) + "\n").encode("utf-8"))
-
-
 def write_parquet_atomic(path: Path, table: pa.Table, compression: str = "snappy") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    pq.write_table(table, tmp, compression=compression)
-    commit_file(tmp, path)
+    write_file_atomic(path, lambda tmp: pq.write_table(table, tmp, compression=compression))
 
 
 def tasks_table(tasks: list[str]) -> pa.Table:
     """meta/tasks.parquet as pandas would write it: the task string is the (unnamed) index.
 
     LeRobot reads it with pandas and returns `tasks.iloc[task_index].name` as `item["task"]`; without
-    the pandas metadata that silently becomes an int (notes/lerobot_v3_format.md, 4.2). pandas is not
-    a dependency here, so the metadata is written by hand.
+    the pandas metadata that silently becomes an int (docs/datasets.md). pandas is not a dependency
+    here, so the metadata is written by hand.
     """
     pandas_meta = {
         "index_columns": ["__index_level_0__"],

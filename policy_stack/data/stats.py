@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from policy_stack.persist import write_json_atomic
+
 from .features import MM_PER_METRE, env_key
 
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
@@ -144,9 +146,7 @@ def normalization_stats_from_meta(meta_stats: dict) -> dict:
 
 
 def save_stats(path: str | Path, stats: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_jsonable(stats), indent=2) + "\n")
+    write_json_atomic(Path(path), to_jsonable(stats), indent=2)
 
 
 def load_stats(path: str | Path) -> dict:

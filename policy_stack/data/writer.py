@@ -6,7 +6,8 @@ episode never spans files, and the episodes table names each episode's files and
 (always 0.0 here). It is what makes crash safety simple: a finished file is never touched again.
 
 Commit protocol of add_episode (see docs/datasets.md, "Crash safety"):
-  1. each camera's mp4 and the data parquet are written under `<name>.tmp`, fsynced, os.replace'd;
+  1. each camera's mp4 and the data parquet are written under a `*.tmp` name, fsynced, os.replace'd,
+     the folder fsynced (policy_stack.persist);
   2. the episodes-metadata parquet, tasks.parquet and stats.json are rewritten the same way;
   3. meta/info.json is replaced last. It is the commit point: an episode exists iff its index is
      below info.json's `total_episodes`. Readers ignore anything past it.
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+
+from policy_stack import persist
 
 from . import layout
 from .features import (DEFAULT_FEATURES, Feature, depth_to_millimetres, env_key, feature_from_info,
@@ -84,10 +87,9 @@ class DatasetWriter:
 
         for feat in self._video_features():
             path = self.root / layout.VIDEO_PATH.format(video_key=feat.key, chunk_index=chunk, file_index=file)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + layout.TMP_SUFFIX)
-            encode_rgb_video(tmp, arrays[feat.env_key], self.info["fps"], self.codec, self.crf)
-            layout.commit_file(tmp, path)
+            frames = arrays[feat.env_key]
+            persist.write_file_atomic(path, lambda tmp: encode_rgb_video(tmp, frames, self.info["fps"],
+                                                                         self.codec, self.crf))
             row.update({f"videos/{feat.key}/chunk_index": chunk, f"videos/{feat.key}/file_index": file,
                         f"videos/{feat.key}/from_timestamp": 0.0,
                         f"videos/{feat.key}/to_timestamp": length / self.info["fps"]})
@@ -206,7 +208,7 @@ class DatasetWriter:
             raise ValueError(f"{self.root}: committed episode files are missing: {missing[:5]}")
         orphans = [p for p in self._all_files()
                    if p not in keep and not p.is_relative_to(self.root / "meta/episodes")]
-        orphans += [p for p in self.root.rglob("*" + layout.TMP_SUFFIX) if p.is_file()]
+        orphans += [p for p in self.root.rglob("*" + persist.TMP_SUFFIX) if p.is_file()]
         self._remove_files(orphans)
         # Episode-metadata files past the last committed row (a new meta file begun by a killed writer).
         last_meta = (len(self.episodes) - 1) // EPISODES_PER_META_FILE if self.episodes else -1
@@ -370,10 +372,10 @@ class DatasetWriter:
         if self.episode_stats:
             keys = self.episode_stats[0].keys()
             dataset_stats = {k: aggregate_stats([s[k] for s in self.episode_stats]) for k in keys}
-            layout.write_json_atomic(self.root / layout.STATS_PATH, to_jsonable(dataset_stats))
+            persist.write_json_atomic(self.root / layout.STATS_PATH, to_jsonable(dataset_stats))
         elif (self.root / layout.STATS_PATH).exists():
             os.remove(self.root / layout.STATS_PATH)    # stats of episodes that were never committed
         self.info["total_tasks"] = len(self.tasks)
         self.info["splits"] = {"train": f"0:{len(self.episodes)}"}
-        layout.write_json_atomic(self.root / layout.INFO_PATH, self.info)
+        persist.write_json_atomic(self.root / layout.INFO_PATH, self.info)
 

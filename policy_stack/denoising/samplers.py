@@ -2,7 +2,7 @@
 
 - DDPMSampler: ancestral sampling over `num_steps` evenly spaced levels (100 = full DP).
 - DDIMSampler: deterministic DDIM with `num_steps` network evaluations.
-- RTISampler: RTI-DP warm start (Duan et al. 2025; notes/algorithms.md §2). The previous chunk,
+- RTISampler: RTI-DP warm start (Duan et al. 2025; docs/background.md). The previous chunk,
   shifted by the executed steps and padded with its last action, is used AS x_{K'} without re-noising
   (the paper's code never adds the noise it builds); each listed level t then gets one DDPM posterior
   step t -> t-1 (so the level list is the set of noise levels the network sees, as in the paper code with

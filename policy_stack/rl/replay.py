@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
-from policy_stack.rl.state_io import atomic_write_dir, resolve_dir
+from policy_stack.persist import resolve_dir, write_dir_atomic
 
 SCALARS = {"reward": np.float32, "discount": np.float32, "terminal": np.float32, "mc_return": np.float32,
            "episode": np.int64, "succ": np.int64}
@@ -175,7 +175,7 @@ class Replay:
                 meta[name] = m
             save_file(arrays, str(tmp / "replay.safetensors"))
             (tmp / "replay.json").write_text(json.dumps(meta, indent=1))
-        atomic_write_dir(Path(folder), write)
+        write_dir_atomic(Path(folder), write)
 
     @classmethod
     def load(cls, folder: Path) -> "Replay":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import shutil
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from policy_stack import persist
 from policy_stack.policies.base import Policy
 from policy_stack.rl.best_of_n import BestOfNAgent
 from policy_stack.rl.expo import ExpoAgent
@@ -35,8 +35,7 @@ from policy_stack.rl.chunk_io import ChunkIO
 from policy_stack.rl.replay import EpisodeRecorder, Replay
 from policy_stack.rng import capture_rng, restore_rng, seed_everything
 from policy_stack.rl.sac import SacAgent
-from policy_stack.rl.state_io import (atomic_write_dir, atomic_write_text, load_state, resolve_dir,
-                                      save_state)
+from policy_stack.rl.state_io import load_state, save_state
 
 ALGOS = {"expo": ExpoAgent, "pa-rl": ParlAgent, "sac": SacAgent, "best_of_n": BestOfNAgent}
 
@@ -117,17 +116,11 @@ class Session:
                 "config": asdict(self.cfg), "counters": self.counters, "history": self.history,
                 "timing": self.timing}, indent=1))
         self.counters["last_ckpt_env_steps"] = self.counters["env_steps"]
-        path = atomic_write_dir(self.ckpt_root / name, write)
-        atomic_write_text(self.ckpt_root / "LATEST", name)
-        done = sorted(p for p in self.ckpt_root.glob("ckpt_*") if p.is_dir() and not p.name.endswith((".tmp", ".old")))
-        for old in done[: -self.cfg.keep_checkpoints]:
-            if old.name != name:
-                shutil.rmtree(old, ignore_errors=True)
-        return path
+        persist.write_dir_atomic(self.ckpt_root / name, write)
+        return persist.publish_snapshot(self.ckpt_root, name, self.cfg.keep_checkpoints)
 
     def latest(self) -> Path | None:
-        marker = self.ckpt_root / "LATEST"
-        return resolve_dir(self.ckpt_root / marker.read_text().strip()) if marker.is_file() else None
+        return persist.latest_snapshot_dir(self.ckpt_root)
 
     def restore(self, path: Path) -> None:
         self.agent.load_state_dict(load_state(path, "agent"))
@@ -275,7 +268,7 @@ class Session:
             "plot": str(self.out / "success_vs_env_steps.png"),
         }
         plot_success(self.history, self.out / "success_vs_env_steps.png", self.cfg.success_window, self.cfg.algo)
-        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=1))
+        persist.write_json_atomic(self.out / "summary.json", summary, indent=1)
         return summary
 
 

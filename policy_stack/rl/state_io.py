@@ -1,16 +1,12 @@
-"""No-pickle persistence for nested training state (module/optimizer state dicts, RNG states).
+"""No-pickle encoding of nested training state (module/optimizer state dicts, RNG states).
 
-Tensors go to one safetensors file, structure and plain values to a JSON file. Directories are
-written atomically: everything lands in `<dir>.tmp`, then a rename publishes it, so a SIGKILL at any
-moment leaves either the previous complete directory or the new complete one.
+Tensors go to one safetensors file, structure and plain values to a JSON file. Call save_state inside
+policy_stack.persist.write_dir_atomic, which makes the folder durable and atomic.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -67,49 +63,3 @@ def load_state(folder: Path, name: str):
             raise FileNotFoundError(f"state_io: missing {folder / f'{name}.{ext}'}")
     tensors = load_file(str(folder / f"{name}.safetensors"))
     return _decode(json.loads((folder / f"{name}.json").read_text()), tensors)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-
-
-def atomic_write_dir(final: Path, writer: Callable[[Path], None]) -> Path:
-    """writer(tmp_dir) fills a fresh temp dir; it then replaces `final` (old copy kept as `final.old`
-    until the new one is in place, and `resolve_dir` falls back to it)."""
-    final = Path(final)
-    tmp, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    writer(tmp)
-    _fsync_tree(tmp)
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def resolve_dir(final: Path) -> Path:
-    """The complete copy of a directory written by atomic_write_dir (the `.old` one if a kill hit
-    between the two renames)."""
-    final = Path(final)
-    if final.exists():
-        return final
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        return old
-    raise FileNotFoundError(f"no directory at {final}")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

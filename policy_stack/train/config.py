@@ -29,8 +29,8 @@ class TrainConfig:
     time_budget_s: float = 0.0
     batch: int = 256                     # per-rank batch size (DP: 256 state, 64 image)
     # Optimizer: None = the policy config's value (its optimizer_preset(); DP: AdamW 1e-4, betas
-    # (0.95, 0.999), wd 1e-6, warmup 500, no clipping; EBT clips at 1.0). A value given here is
-    # written into the policy config, so the checkpoint states what the training ran with.
+    # (0.95, 0.999), wd 1e-6, warmup 500, no clipping; EBT clips at 1.0; docs/background.md). A value
+    # given here is written into the policy config, so the checkpoint states what the training ran with.
     # Cosine decay to 0 at `steps` after the warmup.
     lr: float | None = None
     betas: list | None = None

@@ -146,36 +146,21 @@ def _bar(total: int, enabled: bool):
 
 
 class _VideoWriter:
-    """MP4 (H.264 when available) of one camera stream; frames are the env's upright uint8 RGB."""
+    """MP4 of one camera stream (policy_stack.data.video.Mp4Writer); frames are the env's upright RGB."""
 
     def __init__(self, path: str, fps: int):
-        self.path, self.fps, self.frames = str(path), int(fps), []
+        from policy_stack.data.video import Mp4Writer
+        self._mp4 = Mp4Writer(path, fps)
 
     def add(self, obs: dict, key: str) -> None:
         frame = obs.get(key)
         if frame is None:
             raise ValueError(f"--video: observation has no {key!r}; the env must render that camera "
                              f"(keys: {sorted(obs)})")
-        self.frames.append(np.asarray(frame, dtype=np.uint8))
+        self._mp4.write(frame)
 
     def close(self) -> str | None:
-        if not self.frames:
-            return None
-        import av
-        h, w = self.frames[0].shape[:2]
-        with av.open(self.path, mode="w") as container:
-            codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-            stream = container.add_stream(codec, rate=self.fps)
-            # yuv420p needs even sizes
-            stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
-            for frame in self.frames:
-                vf = av.VideoFrame.from_ndarray(frame[: stream.height, : stream.width], format="rgb24")
-                for packet in stream.encode(vf):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        self.frames = []
-        return self.path
+        return self._mp4.close()
 
 
 def results_to_json(results: list[EpisodeResult]) -> list[dict]:

@@ -1,5 +1,5 @@
 """Learning-rate schedule: linear warmup then cosine decay to 0 (diffusers' "cosine", as Diffusion
-Policy trains: notes/algorithms.md §1.8).
+Policy trains: docs/background.md).
 
 A pure function of the step rather than a torch LRScheduler object: on resume the LR is recomputed
 from the restored step, so there is no scheduler state to save (and none to get out of sync).

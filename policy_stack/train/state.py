@@ -7,68 +7,44 @@
     OUT/checkpoints/latest           text: the newest complete snapshot's folder name
     OUT/tb/                          TensorBoard events;  OUT/train_log.jsonl: loss per logged step
 
-Crash safety: save_checkpoint writes a temp folder and renames it into place, `latest` is replaced
-with os.replace only after that, and the published top-level files are each replaced atomically. A
-SIGKILL at any moment leaves `latest` naming a complete snapshot (the previous or the new one).
+The snapshot layout (`<root>/<name>/` + `<root>/latest`) is policy_stack.persist's, shared with the
+RL session. Crash safety: save_checkpoint writes the snapshot folder atomically, `latest` is replaced
+only after that, and the published top-level files are each replaced atomically (persist's commit
+protocol: fsync file, rename, fsync folder). A SIGKILL or power loss at any moment leaves `latest`
+naming a complete snapshot (the previous or the new one).
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
+from policy_stack import persist
+from policy_stack.checkpoint import CONFIG_FILE, NORMALIZATION_FILE, TRAIN_STATE_FILE, WEIGHTS_FILE
+
 CKPT_DIR = "checkpoints"
-LATEST = "latest"
-TRAIN_STATE_FILE = "train_state.safetensors"
-POLICY_FILES = ("config.json", "model.safetensors", "normalization.json")
+POLICY_FILES = (CONFIG_FILE, WEIGHTS_FILE, NORMALIZATION_FILE)
 
 
 def snapshot_dir(out: Path, step: int) -> Path:
     return Path(out) / CKPT_DIR / f"step_{step:07d}"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=Path(dst).parent, prefix=f".{Path(dst).name}.")
-    os.close(fd)
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
 def commit_snapshot(out: Path, snap: Path, keep: int = 2) -> None:
     """Point `latest` at a finished snapshot, publish its policy files at OUT/, prune old snapshots."""
-    out, root = Path(out), Path(out) / CKPT_DIR
-    atomic_write_text(root / LATEST, snap.name + "\n")
+    persist.publish_snapshot(Path(out) / CKPT_DIR, snap.name, keep)
     for name in POLICY_FILES:          # so `--policy OUT` works while training is still running
-        _atomic_copy(snap / name, out / name)
-    snaps = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_"))
-    for old in snaps[:-keep] if keep > 0 else []:
-        if old != snap:
-            shutil.rmtree(old, ignore_errors=True)
-    for leftover in root.glob(".step_*"):   # temp folders of a run killed mid-save
-        shutil.rmtree(leftover, ignore_errors=True)
+        persist.copy_atomic(snap / name, Path(out) / name)
 
 
 def latest_snapshot(out: Path) -> Path | None:
     """The newest complete snapshot, or None for a fresh OUT. A dangling pointer is a clear error."""
-    pointer = Path(out) / CKPT_DIR / LATEST
-    if not pointer.is_file():
+    snap = persist.latest_snapshot_dir(Path(out) / CKPT_DIR)
+    if snap is None:
         return None
-    snap = pointer.parent / pointer.read_text().strip()
+    pointer = Path(out) / CKPT_DIR / persist.LATEST
     for name in POLICY_FILES + (TRAIN_STATE_FILE,):
         if not (snap / name).is_file():
             raise ValueError(f"resume: {pointer} names {snap}, which lacks {name}; "
@@ -78,7 +54,7 @@ def latest_snapshot(out: Path) -> Path | None:
 
 def read_snapshot(snap: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """(train_state tensors, config.json meta) of a snapshot, with errors that name the file."""
-    cfg_path, state_path = snap / "config.json", snap / TRAIN_STATE_FILE
+    cfg_path, state_path = snap / CONFIG_FILE, snap / TRAIN_STATE_FILE
     try:
         meta = json.loads(cfg_path.read_text()).get("meta", {})
     except (OSError, json.JSONDecodeError) as exc:

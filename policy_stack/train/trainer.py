@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from policy_stack import persist
 from policy_stack.checkpoint import optimizer_state_from_tensors, optimizer_state_to_tensors, save_checkpoint
 
 from . import state as st
@@ -44,6 +45,12 @@ Evaluator = Callable[[Path, int], dict]
 # and the fraction of the remaining budget planned (saving, the final snapshot and jitter need the rest)
 BUDGET_PROBE = (20, 120)
 BUDGET_SAFETY = 0.95
+
+
+def budget_steps(step: int, steps_per_s: float, seconds_left: float) -> int:
+    """The step count a --time-budget run stops at: `step` plus what fits in the planned share of the
+    time left at the measured rate (never fewer than `step`)."""
+    return step + int(max(0.0, seconds_left) * steps_per_s * BUDGET_SAFETY)
 
 
 class _LossModule(nn.Module):
@@ -187,7 +194,7 @@ class Trainer:
         log = self.out / LOG_FILE
         if log.exists():   # same idea for the JSONL loss log
             kept = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= self.step]
-            st.atomic_write_text(log, "".join(ln + "\n" for ln in kept))
+            persist.write_text_atomic(log, "".join(ln + "\n" for ln in kept))
         self.log = open(log, "a")
 
     # ------------------------------------------------------------------ loop
@@ -249,7 +256,7 @@ class Trainer:
             return
         rate = (BUDGET_PROBE[1] - BUDGET_PROBE[0]) / max(1e-9, time.time() - self._probe_t0)
         left = cfg.time_budget_s - (time.time() - t_start)
-        fitted = self.step + int(max(0.0, left) * rate * BUDGET_SAFETY)
+        fitted = budget_steps(self.step, rate, left)
         fitted = int(-ctx.all_reduce_max(-float(fitted)))   # every rank must stop at the same step
         self._budget_fitted = True
         if fitted < cfg.steps:
@@ -348,7 +355,7 @@ class Trainer:
                    "world_size": ctx.world_size, "ddp_param_max_diff": diff, "wall_s": time.time() - t_start,
                    "checkpoint": str(self.out), "eval": self.last_eval}
         if ctx.is_main:
-            st.atomic_write_text(self.out / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
+            persist.write_json_atomic(self.out / SUMMARY_FILE, summary, indent=1)
             if hasattr(self, "tb"):
                 self.tb.close()
                 self.log.close()

@@ -37,13 +37,11 @@ def _run_and_kill(root: Path, min_committed: int, extra_delay_s: float) -> int:
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     committed = 0
     try:
-        deadline = time.monotonic() + 60
-        while committed < min_committed:
+        while committed < min_committed:     # the writer reports each committed episode (pytest-timeout bounds it)
             line = proc.stdout.readline()
             assert line, f"writer exited early (rc={proc.poll()})"
             committed = int(line)
-            assert time.monotonic() < deadline
-        time.sleep(extra_delay_s)
+        time.sleep(extra_delay_s)            # lands the kill somewhere inside a later add_episode: any point is valid
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

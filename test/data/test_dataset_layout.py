@@ -1,5 +1,5 @@
-"""The verification checklist of notes/lerobot_v3_format.md section 9, checked with pyarrow and PyAV
-(lerobot itself is not installable here)."""
+"""The format rules lerobot 0.4.4's loader relies on (docs/datasets.md, "Format checks"), checked with
+pyarrow and PyAV (lerobot itself lives in a separate venv: docs/install.md)."""
 import json
 from fractions import Fraction
 

@@ -3,7 +3,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from policy_stack.persist import KILL_AT_ENV
 from policy_stack.rl.session import ALGOS
 from policy_stack.rng import capture_rng, restore_rng
 from policy_stack.rl.state_io import load_state, save_state
@@ -66,7 +66,7 @@ def _run(out, total, *extra):
 
 def _final_agent(out):
     ckpts = Path(out) / "checkpoints"
-    name = (ckpts / "LATEST").read_text().strip()
+    name = (ckpts / "latest").read_text().strip()
     return load_file(str(ckpts / name / "agent.safetensors"))
 
 
@@ -78,18 +78,15 @@ def test_sigkill_and_resume_matches_uninterrupted_run(tmp_path):
     run_toy(str(tmp_path / "ref"), "expo", total, resume=False, sleep=0.0)
 
     out = tmp_path / "killed"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), str(out), "expo", str(total), "--sleep", "0.01"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    latest = out / "checkpoints" / "LATEST"
-    deadline = time.time() + 240
-    while time.time() < deadline and not latest.exists() and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "session finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    # Killed deterministically: the second checkpoint folder is complete, `latest` still names the first.
+    env = dict(os.environ, OMP_NUM_THREADS="1", **{KILL_AT_ENV: "snapshot-written:2"})
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(out), "expo", str(total)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    latest = out / "checkpoints" / "latest"
     killed_at = latest.read_text().strip()
+    written = sorted(p.name for p in (out / "checkpoints").iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert len(written) == 2 and written[0] == killed_at, written   # the unpublished one is ignored
 
     res = _run(out, total, "--resume")
     assert res.returncode == 0, res.stderr[-2000:]

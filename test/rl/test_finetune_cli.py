@@ -5,16 +5,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from policy_stack.cli import main
+from policy_stack.persist import KILL_AT_ENV
 
 from .tiny_sim_policy import make_tiny_checkpoint
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.sim, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 # Tiny agent: the test checks plumbing (kill, resume, outputs), not learning.
 AGENT = ["--agent-set", "batch_size=8", "--agent-set", "num_qs=2", "--agent-set", "critic_hidden=[32,32]",
@@ -43,15 +43,11 @@ def test_sigkill_then_resume(inputs, tmp_path):
     cmd = _cli("finetune", "--algo", "expo", "--env", "sim:lift", "--policy", str(inputs / "ckpt"),
                "--offline", str(inputs / "demos"), "--steps", "36", "--max-episode-steps", "12",
                "--checkpoint-every", "12", "--out", str(out), "--json", "--no-progress", "--randomize", "light", *AGENT)
-    proc = subprocess.Popen(cmd, env=_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    latest = out / "checkpoints" / "LATEST"
-    deadline = time.time() + 120
-    while not latest.is_file() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    assert latest.is_file(), "no checkpoint was written before the deadline"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    assert proc.returncode == -signal.SIGKILL, "the session finished before it could be killed"
+    # Killed deterministically right after the first checkpoint is published (no timer to race).
+    proc = subprocess.run(cmd, env={**_env(), KILL_AT_ENV: "snapshot-published:1"}, cwd=REPO,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    latest = out / "checkpoints" / "latest"
     killed_at = latest.read_text().strip()
     assert not (out / "summary.json").exists()
 

@@ -46,5 +46,5 @@ def test_ros_session_gets_rewards_and_resets(ros_env, tmp_path):
     assert stats["episode_starts"] >= 2, f"episode starts not seen through /policy/reset: {stats}"
     assert stats["success_msgs"] >= 8, f"/episode/success (the reward) did not arrive: {stats}"
     assert summary["updates"] > 0 and summary["replay"]["online"] == summary["decisions"], summary
-    assert (tmp_path / "run" / "checkpoints" / "LATEST").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "latest").is_file()
     assert codes["sim_node"] == 0, codes

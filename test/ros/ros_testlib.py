@@ -192,5 +192,5 @@ def process_alive(procs, name: str) -> bool:
 
 
 def shm_cleanup_hint():
-    """After SIGKILL Fast DDS leaves /dev/shm files (harmless, notes/ros2.md)."""
+    """After SIGKILL Fast DDS leaves /dev/shm files (harmless, docs/background.md)."""
     return [p for p in os.listdir("/dev/shm") if p.startswith("fastdds")] if os.path.isdir("/dev/shm") else []

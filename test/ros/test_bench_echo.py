@@ -31,19 +31,23 @@ def test_echo_answers_only_complete_ticks_with_their_stamp(ros_env):
             joint.publish(JointState(header=Header(stamp=stamp)))
             if complete:
                 pose.publish(PoseStamped(header=Header(stamp=stamp)))
-            return C.stamp_to_sec(stamp)
+            return (stamp.sec, stamp.nanosec)
 
-        assert client.wait_for(lambda: client.received("/policy/action_chunk"), 60, poll=0.1, tick=tick), \
-            "echo node never answered"
-        time.sleep(0.3)
-        since = time.time()
+        def answered() -> list:
+            return [(m.header.stamp.sec, m.header.stamp.nanosec) for m in client.received("/policy/action_chunk")]
+
+        assert client.wait_for(answered, 60, poll=0.1, tick=tick), "echo node never answered"
+        settled = tick()                     # every warm-up answer is in once this one's is
+        assert client.wait_for(lambda: settled in answered(), 10)
         half = tick(complete=False)          # one topic missing: no answer
         full = tick()
-        answers = client.wait_for(lambda: client.received("/policy/action_chunk", since), 10)
-        time.sleep(0.3)
-        stamps = [round(C.stamp_to_sec(m.header.stamp), 6) for m in client.received("/policy/action_chunk", since)]
-        assert answers and stamps == [round(full, 6)], (stamps, half, full)
-        msg = client.received("/policy/action_chunk", since)[0]
+        sentinel = tick()
+        # One writer's chunks arrive in order: once the sentinel's answer is in, any answer to `half`
+        # or `full` is in too (an event to wait on, not a sleep).
+        assert client.wait_for(lambda: sentinel in answered(), 10), "no answer to the last complete tick"
+        assert [s for s in answered() if s in (half, full)] == [full], (answered()[-5:], half, full)
+        msg = next(m for m in client.received("/policy/action_chunk")
+                   if (m.header.stamp.sec, m.header.stamp.nanosec) == full)
         assert len(msg.points) == 16 and len(msg.points[0].positions) == 7
     finally:
         client.close()

@@ -37,17 +37,21 @@ def test_killing_inference_node_makes_sim_hold(ros_env, tmp_path):
 
         procs.kill("inference_node")          # SIGKILL: no goodbye, the last chunk just stops coming
         t_kill = time.time()
-        # Wait for a few ticks after the age limit (tick rate is not asserted: shared CI machines are slow).
-        late_since = t_kill + MAX_CHUNK_AGE_S + 0.15
-        client.wait_for(lambda: len([1 for ts, _ in list(client.msgs["/sim/status"]) if ts > late_since]) >= 5, 20)
-        after = [(ts, status_values(m)) for ts, m in list(client.msgs["/sim/status"]) if ts > t_kill]
-        for ts, s in after:
+        statuses = lambda: [status_values(m) for ts, m in list(client.msgs["/sim/status"]) if ts > t_kill]
+
+        def settled_in_hold():                # the event to wait for: 5 stale-chunk holds in a row
+            tail = statuses()[-5:]
+            return len(tail) == 5 and all(s["state"] == "hold" and "stale_chunk" in s["reason"] for s in tail)
+        assert client.wait_for(settled_in_hold, 20), [(s["state"], s["reason"]) for s in statuses()[-8:]]
+        after = statuses()
+        for s in after:
             if s["state"] == "executing":
-                # Allowed only from a chunk that was still fresh when executed.
+                # Allowed only from a chunk that was still fresh when executed (the sim's own clock).
                 assert float(s["chunk_age_ms"]) <= MAX_CHUNK_AGE_S * 1e3 + 1, s
-        late = [s for ts, s in after if ts > late_since]
-        assert len(late) >= 5 and all(s["state"] == "hold" for s in late), [s["state"] for s in late]
-        assert all("stale_chunk" in s["reason"] for s in late), {s["reason"] for s in late}
+        # No chunk can come any more: once the sim holds for a stale chunk it never executes again.
+        first_stale = next(i for i, s in enumerate(after) if "stale_chunk" in s["reason"])
+        late = after[first_stale:]
+        assert all(s["state"] == "hold" for s in late), [s["state"] for s in late]
         # Hold for eef_delta: zero motion (the gripper keeps its last command).
         for s in late:
             action = np.array([float(x) for x in s["action"].strip("[]").split(",")])

@@ -10,6 +10,7 @@ from policy_stack.cli import main
 FIELDS = ("success_rate", "episodes", "latency_ms_mean", "latency_ms_p50", "latency_ms_p99", "steps_per_tick")
 
 
+@pytest.mark.sim
 def test_eval_json_fields(tiny_checkpoint, tmp_path):
     proc = run_cli(["eval", "--env", "lift", "--policy", tiny_checkpoint, "--episodes", 2, "--max-steps", 8,
                     "--sampler", "rti", "--steps", 2, "--seed", 7, "--json", "--no-progress",
@@ -57,6 +58,7 @@ def test_bad_sampler_for_policy(tiny_checkpoint, capsys, args, needle):
     assert needle in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_export_onnx_reports_parity(tiny_checkpoint, tmp_path, capsys):
     assert main(["export", "onnx", "--policy", str(tiny_checkpoint), "--out", str(tmp_path / "onnx"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -66,6 +68,7 @@ def test_export_onnx_reports_parity(tiny_checkpoint, tmp_path, capsys):
     assert "parity check failed" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_latency_json(tiny_checkpoint, capsys):
     assert main(["bench", "latency", "--policy", str(tiny_checkpoint), "--ticks", "2", "--warmup", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

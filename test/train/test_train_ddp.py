@@ -3,10 +3,13 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, cli_env
 from train_synthetic import TINY_DIFFUSION
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tiny_dataset, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

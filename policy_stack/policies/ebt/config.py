@@ -3,7 +3,7 @@
 Observation, horizon, training and runtime fields come from PolicyConfig, shared with DiffusionConfig,
 so the trainer, CLI and checkpoint code treat both families alike.
 
-Algorithm defaults follow EBT-Policy's paper-time config (ZhiChengAIR/benchmarks @ c5f5464):
+Algorithm defaults follow EBT-Policy's paper-time config (ZhiChengAIR/benchmarks @ c5f5464, docs/background.md):
 To/Tp/Ta 2/16/8, Nesterov mu 0.9, Langevin sigma 0.2 -> 0.002, step-size randomisation x1.5, 2 inference
 steps, gradient clipping 1.0. Sizes are shrunk for CPU (d_model 128 and 2 decoder layers instead of
 256 and 8; 3+U{0..2} training steps instead of 6+U{0..4}). The step size alpha differs from the paper's

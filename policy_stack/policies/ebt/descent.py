@@ -12,7 +12,7 @@ Training (`unroll`) adds cosine-annealed Langevin noise before each step, random
 and the number of steps, and keeps the graph of dE/da (create_graph=True) so the reconstruction loss on
 each step's output trains the energy's gradient field. Between steps the iterate and velocity are
 detached by default (as the reference code does), so memory does not grow with the number of steps and a
-step's loss never back-propagates through earlier, noisier steps (notes §3.8).
+step's loss never back-propagates through earlier, noisier steps (docs/background.md).
 
 Inference (`optimize`) runs without create_graph, clamps every iterate to [-1, 1], and stops early when
 every sample's gradient norm or energy change falls below a threshold (EBT's dynamic compute).

@@ -13,7 +13,7 @@ computes them once and only re-runs the action decoder per step.
 The shared TransformerBlock writes attention out explicitly, which keeps dE/da twice-differentiable
 (training differentiates it w.r.t. the weights). Normalisation is per sample (LayerNorm over features),
 never over the batch: EBT-Policy's RMSNorm over the whole tensor made the energy depend on the batch it
-was computed in (notes §3.8).
+was computed in (docs/background.md).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ descent steps suffice once an episode is running. sample() and loss() are statel
 
 The final energy of the returned chunk is the uncertainty signal (`info["uncertainty"]`): low energy =
 the chunk sits in a well of the learned landscape; high = the model has not seen this situation. EBT-Policy
-claims this use but gives no thresholds (notes §3.6), so the policy reports the number and does not act on it.
+claims this use but gives no thresholds (docs/background.md), so the policy reports the number and does not act on it.
 """
 from __future__ import annotations
 
