@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     write_json_atomic(Path(args.out), result, indent=1)
     for r in result["rows"]:
         print(f"{r['name']:<12}{r['backend']:<8}p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms")
-    print(f"wrote {out}")
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ebt-steps", type=int, default=None, help="EBT optimisation steps (default: checkpoint's)")
     p.add_argument("--ticks", type=int, default=30, help="timed act() calls per row")
     p.add_argument("--warmup", type=int, default=3, help="untimed act() calls per row")
-    p.add_argument("--backends", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
+    p.add_argument("--backends", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx", "cuda_graph"])
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -82,6 +82,8 @@ def run_latency(policy_path, ebt_path=None, rti_steps=3, ebt_steps=None, ticks=3
             if backend == "onnx":
                 onnx_dir = onnx_dir or str(policy.export_onnx(tmp))   # same weights for every row: export once
                 policy.set_backend("onnx", onnx_dir=onnx_dir)
+            elif backend != "torch":
+                policy.set_backend(backend)
             rows.append({"name": name, "backend": backend, "sampler": sampler, **time_policy(policy, ticks, warmup)})
     return {"policy": policy_path, "ebt_policy": ebt_path, "device": device, "rows": rows, "ratios": ratios(rows)}
 
@@ -100,8 +102,10 @@ def ratios(rows: list[dict]) -> dict:
             if p99.get(("rti", backend)) and p99.get((base, backend)):
                 out[f"rti_vs_{base}_{backend}_p99_speedup"] = p99[(base, backend)] / p99[("rti", backend)]
     for sampler in ("ddpm", "ddim", "rti"):
-        if p50.get((sampler, "torch")) and p50.get((sampler, "onnx")):
-            out[f"onnx_vs_torch_{sampler}_speedup"] = p50[(sampler, "torch")] / p50[(sampler, "onnx")]
+        for other in ("onnx", "cuda_graph"):
+            if p50.get((sampler, "torch")) and p50.get((sampler, other)):
+                out[f"{other}_vs_torch_{sampler}_speedup"] = p50[(sampler, "torch")] / p50[(sampler, other)]
+                out[f"{other}_vs_torch_{sampler}_p99_speedup"] = p99[(sampler, "torch")] / p99[(sampler, other)]
     return out
 
 

@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="rollout processes")
     p.add_argument("--max-steps", type=int, default=None, help="episode length cap (default: env horizon)")
     p.add_argument("--video", default=None, metavar="DIR", help="write one agentview MP4 per episode here")
-    p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    p.add_argument("--backend", choices=["torch", "onnx", "cuda_graph"], default="torch")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--no-progress", action="store_true")

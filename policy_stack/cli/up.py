@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="", help="checkpoint folder (default: the shipped checkpoint)")
     p.add_argument("--episodes", type=int, default=5, help="episodes to run, then stop (default 5)")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx", "cuda_graph"])
     p.add_argument("--sampler", default="", help="denoising sampler, e.g. ddpm, ddim, rti (default: the checkpoint's)")
     p.add_argument("--steps", type=int, default=0, help="denoising steps per plan (default: the checkpoint's)")
     p.add_argument("--policy-seed", type=int, default=-1,

@@ -45,7 +45,7 @@ class TorchBackend:
 
 @register_policy("diffusion", DiffusionConfig)
 class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
-    backends = ("torch", "onnx")
+    backends = ("torch", "onnx", "cuda_graph")
 
     def __init__(self, config: DiffusionConfig, stats: dict | Normalizer, action_space: ActionSpace,
                  obs_spec: dict[str, FeatureSpec] | None = None):
@@ -108,9 +108,13 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
 
     def set_backend(self, name: str, onnx_dir: str | None = None, providers: list[str] | None = None,
                     num_threads: int = 2) -> None:
-        """"torch" or "onnx" (exports to onnx_dir, or a temporary folder, and runs ONNX Runtime)."""
+        """"torch", "onnx" (exports to onnx_dir, or a temporary folder, and runs ONNX Runtime), or
+        "cuda_graph" (the denoiser replayed from a CUDA graph; needs the policy on a CUDA device)."""
         if name == "torch":
             self._backend = TorchBackend(self)
+        elif name == "cuda_graph":
+            from policy_stack.policies.diffusion.cuda_graph import CudaGraphBackend
+            self._backend = CudaGraphBackend(self)
         elif name == "onnx":
             from policy_stack.onnx_export import OnnxDiffusionRunner
             if onnx_dir is None or not (OnnxDiffusionRunner.files_present(onnx_dir)):
