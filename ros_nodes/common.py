@@ -9,6 +9,7 @@ import traceback
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
@@ -102,8 +103,11 @@ def main_for(node_factory, args=None) -> int:
         code = int(getattr(node, "exit_code", 0))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"[{getattr(node_factory, '__name__', 'node')}] error: {exc}", file=sys.stderr, flush=True)
+    except (ValueError, FileNotFoundError, ParameterException, NameValidationException, RecursionError) as exc:
+        # Bad parameters (type, bounds, NaN), an invalid topic name, a checkpoint that cannot be loaded:
+        # what the user must fix, in one line (rclpy's own messages can span several).
+        text = " ".join(str(exc).split())
+        print(f"[{getattr(node_factory, '__name__', 'node')}] error: {text[:500]}", file=sys.stderr, flush=True)
         if "--debug" in sys.argv:
             traceback.print_exc()
         code = 2

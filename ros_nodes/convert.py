@@ -20,8 +20,19 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
 
+MAX_TEXT = 200      # characters of anything copied from a message into status or logs
+
+
+def clip_text(text: str, limit: int = MAX_TEXT) -> str:
+    """Input-controlled text (encodings, frame ids, names, exception reprs) cut to `limit` characters, so a
+    hostile message cannot make every status message or log line megabytes long."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
 class ConversionError(ValueError):
     def __init__(self, topic: str, problem: str):
+        topic, problem = clip_text(topic), clip_text(problem)
         super().__init__(f"{topic}: {problem}")
         self.topic, self.problem = topic, problem
 
@@ -152,6 +163,12 @@ def joint_state_to_arrays(msg: JointState, topic: str, groups: dict[str, list[st
     if len(msg.position) != len(msg.name):
         raise ConversionError(topic, f"{len(msg.name)} names but {len(msg.position)} positions")
     index = {n: i for i, n in enumerate(msg.name)}
+    if len(index) != len(msg.name):
+        # Two values for one joint: which one is true is unknowable, so the message is refused.
+        seen, dup = set(), []
+        for n in msg.name:
+            (dup.append(n) if n in seen else seen.add(n))
+        raise ConversionError(topic, f"joint names repeated: {sorted(set(dup))[:5]}")
     pos = np.asarray(msg.position, np.float64)
     out = {}
     for key, names in groups.items():

@@ -28,6 +28,7 @@ from collections import deque
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import NameValidationException
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import SetBool, Trigger
@@ -94,6 +95,7 @@ class InferenceNode(LifecycleNode):
         self._last_chunk_stamp = ""                    # header.stamp of the last chunk, "%.6f" s
         self._chunks = 0
         self._holds = 0
+        self._last_publish = -math.inf               # node clock (s) of the last chunk published
         self._last_status = 0.0
         self._last_hold_log = 0.0
 
@@ -140,7 +142,14 @@ class InferenceNode(LifecycleNode):
         self._reset_counters()
         if p["warmup"]:
             self._warmup()
-        self._subscribe(MutuallyExclusiveCallbackGroup())
+        try:
+            self._subscribe(MutuallyExclusiveCallbackGroup())
+        except (NameValidationException, ValueError, KeyError) as exc:     # a bad topic name or pattern
+            self._configure_error = f"cannot subscribe the inputs: {exc}"
+            self.get_logger().error(self._configure_error)
+            self.on_cleanup(state)
+            self.state, self.reason = "unconfigured", self._configure_error
+            return TransitionCallbackReturn.FAILURE
         self.enabled = False
         self.state, self.reason = "disabled", "configured, not active"
         self._stop.clear()
@@ -259,6 +268,11 @@ class InferenceNode(LifecycleNode):
         try:
             values = convert()
             stamp = C.stamp_to_ns(msg.header.stamp)     # exact: it may become a chunk's stamp
+            ahead = stamp - self.get_clock().now().nanoseconds
+            if ahead > self.limits.max_obs_age_s * 1e9:
+                # Refused on arrival: a future sample would be the newest in its buffer for as long as
+                # it stays in the future, and every real sample after it would look old.
+                raise C.ConversionError(topic, f"stamp {ahead * 1e-9:.3f} s in the future (clocks out of sync?)")
         except C.ConversionError as exc:
             self._input_fault(exc, topic)
             return
@@ -387,6 +401,11 @@ class InferenceNode(LifecycleNode):
             # executing side stops by itself when its chunk is used up or its observation passes the
             # horizon, and a robot that waits for a slow answer must not be told its own input is stale.
             event = self.watchdog.check_observation(now, _seconds(self.sync.latest()))
+            quiet_s = now - self._last_publish
+            if event is None and self.state == "running" and quiet_s > self.limits.max_obs_age_s:
+                # Inputs look fresh but none completes an observation (e.g. the anchor stream stalled):
+                # "running" would be a lie once no chunk goes out.
+                event = S.Event(S.STALE_OBS, f"no new complete observation for {quiet_s * 1e3:.0f} ms")
             return self._waiting(event) if event else self._status(now)
         spacing = 0.5 * self.period * 1e9
         if self._rate_ref is not None and aligned.anchor_stamp - self._rate_ref < spacing:
@@ -430,6 +449,7 @@ class InferenceNode(LifecycleNode):
             if not self.enabled:     # disabled while act() ran: its chunk must not go out
                 return None
             self.chunk_pub.publish(self._trajectory(verdict.chunk, C.ns_to_stamp(stamp)))
+            self._last_publish = now
             self._prev_chunk = (stamp, verdict.chunk)
             self._chunks += 1
             if self.state != "running":
@@ -475,7 +495,7 @@ class InferenceNode(LifecycleNode):
                 self._holds += 1
         if state != "waiting" and (new_kind or now - self._last_hold_log > 5.0):
             self._last_hold_log = now
-            self.get_logger().warning(str(event) if state == event.kind else f"{state}: {event}")
+            self.get_logger().warning(C.clip_text(event if state == event.kind else f"{state}: {event}"))
         self._status(now, force=changed)
 
     def _waiting(self, event: S.Event) -> None:
@@ -512,7 +532,7 @@ class InferenceNode(LifecycleNode):
                 state == "unconfigured" and self._configure_error):
             level = C.ERROR
         values = {
-            "state": state, "reason": reason, "enabled": enabled,
+            "state": state, "reason": C.clip_text(reason), "enabled": enabled,
             "lifecycle": self._state_machine.current_state[1],
             "latency_ms": self._last_latency_ms,
             "latency_p50_ms": float(np.percentile(lat, 50)), "latency_p99_ms": float(np.percentile(lat, 99)),
@@ -521,11 +541,11 @@ class InferenceNode(LifecycleNode):
             "steps": info.get("steps", self.p["steps"] or "default"),
             "uncertainty": info.get("uncertainty", float("nan")),
             "chunks": self._chunks, "holds": self._holds,
-            "last_event": str(last) if last else "",
+            "last_event": C.clip_text(last) if last else "",
             "policy": self.p["policy"] or "(shipped default)", "device": self.p["device"], "backend": self.p["backend"],
         }
         values.update({f"events.{k}": v for k, v in sorted(self.events.snapshot().items())})
-        return C.diagnostic_array(STATUS_NAME, level, f"{state}: {reason}" if reason else state,
+        return C.diagnostic_array(STATUS_NAME, level, C.clip_text(f"{state}: {reason}" if reason else state),
                                   values, C.sec_to_stamp(now), self.p["device"])
 
     def close(self) -> None:
