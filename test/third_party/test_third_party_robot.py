@@ -70,3 +70,5 @@ def test_third_party_robot_side_reaches_in_process_success(ros_env, tmp_path):
     # Every tick's observation was answered by a chunk (or hold) carrying its exact stamp.
     assert sum(r["answered_exactly"] for r in episodes) >= 0.95 * sum(r["steps"] for r in episodes), episodes
     assert "rejected input" not in log, "the node rejected something the robot side published per the docs"
+    # docs/ros2.md "Stamps": without cameras the joint-state stream is the anchor.
+    assert "(anchor robot0_gripper_qpos)" in log
