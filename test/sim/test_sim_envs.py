@@ -185,3 +185,11 @@ def test_pick_place_can_base_frame_is_read_per_task():
         raw = env.privileged_state()["raw_obs"]
         assert np.allclose(env.base_frame.pos, [-0.5, -0.1, 0.912], atol=1e-6)   # the bins arena mounts it elsewhere
         np.testing.assert_allclose(obs["can_pos"], raw["Can_pos"] - np.asarray(env.base_frame.pos), atol=1e-6)
+
+
+def test_hdf5_import_uses_the_sims_base_positions():
+    """policy_stack/data/convert_hdf5.py falls back to robosuite 1.5.2's base positions: they are the sim's."""
+    from policy_stack.data.convert_hdf5 import ROBOSUITE_BASE_POSITIONS
+    for name, task in TASKS.items():
+        with make_env(name) as env:
+            np.testing.assert_allclose(env.base_frame.pos, ROBOSUITE_BASE_POSITIONS[task.robosuite_class], atol=1e-9)
