@@ -329,7 +329,7 @@ class InferenceNode(Node):
         self._last_chunk_stamp = f"{sec + nsec * 1e-9:.6f}"
         self._status(now, force=True)
 
-    def _prev_action(self, stamp: float):
+    def _prev_action(self, stamp: int):
         """The previous chunk's action for the step just before this chunk's first (rate-limit anchor)."""
         if self._prev_chunk is None:
             return None
