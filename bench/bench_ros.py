@@ -67,6 +67,7 @@ ALIASES = {"rgbd84": "rgbd84x2", "rgbd640": "rgbd640x2"}
 # ---------------------------------------------------------------------------------------- RGB-D checkpoint
 TINY_RGBD_NOTE = ("tiny RANDOM-weight RGB-D Diffusion checkpoint built by bench.bench_ros.build_tiny_rgbd_checkpoint "
                   "(no --rgbd-policy given): transport + network cost of an RGB-D policy, not its skill")
+BASE_FRAME = "panda_link0"   # the poses' frame_id: the inference node's base_frame (docs/ros2.md)
 RGBD_CAMERAS = ("agentview", "robot0_eye_in_hand")
 
 
@@ -85,9 +86,9 @@ def build_tiny_rgbd_checkpoint(folder, image_hw=(84, 84), seed: int = 0) -> Path
     rng = np.random.default_rng(seed)
     n = 512
     quat = rng.normal([1.0, 0.0, 0.0, 0.0], 0.05, (n, 4))
-    arrays = {"robot0_eef_pos": rng.normal([-0.1, 0.0, 1.0], [0.06, 0.06, 0.08], (n, 3)),
+    arrays = {"robot0_eef_pos": rng.normal([0.46, 0.0, 0.088], [0.06, 0.06, 0.08], (n, 3)),   # base frame
               "robot0_eef_quat": quat / np.linalg.norm(quat, axis=1, keepdims=True),
-              "robot0_gripper_qpos": rng.normal([0.02, -0.02], 0.012, (n, 2)),
+              "robot0_gripper_qpos": rng.normal([0.02, 0.02], 0.012, (n, 2)),             # franka fingers
               "action": np.clip(rng.normal(0.0, 0.4, (n, 7)), -1, 1)}
     arrays["action"][:, 6] = rng.choice([-1.0, 1.0], n)
     lowdim = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]
@@ -131,8 +132,9 @@ def image_hw_of(spec: dict):
 # ---------------------------------------------------------------------------------------- in-process
 def synthetic_obs(spec: dict, rng) -> dict:
     """Plausible values for every key (Lift-like state; random images so no compression tricks help)."""
-    base = {"robot0_eef_pos": [-0.1, 0.0, 1.0], "robot0_eef_quat": [1.0, 0.0, 0.0, 0.0],
-            "robot0_gripper_qpos": [0.02, -0.02], "cube_pos": [0.0, 0.0, 0.83], "cube_quat": [0, 0, 0, 1]}
+    # robot base frame (docs/ros2.md): Lift's cube on the table, the hand above it, fingers open
+    base = {"robot0_eef_pos": [0.46, 0.0, 0.088], "robot0_eef_quat": [1.0, 0.0, 0.0, 0.0],
+            "robot0_gripper_qpos": [0.02, 0.02], "cube_pos": [0.56, 0.0, -0.082], "cube_quat": [0, 0, 0, 1]}
     obs = {}
     for k, f in spec.items():
         if k in base:
@@ -259,10 +261,10 @@ class RobotSide:
         q = np.concatenate([o.get("robot0_joint_pos", np.zeros(7)), o.get("robot0_gripper_qpos", np.zeros(2))])
         msgs = [(self.pubs["joint"], C.joint_state_msg(names, q, stamp)),
                 (self.pubs["ee"], C.pose_msg(o.get("robot0_eef_pos", np.zeros(3)),
-                                             o.get("robot0_eef_quat", np.array([0, 0, 0, 1.0])), stamp, "base"))]
+                                             o.get("robot0_eef_quat", np.array([0, 0, 0, 1.0])), stamp, BASE_FRAME))]
         for obj in self.objects:
             msgs.append((self.pubs[obj], C.pose_msg(o.get(f"{obj}_pos", np.zeros(3)),
-                                                    o.get(f"{obj}_quat", np.array([0, 0, 0, 1.0])), stamp, "base")))
+                                                    o.get(f"{obj}_quat", np.array([0, 0, 0, 1.0])), stamp, BASE_FRAME)))
         for cam in self.cameras:
             rgb_pub, depth_pub, info_pub = self.pubs[cam]
             h, w = o[f"{cam}_rgb"].shape[:2]

@@ -457,7 +457,8 @@ class InferenceNode(LifecycleNode):
             self.state, self.reason = "running", ""
         self._last_obs_age_ms = (self._now() - stamp * 1e-9) * 1e3
         sec, nsec = divmod(stamp, 1_000_000_000)
-        self._last_chunk_stamp = f"{sec}.{nsec // 1000:06d}"   # pairs latency_ms with its chunk (bench, monitoring)
+        # pairs latency_ms with its chunk (bench, monitoring): seconds, rounded to microseconds
+        self._last_chunk_stamp = f"{sec + nsec * 1e-9:.6f}"
         self._status(now, force=True)
 
     def _with_intrinsics(self, obs: dict) -> dict:
@@ -466,7 +467,7 @@ class InferenceNode(LifecycleNode):
             obs[key] = self._K[cam]
         return obs
 
-    def _prev_action(self, stamp: float):
+    def _prev_action(self, stamp: int):
         """The previous chunk's action for the step just before this chunk's first (rate-limit anchor)."""
         if self._prev_chunk is None:
             return None

@@ -3,8 +3,13 @@
 robomimic layout: `data/demo_<i>/{obs/<key>, actions, states, rewards, dones}`, `data.attrs["env_args"]`
 (JSON: env_name, env_kwargs with control_freq, camera names...). Key mapping to ours
 (docs/CONVENTIONS.md):
-- `robot0_eef_pos`, `robot0_eef_quat` (xyzw), `robot0_gripper_qpos`, `robot0_joint_pos`: unchanged;
-- `<obj>_pos` / `<obj>_quat` keys: unchanged; otherwise the flat `object` vector is split into the
+- `robot0_joint_pos`, quaternions (xyzw): unchanged (every robosuite task's robot base is axis-aligned);
+- positions (`robot0_eef_pos`, `<obj>_pos`): robosuite world frame -> robot base frame (minus the
+  `robot0_base` body's position, read from the demo's `model_file` XML, else robosuite 1.5.2's value
+  for the env: ROBOSUITE_BASE_POSITIONS), as sim/envs.py observes them;
+- `robot0_gripper_qpos`: the second finger's sign flipped (robosuite: negative; ours: franka_ros2's,
+  both positive);
+- `<obj>_pos` / `<obj>_quat` keys are taken as they are; otherwise the flat `object` vector is split into the
   object poses our env names use (lift: cube; pick_place_can: can; stack: cubeA, cubeB;
   nut_assembly_square: square_nut) by its known robosuite layout; other envs keep `object` as is;
 - `<cam>_image` -> `<cam>_rgb`, flipped upside down by default: robosuite renders with OpenGL's
@@ -38,6 +43,10 @@ OBJECT_LAYOUTS = {
     "Stack": [("cubeA_pos", 0, 3), ("cubeA_quat", 3, 7), ("cubeB_pos", 7, 10), ("cubeB_quat", 10, 14)],
     "NutAssemblySquare": [("square_nut_pos", 0, 3), ("square_nut_quat", 3, 7)],
 }
+# robosuite 1.5.2's robot0_base position in world per env (what sim/envs.py reads from the sim;
+# test/sim/test_sim_envs.py checks they agree). Used when a demo has no model_file XML.
+ROBOSUITE_BASE_POSITIONS = {"Lift": (-0.56, 0.0, 0.912), "Stack": (-0.56, 0.0, 0.912),
+                            "NutAssemblySquare": (-0.56, 0.0, 0.912), "PickPlaceCan": (-0.5, -0.1, 0.912)}
 # robosuite's own per-object key names -> ours.
 OBJECT_KEY_RENAMES = {"Can_pos": "can_pos", "Can_quat": "can_quat",
                       "SquareNut_pos": "square_nut_pos", "SquareNut_quat": "square_nut_quat"}
@@ -87,6 +96,10 @@ def map_demo(demo: h5py.Group, where: str, env_name: str, flip_images: bool) -> 
     missing = [k for k in LOWDIM_KEYS if k not in out]
     if missing:
         raise ValueError(f"{where}/obs: missing robot keys {missing}")
+    base = _base_position(demo, where, env_name)
+    for key in [k for k in out if k.endswith("_pos") and k != "robot0_joint_pos"]:
+        out[key] = (out[key].astype(np.float64) - base).astype(np.float32)
+    out["robot0_gripper_qpos"] = out["robot0_gripper_qpos"] * np.array([1.0, -1.0], np.float32)
     t = len(demo["actions"])
     out["action"] = demo["actions"][()].astype(np.float32)
     rewards = demo["rewards"][()].astype(np.float32) if "rewards" in demo else np.zeros(t, np.float32)
@@ -97,6 +110,24 @@ def map_demo(demo: h5py.Group, where: str, env_name: str, flip_images: bool) -> 
     else:
         out["done"] = np.arange(t) == t - 1
     return out
+
+
+def _base_position(demo: h5py.Group, where: str, env_name: str) -> np.ndarray:
+    """The robot base's position in robosuite's world: from the demo's model XML, else the env's known value."""
+    xml = demo.attrs.get("model_file")
+    if xml is not None:
+        import xml.etree.ElementTree as ET
+        xml = xml if isinstance(xml, str) else xml.decode()
+        body = ET.fromstring(xml).find(".//body[@name='robot0_base']")
+        if body is not None:
+            quat = [float(v) for v in body.get("quat", "1 0 0 0").split()]
+            if not np.allclose(quat, [1, 0, 0, 0]):
+                raise ValueError(f"{where}: robot base rotated in world ({quat}); only axis-aligned bases are supported")
+            return np.array([float(v) for v in body.get("pos", "0 0 0").split()])
+    if env_name in ROBOSUITE_BASE_POSITIONS:
+        return np.array(ROBOSUITE_BASE_POSITIONS[env_name])
+    raise ValueError(f"{where}: no model_file with a robot0_base body and unknown env {env_name!r}: cannot "
+                     f"express poses in the robot base frame (known envs: {sorted(ROBOSUITE_BASE_POSITIONS)})")
 
 
 def convert_hdf5(src, dst, task: str | None = None, flip_images: bool = True, fps: int | None = None,

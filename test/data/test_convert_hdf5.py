@@ -53,7 +53,12 @@ def test_convert_via_cli(tmp_path):
     ep = reader.episode(1)
     src1 = demos[1]
     np.testing.assert_array_equal(ep["robot0_joint_pos"], src1["robot0_joint_pos"].astype(np.float32))
-    np.testing.assert_array_equal(ep["cube_pos"], src1["object"][:, :3].astype(np.float32))
+    # Poses in the robot base frame (robosuite Lift's base at (-0.56, 0, 0.912)), second finger positive.
+    base = np.array([-0.56, 0.0, 0.912])
+    np.testing.assert_allclose(ep["cube_pos"], src1["object"][:, :3] - base, atol=1e-6)
+    np.testing.assert_allclose(ep["robot0_eef_pos"], src1["robot0_eef_pos"] - base, atol=1e-6)
+    np.testing.assert_array_equal(ep["robot0_gripper_qpos"],
+                                  src1["robot0_gripper_qpos"].astype(np.float32) * np.float32([1, -1]))
     np.testing.assert_array_equal(ep["cube_quat"], src1["object"][:, 3:7].astype(np.float32))
     np.testing.assert_array_equal(ep["action"], src1["actions"].astype(np.float32))
     flipped_depth_mm = np.rint(src1["agentview_depth"][:, ::-1, :, 0].astype(np.float64) * 1000).astype(np.uint16)

@@ -33,8 +33,9 @@ def tiny_lift_policy():
 
     st = lambda lo, hi: {"min": list(lo), "max": list(hi), "mean": [(a + b) / 2 for a, b in zip(lo, hi)],
                          "std": [max((b - a) / 4, 1e-3) for a, b in zip(lo, hi)]}
-    stats = {"robot0_eef_pos": st([-0.3, -0.3, 0.8], [0.3, 0.3, 1.2]), "robot0_eef_quat": st([-1] * 4, [1] * 4),
-             "robot0_gripper_qpos": st([-0.05, -0.05], [0.05, 0.05]), "cube_pos": st([-0.1, -0.1, 0.8], [0.1, 0.1, 1.0]),
+    # robot base frame (sim/envs.py): Lift's table top is ~0.09 m below the base
+    stats = {"robot0_eef_pos": st([0.26, -0.3, -0.11], [0.86, 0.3, 0.29]), "robot0_eef_quat": st([-1] * 4, [1] * 4),
+             "robot0_gripper_qpos": st([0.0, 0.0], [0.05, 0.05]), "cube_pos": st([0.46, -0.1, -0.11], [0.66, 0.1, 0.09]),
              "action": st([-1] * 7, [1] * 7)}
     keys = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "cube_pos"]
     cfg = dict(TINY, lowdim_keys=keys, derived_features=["robot0_eef_pos-cube_pos"])

@@ -5,6 +5,8 @@ import time
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
@@ -23,11 +25,26 @@ def test_killing_inference_node_makes_sim_hold(ros_env, tmp_path):
     client = RosClient()
     client.record(DiagnosticArray, "/sim/status")
     client.record(Bool, "/episode/success")
+    client.record(PoseStamped, "/ee_pose")
+    client.record(PoseStamped, "/objects/cube/pose")
+    client.record(JointState, "/joint_states")
     try:
         executing = lambda since=0.0: [s for s in map(status_values, client.received("/sim/status", since))
                                        if s["state"] == "executing"]
         assert client.wait_for(lambda: len(executing()) >= 10, 60), "sim never executed policy actions"
         assert client.received("/episode/success"), "no /episode/success messages"
+
+        # What the sim node publishes follows docs/ros2.md: poses in the robot base frame with its frame
+        # id (Lift's cube rests ~0.09 m below the base, ~0.5-0.6 m in front of it), fingers positive,
+        # one stamp per observation on every topic.
+        ee, cube, js = (client.received(t)[-1] for t in ("/ee_pose", "/objects/cube/pose", "/joint_states"))
+        assert ee.header.frame_id == cube.header.frame_id == "panda_link0"
+        assert -0.12 < cube.pose.position.z < -0.06 and 0.4 < cube.pose.position.x < 0.7, cube.pose.position
+        fingers = [p for n, p in zip(js.name, js.position) if n.startswith("panda_finger_joint")]
+        assert len(fingers) == 2 and all(-0.001 <= f <= 0.041 for f in fingers), fingers
+        stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for t in ("/ee_pose", "/objects/cube/pose", "/joint_states")
+                  for m in client.received(t)}
+        assert len(stamps) < 1.5 * len(client.received("/ee_pose")), "topics of one observation must share its stamp"
 
         # /sim/reset restarts the episode; the policy keeps driving it.
         resp = client.call(Trigger, "/sim/reset", Trigger.Request())

@@ -109,3 +109,10 @@ def test_converted_checkpoint_acts_like_the_original(name, tmp_path):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-4, err_msg=name)
             obs, _, _, _ = env.step(a[0])
     print(f"{name}: largest action difference over {steps} steps: {worst:.2e}")
+
+
+def test_conversion_refuses_a_converted_checkpoint(tmp_path):
+    dst = tmp_path / "ckpt"
+    shutil.copytree(CKPTS / "diffusion_lowdim_lift", dst)
+    with pytest.raises(ValueError, match="already converted"):
+        _script().convert(dst, "lift")

@@ -164,6 +164,12 @@ def test_poses_are_in_the_robot_base_frame_and_fingers_positive(cam_env):
     hand = sim.model.body_name2id("robot0_right_hand")
     R_hand = sim.data.body_xmat[hand].reshape(3, 3)
     np.testing.assert_allclose(R_hand.T @ (sim.data.site_xpos[site] - sim.data.body_xpos[hand]), [0, 0, 0.097], atol=1e-9)
+    # Its orientation: the hand's rotated by -90 degrees about z (site x = hand -y, site y = hand x).
+    R_site = sim.data.site_xmat[site].reshape(3, 3)
+    np.testing.assert_allclose(R_hand.T @ R_site, [[0, 1, 0], [-1, 0, 0], [0, 0, 1]], atol=1e-6)
+    link7 = sim.model.body_name2id("robot0_link7")
+    R7 = sim.data.body_xmat[link7].reshape(3, 3)
+    np.testing.assert_allclose(R7.T @ (sim.data.body_xpos[hand] - sim.data.body_xpos[link7]), [0, 0, 0.1065], atol=1e-9)
     np.testing.assert_allclose(obs["robot0_eef_pos"], sim.data.site_xpos[site] - base_pos, atol=1e-6)
     # The cube rests on the table: ~0.82 m above the floor in world, ~-0.09 m in the base frame.
     assert -0.1 < obs["cube_pos"][2] < -0.08
@@ -179,3 +185,11 @@ def test_pick_place_can_base_frame_is_read_per_task():
         raw = env.privileged_state()["raw_obs"]
         assert np.allclose(env.base_frame.pos, [-0.5, -0.1, 0.912], atol=1e-6)   # the bins arena mounts it elsewhere
         np.testing.assert_allclose(obs["can_pos"], raw["Can_pos"] - np.asarray(env.base_frame.pos), atol=1e-6)
+
+
+def test_hdf5_import_uses_the_sims_base_positions():
+    """policy_stack/data/convert_hdf5.py falls back to robosuite 1.5.2's base positions: they are the sim's."""
+    from policy_stack.data.convert_hdf5 import ROBOSUITE_BASE_POSITIONS
+    for name, task in TASKS.items():
+        with make_env(name) as env:
+            np.testing.assert_allclose(env.base_frame.pos, ROBOSUITE_BASE_POSITIONS[task.robosuite_class], atol=1e-9)
