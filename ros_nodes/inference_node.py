@@ -85,7 +85,8 @@ class InferenceNode(LifecycleNode):
         self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics, callback_group=services)
 
     def _reset_counters(self) -> None:
-        self._fault: tuple[S.Event, float] | None = None
+        # (event, node time, stamp in ns of the refused message or None): a hold answering it carries the stamp
+        self._fault: tuple[S.Event, float, int | None] | None = None
         self._last_anchor = -math.inf
         self._rate_ref: int | None = None             # anchor stamp of the last observation planned on
         self._prev_chunk: tuple[float, np.ndarray] | None = None
@@ -265,19 +266,20 @@ class InferenceNode(LifecycleNode):
 
     def _ingest(self, msg, topic: str, convert) -> None:
         """Convert one input message into observation samples; malformed input -> fault, never raise."""
+        stamp = None
         try:
-            values = convert()
             stamp = C.stamp_to_ns(msg.header.stamp)     # exact: it may become a chunk's stamp
+            values = convert()
             ahead = stamp - self.get_clock().now().nanoseconds
             if ahead > self.limits.max_obs_age_s * 1e9:
                 # Refused on arrival: a future sample would be the newest in its buffer for as long as
                 # it stays in the future, and every real sample after it would look old.
                 raise C.ConversionError(topic, f"stamp {ahead * 1e-9:.3f} s in the future (clocks out of sync?)")
         except C.ConversionError as exc:
-            self._input_fault(exc, topic)
+            self._input_fault(exc, topic, stamp)
             return
         except Exception as exc:   # anything unexpected in a message is still "malformed input"
-            self._input_fault(C.ConversionError(topic, repr(exc)), topic)
+            self._input_fault(C.ConversionError(topic, repr(exc)), topic, stamp)
             return
         for k, v in values.items():
             self.sync.push(k, stamp, v)
@@ -288,13 +290,13 @@ class InferenceNode(LifecycleNode):
         if self.sync.assemble(after=self._last_anchor) is not None:
             self._wake.set()
 
-    def _input_fault(self, exc: C.ConversionError, topic: str) -> None:
+    def _input_fault(self, exc: C.ConversionError, topic: str, stamp: int | None = None) -> None:
         event = self.events.add(S.Event(S.BAD_INPUT, str(exc)), self._now())
         # Drop what that stream delivered before the fault: nothing older than a bad message is trusted.
         for key in self._keys_of_topic(topic):
             self.sync.invalidate(key)
         with self._lock:
-            self._fault = (event, self._now())
+            self._fault = (event, self._now(), stamp)
         self.get_logger().warning(f"rejected input: {exc}", throttle_duration_sec=1.0)
         self._wake.set()
 
@@ -392,7 +394,9 @@ class InferenceNode(LifecycleNode):
         if fault is not None:
             if aligned is not None:
                 self._last_anchor = aligned.anchor_stamp   # consumed: a faulted window is never acted on
-            return self._hold(fault[0], stamp=aligned.newest if aligned is not None else None)
+            # The hold answers the refused message (its stamp), else the observation it kept from acting on.
+            return self._hold(fault[0], stamp=fault[2] if fault[2] is not None else (
+                aligned.newest if aligned is not None else None))
         if aligned is None:
             missing = self.sync.missing() + [f"{c} camera_info" for c in self.plan.intrinsics if c not in self._K]
             if missing:

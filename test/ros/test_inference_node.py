@@ -97,23 +97,25 @@ def test_inference_node_contract_faults_and_services(node):
     }
     for fault, text in cases.items():
         t = time.time()
-        faulty = []
 
         def tick(f=fault):
-            faulty.append(pub.publish(age_s=2.0) if f == "stale" else pub.publish(fault=f))
+            pub.publish(age_s=2.0) if f == "stale" else pub.publish(fault=f)
         seen = client.wait_for(lambda: [s for s in _status(client, t) if s["state"] == "hold" and text in s["reason"]],
                                15, poll=0.05, tick=tick)
         assert seen, f"{fault}: no hold status mentioning {text!r}; got {[s['reason'] for s in _status(client, t)][-3:]}"
         assert _holds(client, t), f"{fault}: no explicit hold (empty trajectory) published"
-        for _ in range(6):                   # the fault goes on for a while
-            tick()
+        t_hold = time.time()
+        # The fault goes on for a while, paced like a robot's control rate.
+        client.wait_for(lambda: False, 0.4, poll=0.05, tick=tick)
+        t_recover = time.time()
         assert procs.poll()["inference_node"] is None, f"inference node died on {fault}"
         assert seen[-1]["level"] >= 1
         _running(client, pub, timeout=10)
-        # Chunks arrive in order, so every chunk published before the recovery chunk is in by now:
-        # none of them may answer a faulty observation.
-        bad = _answers_any(_chunks(client, t), faulty)
-        assert not bad, f"{fault}: {len(bad)} chunks answered faulty observations"
+        # While only faulty input arrived, nothing was commanded (0.1 s for chunks already in flight). A
+        # chunk may carry a faulty publish's stamp only if built from its valid parts before the refusal:
+        # the parts of one observation arrive as separate messages.
+        during = [m for m in client.received(CHUNK, t_hold + 0.1) if m.points and _stamp(m) < t_recover - 0.05]
+        assert not during, f"{fault}: {len(during)} chunks published during the fault"
 
     counts = _status(client, 0)[-1]
     assert int(counts["events.bad_input"]) >= 4 and int(counts["events.stale_observation"]) >= 1
@@ -140,7 +142,7 @@ def test_inference_node_contract_faults_and_services(node):
     assert procs.poll()["inference_node"] is None
 
 
-def _stamp(msg):
+def _stamp_exact(msg):
     return (msg.header.stamp.sec, msg.header.stamp.nanosec)
 
 
@@ -167,7 +169,7 @@ def test_stamps_are_copied_verbatim_and_poses_must_be_in_the_base_frame(node):
     client.wait_for(lambda: len(_chunks(client, t)) >= 10, 15, poll=0.05, tick=tick)
     chunks = _chunks(client, t)
     assert len(chunks) >= 10
-    unmatched = [_stamp(c) for c in chunks if _stamp(c) not in sent]
+    unmatched = [_stamp_exact(c) for c in chunks if _stamp_exact(c) not in sent]
     assert not unmatched, f"chunk stamps not equal (sec, nanosec) to any observation sent: {unmatched[:3]}"
     assert {c.header.frame_id for c in chunks} == {"panda_link0"}
 
@@ -176,7 +178,7 @@ def test_stamps_are_copied_verbatim_and_poses_must_be_in_the_base_frame(node):
     old = Time(sec=int(time.time()) + 2, nanosec=987654321)
     t = time.time()
     holds = client.wait_for(lambda: _holds(client, t), 10, poll=0.05, tick=lambda: pub.publish(stamp=old))
-    assert holds and _stamp(holds[0]) == (old.sec, old.nanosec), [_stamp(h) for h in holds]
+    assert holds and _stamp_exact(holds[0]) == (old.sec, old.nanosec), [_stamp_exact(h) for h in holds]
     assert holds[0].header.frame_id == "panda_link0"
     _running(client, pub, timeout=10)
 
