@@ -13,6 +13,7 @@ Every row is one `policy-stack up --json` run (sim node + inference node as proc
   ddim10      the node plans with DDIM-10 (--sampler ddim --steps 10; ~80-115 ms per plan on one thread)
   ddpm100     DDPM-100 (--sampler ddpm --steps 100; about a second per plan)
   delayNNN    injected action latency of NNN ms with +-50 % jitter (sim node action_delay_s)
+  *_blend3    the row with hand-over blending over 3 actions (sim node blend_steps), for the jump before/after
 
 Per row: success rate, hold fraction (hold steps / steps), loop latency (observation stamp -> chunk
 received), the action jump at chunk hand-overs (largest change of a continuous dimension between the
@@ -41,6 +42,9 @@ ROWS = {
     "delay100": ["--action-delay", "0.1", "--delay-jitter", "0.5"],
     "delay200": ["--action-delay", "0.2", "--delay-jitter", "0.5"],
     "delay400": ["--action-delay", "0.4", "--delay-jitter", "0.5"],
+    # Hand-over smoothing: the same as quiet / delay200 with a new chunk blended in over 3 actions.
+    "quiet_blend3": ["--blend-steps", "3"],
+    "delay200_blend3": ["--action-delay", "0.2", "--delay-jitter", "0.5", "--blend-steps", "3"],
 }
 REQUIRED = {"quiet": 0.95, "busy": 0.95, "ddim10": 0.90, "delay200": 0.80}
 
