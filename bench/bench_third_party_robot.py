@@ -37,7 +37,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(1, 99)), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1")
-    node_cmd = [sys.executable, "-m", "ros_nodes.inference_node", "--ros-args", "-p", "device:=cpu"]
+    node_cmd = [sys.executable, "-m", "ros_nodes.inference_node", "--ros-args",
+                "--params-file", str(REPO / "config" / "inference_node.yaml"), "-p", "device:=cpu"]
     if a.policy:
         node_cmd += ["-p", f"policy:={a.policy}"]
     if a.clock == "steps":

@@ -41,7 +41,7 @@ def run_against_node(ros_env: dict, episodes: int, seed: int, log_dir: Path) -> 
     env = dict(ros_env, PYTHONUNBUFFERED="1")
     node_log = open(log_dir / "inference_node.log", "w")
     node = subprocess.Popen([sys.executable, "-m", "ros_nodes.inference_node", "--ros-args",
-                             "-p", "device:=cpu", "-p", "max_inference_s:=5.0", "-p", "max_obs_age_s:=5.0"],
+                             "--params-file", str(REPO / "config" / "inference_node.yaml"), "-p", "device:=cpu", "-p", "max_inference_s:=5.0", "-p", "max_obs_age_s:=5.0"],
                             cwd=REPO, env=env, stdout=node_log, stderr=subprocess.STDOUT)
     try:
         # The robot side runs from a directory outside the repository, so it could not import our code.
