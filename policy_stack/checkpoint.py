@@ -137,8 +137,10 @@ def read_config(folder: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"checkpoint file missing: {path}")
     try:
         data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"checkpoint file {path} is not valid JSON: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"checkpoint file {path} is not valid JSON: {str(exc)[:200]}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"checkpoint file {path} is not a JSON object")
     for field in ("policy_type", "config", "action_space", "obs_spec"):
         if field not in data:
             raise ValueError(f"checkpoint file {path} lacks field {field!r}")
@@ -174,10 +176,15 @@ def load_checkpoint(folder: str | os.PathLike, device: str = "auto", load_train_
         config = config_from_dict(config_cls, config_fields, complete=data.get("format_version", 1) >= 2)
         action_space = ActionSpace.from_dict(data["action_space"])
         obs_spec = obs_spec_from_dict(data["obs_spec"])
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
         raise ValueError(f"checkpoint file {folder / CONFIG_FILE} is malformed: {exc}") from exc
     normalizer = Normalizer.load_json(folder / NORMALIZATION_FILE)
     weights = _load_tensors(folder / WEIGHTS_FILE)
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            # NaN weights give NaN actions (refused per chunk) and an export whose parity check "passes"
+            # on NaN == NaN: refuse them once, at load, by name.
+            raise ValueError(f"checkpoint file {folder / WEIGHTS_FILE}: tensor {name!r} contains NaN/Inf")
 
     policy = make_policy(data["policy_type"], config, normalizer, action_space, obs_spec)
     try:

@@ -151,11 +151,11 @@ class Normalizer:
             raise FileNotFoundError(f"normalization file missing: {path}")
         try:
             data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(f"normalization file {path} is not valid JSON: {exc}") from exc
         try:
             return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"normalization file {path} is malformed: {exc}") from exc
 
 

@@ -159,7 +159,8 @@ def check_onnx_parity(policy, runner: OnnxDiffusionRunner, tol: float = 1e-4, ba
         diffs.append((chunk_torch - chunk_onnx).abs().max().item())
     finally:
         policy.train(was_training)
-    worst = max(diffs)
+    # A NaN difference compares false against tol (and max() can hide it): treat it as the worst case.
+    worst = float("inf") if any(d != d for d in diffs) else max(diffs)
     if not worst <= tol:  # also catches NaN
         raise OnnxParityError(f"ONNX vs torch max |diff| {worst:.3g} > tol {tol:g} "
                               f"(encoder {diffs[0]:.3g}, denoiser {diffs[1]:.3g}, DDIM-10 chunk {diffs[2]:.3g})")

@@ -5,6 +5,8 @@ checkpoint knows which observation keys it needs and what its action dimensions 
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -47,6 +49,22 @@ class ActionSpace:
             raise ValueError(f"ActionSpace: names/low/high lengths differ: {len(self.names)}, {len(self.low)}, {len(self.high)}")
         if self.kind not in ACTION_KINDS:
             raise ValueError(f"ActionSpace: kind {self.kind!r} not in {ACTION_KINDS}")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"ActionSpace: dimension names repeat: {self.names}")
+        # Bounds are the last clamp before an actuator: an inverted, NaN or empty interval would turn
+        # every command into a bound (a checkpoint with low 1, high -1 made the node send -1 on every axis).
+        for i, (lo, hi) in enumerate(zip(self.low, self.high)):
+            try:
+                ok = math.isfinite(float(lo)) and math.isfinite(float(hi)) and float(lo) < float(hi)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"ActionSpace: dimension {self.names[i]!r} has bounds [{lo!r}, {hi!r}]; "
+                                 "need finite low < high")
+        bad = [d for d in self.discrete if isinstance(d, (bool, float)) or not 0 <= int(d) < len(self.names)]
+        if bad or len(set(self.discrete)) != len(self.discrete):
+            raise ValueError(f"ActionSpace: discrete indices {list(self.discrete)} must be distinct dimension "
+                             f"indices in [0, {len(self.names) - 1}]")
 
     @property
     def dim(self) -> int:

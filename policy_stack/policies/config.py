@@ -8,6 +8,8 @@ them by writing the config field (so a checkpoint states what its training ran w
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 import torch
@@ -69,6 +71,30 @@ class PolicyConfig:
         return OptimizerPreset(lr=float(self.lr), betas=tuple(self.adam_betas), weight_decay=float(self.weight_decay),
                                warmup_steps=int(self.lr_warmup_steps), grad_clip=float(self.grad_clip))
 
+    # Upper bounds of the size fields, checked before anything is built: a config (e.g. a checkpoint's
+    # config.json) asking for a 1e9-wide layer must fail in one line, not allocate 140 GB. Generous:
+    # ten to a hundred times the largest published Diffusion Policy / EBT-Policy sizes.
+    SIZE_LIMITS = {"n_obs_steps": 64, "horizon": 1024, "n_action_steps": 1024, "num_keypoints": 1024,
+                   "camera_feature_dim": 8192, "vision_channels": 8192, "image_shape": 4096, "crop_shape": 4096,
+                   "lr_warmup_steps": 10_000_000}
+
+    def check_sizes(self) -> None:
+        """Every size field (and every entry of a size tuple) an int in [1, its limit]; ValueError naming it."""
+        for field_name, limit in self.SIZE_LIMITS.items():
+            value = getattr(self, field_name, None)
+            if value is None:
+                continue
+            values = value if isinstance(value, (tuple, list)) else (value,)
+            lo = 0 if field_name == "lr_warmup_steps" else 1
+            for v in values:
+                if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= limit:
+                    raise ValueError(f"{type(self).__name__}.{field_name} = {value!r}: each value must be an "
+                                     f"integer in [{lo}, {limit}]")
+        for field_name in ("lr", "weight_decay", "grad_clip", "depth_max_m"):
+            v = getattr(self, field_name, None)
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v)):
+                raise ValueError(f"{type(self).__name__}.{field_name} = {v!r} must be a finite number")
+
     def __post_init__(self):
         name = type(self).__name__
         if isinstance(self.ema, dict):
@@ -77,6 +103,7 @@ class PolicyConfig:
         self.crop_shape = tuple(self.crop_shape) if self.crop_shape else None
         self.vision_channels = tuple(self.vision_channels)
         self.adam_betas = tuple(self.adam_betas)
+        self.check_sizes()
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ValueError(f"{name}.device {self.device!r} not in {DEVICES}")
         if self.n_obs_steps < 1 or self.horizon < 1 or self.n_action_steps < 1:

@@ -44,9 +44,12 @@ class DiffusionConfig(PolicyConfig):
     # ---- runtime (besides PolicyConfig's device and seed) ----
     compile: bool = False                  # torch.compile the denoiser (first act() pays the compile)
 
+    SIZE_LIMITS = {**PolicyConfig.SIZE_LIMITS, "down_dims": 8192, "step_embed_dim": 8192, "kernel_size": 31,
+                   "n_groups": 1024, "num_train_timesteps": 10_000}
+
     def __post_init__(self):
-        super().__post_init__()
         self.down_dims = tuple(self.down_dims)
+        super().__post_init__()
         if self.sampler not in SAMPLERS:
             raise ValueError(f"DiffusionConfig.sampler {self.sampler!r} not in {SAMPLERS}")
         if self.rti_initial_sampler not in ("ddpm", "ddim"):

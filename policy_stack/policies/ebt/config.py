@@ -56,6 +56,9 @@ class EBTConfig(PolicyConfig):
     # spikes likely) ----
     grad_clip: float = 1.0
 
+    SIZE_LIMITS = {**PolicyConfig.SIZE_LIMITS, "d_model": 8192, "n_layers": 64, "obs_layers": 64, "n_heads": 128,
+                   "train_steps": 100, "infer_steps": 100}
+
     def __post_init__(self):
         super().__post_init__()
         if self.d_model % self.n_heads:
