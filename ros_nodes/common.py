@@ -37,6 +37,30 @@ _PTYPE = {"bool": ParameterType.PARAMETER_BOOL, "int": ParameterType.PARAMETER_I
           "string_array": ParameterType.PARAMETER_STRING_ARRAY}
 
 
+class WorkerThreadMixin:
+    """For a managed node whose work runs in one thread (`self._thread`, stop flag `self._stop`): the thread
+    is stopped on cleanup, on shutdown and by close(), before the ROS context goes (main_for), so it never
+    publishes into a dead context. `_wake_worker()` wakes the thread from whatever it waits on."""
+
+    _thread = None
+    _worker_join_s = 10.0
+
+    def _wake_worker(self) -> None:
+        raise NotImplementedError
+
+    def _stop_thread(self) -> None:
+        self._stop.set()
+        self._wake_worker()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=self._worker_join_s)
+        self._thread = None
+
+    def on_shutdown(self, state):
+        from rclpy.lifecycle import TransitionCallbackReturn
+        self._stop_thread()
+        return TransitionCallbackReturn.SUCCESS
+
+
 def declare_parameters(node, definitions: str) -> dict:
     """Declare every parameter of config/<definitions>.yaml on node; return the validated values."""
     values = {}

@@ -39,14 +39,14 @@ from policy_stack import safety as S
 from policy_stack.time_alignment import ObservationSync
 from ros_nodes import convert as C
 from ros_nodes import policy_io
-from ros_nodes.common import (CHUNK_QOS, DIAGNOSTICS_TOPIC, IMAGE_QOS, SENSOR_QOS, STATE_QOS, declare_parameters,
-                              expand, main_for)
+from ros_nodes.common import (CHUNK_QOS, DIAGNOSTICS_TOPIC, IMAGE_QOS, SENSOR_QOS, STATE_QOS, WorkerThreadMixin,
+                              declare_parameters, expand, main_for)
 
 STATUS_NAME = "policy_stack/inference_node"
 POLICY_ERROR = "policy_error"
 
 
-class InferenceNode(LifecycleNode):
+class InferenceNode(WorkerThreadMixin, LifecycleNode):
     """Managed node. configure: load and warm up the policy, subscribe what its obs_spec needs; activate:
     publish chunks; deactivate: hold (one empty chunk) and stay silent; cleanup: free the policy and the
     subscriptions. /policy/enable true/false is a shortcut for activate/deactivate."""
@@ -190,16 +190,8 @@ class InferenceNode(LifecycleNode):
         self.get_logger().info("cleaned up: policy and subscriptions freed")
         return super().on_cleanup(state)
 
-    def on_shutdown(self, state) -> TransitionCallbackReturn:
-        self._stop_thread()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _stop_thread(self) -> None:
-        self._stop.set()
+    def _wake_worker(self) -> None:
         self._wake.set()
-        if self._thread is not None and self._thread.is_alive():
-            self._thread.join(timeout=5.0)
-        self._thread = None
 
     # ------------------------------------------------------------------------------ set-up
     def _anchor(self, keys) -> str:

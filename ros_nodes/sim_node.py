@@ -39,7 +39,8 @@ from builtin_interfaces.msg import Time
 from policy_stack import safety as S
 from policy_stack.delay import DelayLine
 from ros_nodes import convert as C
-from ros_nodes.common import CHUNK_QOS, DIAGNOSTICS_TOPIC, SENSOR_QOS, STATE_QOS, declare_parameters, expand, main_for
+from ros_nodes.common import (CHUNK_QOS, DIAGNOSTICS_TOPIC, SENSOR_QOS, STATE_QOS, WorkerThreadMixin, declare_parameters,
+                              expand, main_for)
 
 STATUS_NAME = "policy_stack/sim_node"
 # /clock: only the newest time matters; reliable matches rclpy's best-effort TimeSource subscription too.
@@ -47,7 +48,7 @@ CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 CONFIGURE_TIMEOUT_S = 300.0    # building a robosuite env with cameras takes seconds, more on a loaded machine
 
 
-class SimNode(LifecycleNode):
+class SimNode(WorkerThreadMixin, LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("sim_node", **kwargs)
         p = self.p = declare_parameters(self, "sim_node")
@@ -136,16 +137,11 @@ class SimNode(LifecycleNode):
         self._stop_thread()
         return super().on_cleanup(state)
 
-    def on_shutdown(self, state) -> TransitionCallbackReturn:
-        self._stop_thread()
-        return TransitionCallbackReturn.SUCCESS
+    def _wake_worker(self) -> None:
+        self._active.set()           # a paused sim thread wakes and sees _stop
 
     def _stop_thread(self) -> None:
-        self._stop.set()
-        self._active.set()           # wake a paused sim thread so that it sees _stop
-        if self._thread is not None and self._thread.is_alive():
-            self._thread.join(timeout=10.0)
-        self._thread = None
+        super()._stop_thread()
         self._active.clear()
 
     def _make_publishers(self) -> None:

@@ -6,6 +6,7 @@ up` starts them), in the isolated domain of conftest's `ros_env` fixture.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import sys
 import threading
@@ -50,6 +51,31 @@ def start_graph(graph_args: dict, env: dict, run_dir, only=None, overrides: dict
         g = replace(g, nodes=tuple(replace(n, parameters={**n.parameters, **overrides.get(n.name, {})})
                                    for n in g.nodes))
     return GraphProcesses(g, run_dir, env=env, out=sys.stderr).start(only=only)
+
+
+@contextlib.contextmanager
+def inference_node_under_test(ros_env: dict, run_dir, monkeypatch, factory: str = "make_rgbd",
+                              overrides: dict | None = None):
+    """The inference node (stand-in policy `factory`) as a process, a test client recording its chunks
+    and status, and an ObservationPublisher: yields (procs, client, pub); the node must exit cleanly."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from trajectory_msgs.msg import JointTrajectory
+    images = factory == "make_rgbd"
+    if images:   # the client publishes images: the same transport as the nodes
+        for k, v in image_transport_env().items():
+            monkeypatch.setenv(k, v)
+    graph_args = {"policy": standin(factory), "cameras": "agentview" if images else "", "depth": str(images).lower()}
+    procs = start_graph(graph_args, node_env(ros_env, large_data=images), run_dir, only={"inference_node"},
+                        overrides={"inference_node": overrides or {}})
+    client = RosClient()
+    client.record(JointTrajectory, "/policy/action_chunk")
+    client.record(DiagnosticArray, "/policy/status")
+    try:
+        yield procs, client, ObservationPublisher(client)
+    finally:
+        client.close()
+        codes = procs.stop()
+        assert codes["inference_node"] == 0, f"inference node did not exit cleanly: {codes}"
 
 
 class RosClient:

@@ -7,10 +7,8 @@ import time
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
-from trajectory_msgs.msg import JointTrajectory
 
-from ros_testlib import REPO, ObservationPublisher, RosClient, image_transport_env, node_env, standin, start_graph, status_values
+from ros_testlib import REPO, inference_node_under_test, node_env, standin, status_values
 
 pytestmark = pytest.mark.timeout(240)
 CHUNK, STATUS = "/policy/action_chunk", "/policy/status"
@@ -22,19 +20,8 @@ def ns(stamp) -> int:
 
 @pytest.fixture
 def node(ros_env, monkeypatch, tmp_path):
-    env = node_env(ros_env, large_data=True)
-    for k, v in image_transport_env().items():
-        monkeypatch.setenv(k, v)
-    procs = start_graph({"policy": standin("make_rgbd"), "cameras": "agentview", "depth": "true"}, env, tmp_path,
-                        only={"inference_node"})
-    client = RosClient()
-    client.record(JointTrajectory, CHUNK)
-    client.record(DiagnosticArray, STATUS)
-    try:
-        yield procs, client, ObservationPublisher(client)
-    finally:
-        client.close()
-        assert procs.stop()["inference_node"] == 0
+    with inference_node_under_test(ros_env, tmp_path, monkeypatch, "make_rgbd") as session:
+        yield session
 
 
 def chunks(client, since):

@@ -7,12 +7,9 @@ import time
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from std_srvs.srv import SetBool, Trigger
-from trajectory_msgs.msg import JointTrajectory
 
-from ros_testlib import (ObservationPublisher, RosClient, image_transport_env, node_env, standin, start_graph,
-                         status_values)
+from ros_testlib import inference_node_under_test, node_env, standin, status_values
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -22,21 +19,9 @@ MAX_BYTES = 2_000_000     # the "huge message" case sends a 3 MB frame
 
 @pytest.fixture
 def node(ros_env, monkeypatch, tmp_path):
-    env = node_env(ros_env, large_data=True)
-    for k, v in image_transport_env().items():   # the client publishes images: same transport as the nodes
-        monkeypatch.setenv(k, v)
-    procs = start_graph({"policy": standin("make_rgbd"), "cameras": "agentview", "depth": "true"}, env, tmp_path,
-                        only={"inference_node"}, overrides={"inference_node": {"max_message_bytes": MAX_BYTES}})
-    client = RosClient()
-    client.record(JointTrajectory, CHUNK)
-    client.record(DiagnosticArray, STATUS)
-    pub = ObservationPublisher(client)
-    try:
-        yield procs, client, pub
-    finally:
-        client.close()
-        codes = procs.stop()
-        assert codes["inference_node"] == 0, f"inference node did not exit cleanly: {codes}"
+    with inference_node_under_test(ros_env, tmp_path, monkeypatch, "make_rgbd",
+                                   {"max_message_bytes": MAX_BYTES}) as session:
+        yield session
 
 
 def _chunks(client, since):

@@ -5,7 +5,6 @@ Each node runs as its own process, started exactly as docs/ros2.md says:
 driven through the standard lifecycle services (what `ros2 lifecycle set` and nav2's lifecycle manager
 call) and /policy/enable.
 """
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
-from ros_testlib import REPO, ObservationPublisher, RosClient, node_env, standin, status_values
+from ros_testlib import REPO, ObservationPublisher, RosClient, node_env, standin
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -8,11 +8,9 @@
 import time
 
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory
 
-from ros_testlib import ObservationPublisher, RosClient, node_env, standin, start_graph, status_values
+from ros_testlib import inference_node_under_test, status_values
 
 pytestmark = pytest.mark.timeout(150)
 CHUNK, STATUS = "/policy/action_chunk", "/policy/status"
@@ -23,17 +21,9 @@ def ns(stamp) -> int:
 
 
 @pytest.fixture
-def slow_node(ros_env, tmp_path):
-    procs = start_graph({"policy": standin("make_slow"), "cameras": "", "depth": "false"}, node_env(ros_env), tmp_path,
-                        only={"inference_node"})
-    client = RosClient()
-    client.record(JointTrajectory, CHUNK)
-    client.record(DiagnosticArray, STATUS)
-    try:
-        yield procs, client, ObservationPublisher(client)
-    finally:
-        client.close()
-        assert procs.stop()["inference_node"] == 0
+def slow_node(ros_env, monkeypatch, tmp_path):
+    with inference_node_under_test(ros_env, tmp_path, monkeypatch, "make_slow") as session:
+        yield session
 
 
 def test_slow_inference_publishes_its_chunk_and_waiting_is_not_a_hold(slow_node):
