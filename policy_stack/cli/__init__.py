@@ -14,7 +14,7 @@ import sys
 # verb -> (module under policy_stack.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("collect", "collect scripted-expert demonstrations into a LeRobot v3 dataset"),
-    "dataset": ("dataset", "inspect (info) or visualise (viz) a dataset"),
+    "dataset": ("dataset", "inspect (info), visualise (viz), repair or verify a dataset"),
     "convert": ("convert", "import robosuite/robomimic HDF5 demonstrations"),
     "train": ("train", "train a policy from a dataset"),
     "eval": ("evaluate", "roll a policy out in simulation"),
