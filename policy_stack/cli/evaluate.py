@@ -9,9 +9,9 @@ itself is sim-free (policy_stack/train/rollout.py) and receives the env factory 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -133,24 +133,26 @@ def run(args) -> int:
     # Load once here: a missing/corrupt checkpoint or a bad --sampler fails before any env starts.
     probe = load_configured_policy(path, args.sampler, args.steps, "torch", args.device, args.action_steps)
     env_kwargs = env_kwargs_for(probe.obs_spec, bool(args.video))
-    if args.backend == "onnx":   # export once, then every worker opens the same files
-        from policy_stack.onnx_export import export_onnx
-        if not hasattr(probe, "set_backend"):
-            raise ValueError(f"--backend onnx: {probe.policy_type} policies run on torch only")
-        onnx_dir = str(export_onnx(probe, Path(tempfile.mkdtemp(prefix="eval_onnx_"))))
-        policy_factory = functools.partial(_onnx_policy, path, args.sampler, args.steps, args.device, onnx_dir,
-                                           args.action_steps)
-    else:
-        policy_factory = functools.partial(load_configured_policy, path, args.sampler, args.steps, "torch",
-                                           args.device, args.action_steps)
-    seeds = [args.seed + k for k in range(args.episodes)]
-    env_factory = functools.partial(make_sim_env, env_name, env_kwargs)
-    in_process = _onnx_policy(path, args.sampler, args.steps, args.device, onnx_dir, args.action_steps) \
-        if args.backend == "onnx" and args.workers <= 1 else probe
-    results = evaluate(env_factory, policy_factory, seeds, workers=args.workers, max_steps=args.max_steps,
-                       video_dir=args.video, progress=not args.no_progress, policy=in_process)
-    if args.backend == "onnx":
-        shutil.rmtree(onnx_dir, ignore_errors=True)
+    with contextlib.ExitStack() as cleanup:
+        onnx_dir = None
+        if args.backend == "onnx":   # export once, then every worker opens the same files
+            from policy_stack.onnx_export import export_onnx
+            if not hasattr(probe, "set_backend"):
+                raise ValueError(f"--backend onnx: {probe.policy_type} policies run on torch only")
+            # Removed when evaluation ends, however it ends (error, Ctrl-C): nothing accumulates in /tmp.
+            tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="eval_onnx_"))
+            onnx_dir = str(export_onnx(probe, Path(tmp)))
+            policy_factory = functools.partial(_onnx_policy, path, args.sampler, args.steps, args.device, onnx_dir,
+                                               args.action_steps)
+        else:
+            policy_factory = functools.partial(load_configured_policy, path, args.sampler, args.steps, "torch",
+                                               args.device, args.action_steps)
+        seeds = [args.seed + k for k in range(args.episodes)]
+        env_factory = functools.partial(make_sim_env, env_name, env_kwargs)
+        in_process = _onnx_policy(path, args.sampler, args.steps, args.device, onnx_dir, args.action_steps) \
+            if args.backend == "onnx" and args.workers <= 1 else probe
+        results = evaluate(env_factory, policy_factory, seeds, workers=args.workers, max_steps=args.max_steps,
+                           video_dir=args.video, progress=not args.no_progress, policy=in_process)
     summary = summarize(results)
     summary.update(env=env_name, policy=path, policy_type=probe.policy_type, backend=args.backend,
                    sampler=args.sampler or ("ebt" if probe.policy_type == "ebt" else probe.config.sampler),

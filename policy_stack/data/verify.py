@@ -22,7 +22,7 @@ MAX_PROBLEMS = 50       # stop listing (not checking) after this many
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in str(exc)).split())
     return text if len(text) <= 300 else text[:297] + "..."
 
 

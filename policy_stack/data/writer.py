@@ -149,6 +149,12 @@ class DatasetWriter:
             if stray:
                 raise ValueError(f"{self.root}: exists and is not a dataset (contains {stray[:3]}); "
                                  f"pick an empty or new folder")
+            # A writer commits info.json before its first episode, so episode files without it are not
+            # the debris of a killed first write: info.json was deleted. Creating would erase them.
+            episodes = [p for p in self._all_files() if not p.name.endswith(layout.TMP_SUFFIX)]
+            if episodes:
+                raise DatasetFormatError(f"{self.root}: holds episode files (e.g. {episodes[0].relative_to(self.root)}) "
+                                         f"but no {layout.INFO_PATH}; refusing to start a new dataset over them")
 
     def _create(self, fps, features, robot_type, chunks_size):
         if int(fps) != fps or fps <= 0:
@@ -338,11 +344,25 @@ class DatasetWriter:
         return [p for sub in ("data", "videos", "meta/episodes") for p in (self.root / sub).rglob("*") if p.is_file()]
 
     def _remove_uncommitted_files(self):
+        """Delete a killed writer's debris, and nothing that could be anyone's data: temp files, and the
+        files of episode number len(episodes), the only one a writer can have been writing (every
+        episode's files sit at its own index). Any other file no episode names means the episodes table
+        and the files disagree (an edit, a copy): refuse rather than guess which side is right."""
         keep = self._committed_files()
+        chunk, file = layout.chunk_file(len(self.episodes), self.info["chunks_size"])
+        debris = set(self._episode_files({"data/chunk_index": chunk, "data/file_index": file,
+                                          **{f"videos/{f.key}/{c}": v for f in self._video_features()
+                                             for c, v in (("chunk_index", chunk), ("file_index", file))}}))
+        temps = [p for p in self.root.rglob("*" + layout.TMP_SUFFIX) if p.is_file()]
         orphans = [p for p in self._all_files()
-                   if p not in keep and not p.is_relative_to(self.root / "meta/episodes")]
-        orphans += [p for p in self.root.rglob("*" + layout.TMP_SUFFIX) if p.is_file()]
-        self._remove_files(orphans)
+                   if p not in keep and p not in temps and not p.is_relative_to(self.root / "meta/episodes")]
+        unexplained = sorted(str(p.relative_to(self.root)) for p in orphans if p not in debris)
+        if unexplained:
+            raise DatasetFormatError(
+                f"{self.root}: {len(unexplained)} file(s) belong to no episode and are not what a killed writer "
+                f"leaves (e.g. {unexplained[0]}); the episodes table and the files disagree. Nothing changed: "
+                f"move those files away or restore meta/episodes")
+        self._remove_files(orphans + temps)
         # Episode-metadata files past the last committed row (a new meta file begun by a killed writer).
         last_meta = (len(self.episodes) - 1) // EPISODES_PER_META_FILE if self.episodes else -1
         for path in sorted((self.root / "meta/episodes").glob("*/*.parquet")):

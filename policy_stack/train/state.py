@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from pathlib import Path
 
 import torch
@@ -32,9 +32,22 @@ def snapshot_dir(out: Path, step: int) -> Path:
     return Path(out) / CKPT_DIR / f"step_{step:07d}"
 
 
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new unique temp file next to `path`, created like open(..., "w") creates files: mode 0666 less
+    the umask (0644 usually). tempfile.mkstemp would make it 0600, so files published by rename would
+    differ in mode from the rest of OUT."""
+    for _ in range(100):
+        tmp = str(Path(path).parent / f".{Path(path).name}.{uuid.uuid4().hex[:8]}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp name beside {path}")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = _temp_beside(path)
     with os.fdopen(fd, "w") as f:
         f.write(text)
         f.flush()
@@ -43,7 +56,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=Path(dst).parent, prefix=f".{Path(dst).name}.")
+    fd, tmp = _temp_beside(Path(dst))
     os.close(fd)
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)

@@ -129,6 +129,36 @@ def test_repair_refuses_a_hole_past_the_commit_point(ds, capsys):
     assert (ds / "data/chunk-000/file-002.parquet").exists()
 
 
+def test_repair_refuses_an_episodes_table_that_no_longer_names_a_file(ds, capsys):
+    """Found by bench_fuzz: episode 2's row edited to name episode 1's file made repair delete
+    episode 2's complete files as "orphans" (then fail)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = ds / "meta/episodes/chunk-000/file-000.parquet"
+    rows = pq.read_table(table).to_pylist()
+    rows[2]["data/file_index"] = 1
+    pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(table)), table)
+    before = {p: p.read_bytes() for p in episode_files(ds)}
+    rc, out, err = cli("dataset", "repair", str(ds), capsys=capsys)
+    assert_one_line_error(rc, err, "file-002.parquet", "Nothing changed")
+    assert {p: p.read_bytes() for p in episode_files(ds)} == before
+
+
+def test_a_new_writer_refuses_episode_files_without_info_json(ds, capsys):
+    """info.json deleted: creating a dataset there (collect --out DIR) used to erase every episode file."""
+    from bench.fuzz_data import FEATURES, FPS
+    from policy_stack.data.writer import DatasetWriter
+
+    (ds / INFO).unlink()
+    before = {p: p.read_bytes() for p in episode_files(ds)}
+    with pytest.raises(ValueError, match="no meta/info.json"):
+        DatasetWriter(ds, FPS, FEATURES)
+    rc, out, err = cli("dataset", "repair", str(ds), capsys=capsys)
+    assert rc == 2 and "Traceback" not in err
+    assert {p: p.read_bytes() for p in episode_files(ds)} == before
+
+
 def test_repair_rebuilds_a_deleted_task_table_from_the_data(ds, capsys):
     """Was: an empty task table while the episodes still used tasks 0 and 1."""
     (ds / "meta/tasks.parquet").unlink()
@@ -254,29 +284,40 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_collect_workers_die_with_a_sigkilled_parent(tmp_path):
-    """Was: SIGKILL of `collect --workers 2` left both workers running forever."""
+    """Was: SIGKILL of `collect --workers 2` left both workers running (each went on with its episode
+    and only died on the broken result pipe afterwards, minutes later for long episodes). The workers
+    are stopped (SIGSTOP) before the parent is killed, which makes the old behaviour permanent and the
+    test deterministic: only a kernel-delivered SIGKILL (PR_SET_PDEATHSIG) ends a stopped process."""
     out = tmp_path / "ds"
     proc = subprocess.Popen([sys.executable, "-m", "policy_stack.cli", "collect", "--env", "lift", "--episodes",
                              "500", "--workers", "2", "--max-steps", "3", "--keep-failures", "--out", str(out)],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    workers = []
     try:
         deadline = time.monotonic() + 240                  # a bound on a hang, not a timing assertion
         while not (out / INFO).exists() or json.loads((out / INFO).read_text())["total_episodes"] < 1:
             assert proc.poll() is None, f"collect exited early (rc {proc.returncode})"
             assert time.monotonic() < deadline, "collect wrote no episodes"
             time.sleep(0.5)
-        workers = [p for p in _children(proc.pid)
-                   if "multiprocessing" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")
-                   and "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+        workers = [p for p in _children(proc.pid) if "spawn_main" in _cmdline(p)]
         assert len(workers) == 2, workers
+        for p in workers:
+            os.kill(p, signal.SIGSTOP)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 30
     while any(_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     left = [p for p in workers if _alive(p)]
     for p in left:                                         # do not leak them past the test on old code
         os.kill(p, signal.SIGKILL)
     assert not left, f"workers {left} outlived their SIGKILLed parent"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
