@@ -41,7 +41,7 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "dp"
     res = subprocess.run([sys.executable, "-m", "policy_stack.cli", "train", "--policy", "diffusion", "--data", data,
                           "--out", str(out), "--steps", "2", "--batch", "4", "--warmup", "1", "--eval-every", "0",
-                          "--save-every", "1", "--no-progress", *TINY_DIFFUSION],
+                          "--ckpt-every", "1", "--no-progress", *TINY_DIFFUSION],
                          cwd=REPO, env=_cli_env(), capture_output=True, text=True, timeout=600,
                          preexec_fn=lambda: os.umask(0o022))
     assert res.returncode == 0, res.stderr[-2000:]
@@ -64,7 +64,8 @@ def test_onnx_backend_leaves_no_folder_behind(private_tmp):
     policy.reset(seed=1)
     from test_diffusion_common import one_obs
     assert policy.act(one_obs(0)).shape[-1] == policy.action_dim       # runs with its files gone
-    assert list(private_tmp.iterdir()) == []
+    # (a library drops a small `.ses` file in TMPDIR; what must not stay is an export folder)
+    assert [p for p in private_tmp.iterdir() if p.is_dir()] == []
 
 
 @pytest.mark.slow
