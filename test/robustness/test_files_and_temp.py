@@ -99,7 +99,7 @@ def test_fastdds_profile_fallback_is_private(tmp_path, monkeypatch, private_tmp)
     blocker.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker / "cache"))        # mkdir fails: not a directory
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    monkeypatch.setattr(transport, "_private_profile_dir", None)
+    monkeypatch.setattr(transport, "_private_profile_dir", None, raising=False)
     predictable = private_tmp / f"policy_stack-{os.getuid()}"
     predictable.mkdir()                                                  # what another user could pre-create
     path = Path(transport.shm_profile_file())
@@ -112,9 +112,9 @@ def test_fastdds_profile_fallback_is_private(tmp_path, monkeypatch, private_tmp)
     runtime = tmp_path / "run_user"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    monkeypatch.setattr(transport, "_private_profile_dir", None)
+    monkeypatch.setattr(transport, "_private_profile_dir", None, raising=False)
     path = Path(transport.shm_profile_file())
     assert path.parent == runtime / "policy_stack" and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     os.chmod(runtime, 0o777)                                             # not private: not used
-    monkeypatch.setattr(transport, "_private_profile_dir", None)
+    monkeypatch.setattr(transport, "_private_profile_dir", None, raising=False)
     assert not Path(transport.shm_profile_file()).is_relative_to(runtime)
