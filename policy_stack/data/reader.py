@@ -23,7 +23,7 @@ from .stats import normalization_stats_from_meta
 from .video import decode_rgb_video, probe_video
 
 REQUIRED_INFO_KEYS = ("codebase_version", "fps", "features", "total_episodes", "total_frames",
-                      "data_path", "video_path")
+                      "chunks_size", "data_path", "video_path")
 FRAME_TIME_TOLERANCE_S = 1e-4     # LeRobot's tolerance_s for video frame lookup
 MAX_FPS = 10_000                  # bounds on info.json numbers, so an edited file cannot ask for
 MAX_DIM = 65_536                  # absurd allocations
@@ -54,7 +54,7 @@ def read_info(root) -> dict:
     if isinstance(info["fps"], bool) or not isinstance(info["fps"], (int, float)) or not 0 < info["fps"] <= MAX_FPS:
         raise DatasetFormatError(f"{path}: fps must be a number in (0, {MAX_FPS}], got {str(info['fps'])[:40]!r}")
     for key, low in (("total_episodes", 0), ("total_frames", 0), ("chunks_size", 1)):
-        value = info.get(key, 1)
+        value = info[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise DatasetFormatError(f"{path}: {key} must be an integer >= {low}, got {str(value)[:40]!r}")
     if not isinstance(info["features"], dict) or not all(isinstance(e, dict) for e in info["features"].values()):

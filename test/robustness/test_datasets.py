@@ -172,9 +172,15 @@ def test_repair_rebuilds_a_deleted_task_table_from_the_data(ds, capsys):
         assert reader.tasks[int(ep["task_index"][0])] == TASKS[k]
 
 
-def test_info_and_repair_refuse_chunks_size_zero(ds, capsys):
-    """Was: ZeroDivisionError traceback."""
-    edit_info(ds, chunks_size=0)
+@pytest.mark.parametrize("value", [0, -3, "1000", "delete"])
+def test_info_and_repair_refuse_a_bad_chunks_size(ds, capsys, value):
+    """Was: ZeroDivisionError traceback for 0; a KeyError traceback when deleted (found by bench_fuzz)."""
+    if value == "delete":
+        info = json.loads((ds / INFO).read_text())
+        del info["chunks_size"]
+        (ds / INFO).write_text(json.dumps(info))
+    else:
+        edit_info(ds, chunks_size=value)
     for verb in ("info", "repair", "verify"):
         rc, out, err = cli("dataset", verb, str(ds), capsys=capsys)
         assert rc == 2 and "chunks_size" in err and "Traceback" not in err, (verb, err)
