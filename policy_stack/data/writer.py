@@ -185,8 +185,9 @@ class DatasetWriter:
         """Reopen for append (this is also `dataset repair`). The truth is the episodes table and the
         files, not info.json's counters: an episode whose row and files are complete is never dropped,
         even past info.json's commit point (a writer killed while updating the derived metadata, or an
-        edited info.json); only the one unfinished episode a killed writer leaves is. Anything else
-        where metadata and data disagree is refused with a DatasetFormatError, deleting nothing."""
+        edited info.json); a killed writer's unfinished episode has files but no row, and those files
+        are removed. Anything else where metadata and data disagree is refused with a
+        DatasetFormatError, deleting nothing."""
         self.info = read_info(self.root)
         self.features = [f for k, e in self.info["features"].items() if (f := feature_from_info(k, e))]
         if fps is not None and int(fps) != self.info["fps"]:
@@ -209,16 +210,14 @@ class DatasetWriter:
         kept = list(rows[:committed])
         rolled = []
         for i in range(committed, len(rows)):
+            # A writer publishes an episode's row only after its files are complete and synced, so a row
+            # past the commit point with missing or broken files is damage, never crash debris.
             problem = self._incomplete(rows[i])
-            if problem is None:
-                kept.append(rows[i])
-                rolled.append(i)
-            elif i == len(rows) - 1:
-                self.repair_notes.append(f"dropped unfinished episode {i} ({problem})")
-            else:
-                raise DatasetFormatError(f"{self.root}: episode {i} past the commit point is incomplete "
-                                         f"({problem}) but episode {i + 1} follows it; refusing to guess "
-                                         f"(nothing changed)")
+            if problem is not None:
+                raise DatasetFormatError(f"{self.root}: episode {i} has a metadata row but its files are not whole "
+                                         f"({problem}); no crash leaves that (nothing changed)")
+            kept.append(rows[i])
+            rolled.append(i)
         if rolled:
             self.repair_notes.append(
                 f"meta/info.json said total_episodes={committed}; episode(s) {rolled[0]}..{rolled[-1]} past it have "

@@ -129,6 +129,18 @@ def test_repair_refuses_a_hole_past_the_commit_point(ds, capsys):
     assert (ds / "data/chunk-000/file-002.parquet").exists()
 
 
+def test_repair_refuses_a_row_past_the_commit_point_with_a_broken_video(ds, capsys):
+    """Was: such a last episode was dropped as "unfinished" and its intact data parquet deleted. A writer
+    publishes a row only after the episode's files are whole, so this is damage, not a crash."""
+    edit_info(ds, total_episodes=2)
+    mp4 = ds / "videos/observation.images.agentview/chunk-000/file-002.mp4"
+    mp4.write_bytes(mp4.read_bytes()[:100])
+    before = {p: p.read_bytes() for p in episode_files(ds)}
+    rc, out, err = cli("dataset", "repair", str(ds), capsys=capsys)
+    assert_one_line_error(rc, err, "episode 2", "nothing changed")
+    assert {p: p.read_bytes() for p in episode_files(ds)} == before
+
+
 def test_repair_refuses_an_episodes_table_that_no_longer_names_a_file(ds, capsys):
     """Found by bench_fuzz: episode 2's row edited to name episode 1's file made repair delete
     episode 2's complete files as "orphans" (then fail)."""
