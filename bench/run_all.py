@@ -16,6 +16,7 @@ BENCHES = [
     ("collect", ["-m", "bench.bench_collect"], None),
     ("latency", ["-m", "bench.bench_latency"], None),
     ("ros", ["-m", "bench.bench_ros", "--out", str(RESULTS / "ros.json")], None),
+    ("fuzz", ["-m", "bench.bench_fuzz", "--no-progress"], None),     # JSON: runs/bench/fuzz.json
 ]
 
 
