@@ -18,6 +18,7 @@ BENCHES = [
     ("collect", ["-m", "bench.bench_collect", "--out", str(RESULTS / "collect.json")], None),
     ("latency", ["-m", "bench.bench_latency", "--out", str(RESULTS / "latency.json")], None),
     ("ros", ["-m", "bench.bench_ros", "--out", str(RESULTS / "ros.json")], None),
+    ("fuzz", ["-m", "bench.bench_fuzz", "--no-progress"], None),     # JSON: runs/bench/fuzz.json
 ]
 
 

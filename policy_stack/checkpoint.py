@@ -25,7 +25,9 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from policy_stack.file_modes import save_safetensors
 
 from policy_stack.normalize import Normalizer
 from policy_stack.persist import write_dir_atomic
@@ -109,10 +111,10 @@ def save_checkpoint(policy, folder: str | os.PathLike, extra_tensors: dict[str, 
 
     def write(tmp: Path) -> None:
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
-        save_file(_cpu_contiguous(policy.state_dict()), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        save_safetensors(_cpu_contiguous(policy.state_dict()), tmp / WEIGHTS_FILE, metadata={"format": "pt"})
         policy.normalizer.save_json(tmp / NORMALIZATION_FILE)
         if extra_tensors:
-            save_file(_cpu_contiguous(extra_tensors), str(tmp / TRAIN_STATE_FILE), metadata={"format": "pt"})
+            save_safetensors(_cpu_contiguous(extra_tensors), tmp / TRAIN_STATE_FILE, metadata={"format": "pt"})
     write_dir_atomic(folder, write)
     return folder
 

@@ -52,9 +52,10 @@ def _example_inputs(policy, batch: int = 1, generator: torch.Generator | None = 
     return out
 
 
-def export_onnx(policy, out_dir: str | os.PathLike | None = None, opset: int = OPSET) -> Path:
-    """Export the denoiser and the observation encoder of `policy` to out_dir (default: a new temp dir)."""
-    out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="policy_onnx_"))
+def export_onnx(policy, out_dir: str | os.PathLike, opset: int = OPSET) -> Path:
+    """Export the denoiser and the observation encoder of `policy` to out_dir (created if needed).
+    For a runner without files to keep, use OnnxDiffusionRunner.from_policy (nothing left in /tmp)."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     c = policy.config
     # export CPU copies in eval mode: the live policy keeps its device and mode
@@ -114,6 +115,16 @@ class OnnxDiffusionRunner:
         self.encoder = ort.InferenceSession(str(onnx_dir / ENCODER_FILE), options, providers=self.providers)
         self.encoder_inputs = list(self.meta["encoder_inputs"])
         self.onnx_dir = onnx_dir
+
+    @classmethod
+    def from_policy(cls, policy, providers: list[str] | None = None, num_threads: int = 2) -> "OnnxDiffusionRunner":
+        """Export `policy` and open the graphs, leaving no files behind: ONNX Runtime reads a model into
+        memory when the session is created, so the export folder is deleted right after (a temporary
+        folder kept for the runner's life would leak whenever the process is killed)."""
+        with tempfile.TemporaryDirectory(prefix="policy_onnx_") as tmp:
+            runner = cls(export_onnx(policy, tmp), providers=providers, num_threads=num_threads)
+        runner.onnx_dir = None
+        return runner
 
     @staticmethod
     def files_present(onnx_dir) -> bool:

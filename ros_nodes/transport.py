@@ -15,14 +15,19 @@ keeps LARGE_DATA. Numbers and method: docs/ros2.md, "Large data".
 """
 from __future__ import annotations
 
+import atexit
 import gc
 import hashlib
 import os
+import shutil
+import stat
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 from policy_stack.persist import write_text_atomic
+
 
 SHM_SEGMENT_BYTES = 16 * 2**20   # holds > 4 frames of 2 x (640x480 rgb8 + 16UC1) in flight
 
@@ -56,21 +61,60 @@ SHM_PROFILE_XML = f"""<?xml version="1.0" encoding="UTF-8" ?>
 """
 
 
+_private_profile_dir: Path | None = None    # this process's fallback folder (see _private_dir)
+
+
+def _write_profile(folder: Path, name: str) -> Path:
+    """SHM_PROFILE_XML at folder/name, reused if already whole, else written atomically (persist: a
+    concurrent writer or reader sees one whole file)."""
+    path = folder / name
+    if not (path.is_file() and path.read_text() == SHM_PROFILE_XML):
+        write_text_atomic(path, SHM_PROFILE_XML)
+    return path
+
+
+def _owned_private(folder: Path) -> bool:
+    st = os.lstat(folder)
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def _private_dir() -> Path:
+    """A folder only this user can write, for when the cache folder is not writable: a policy_stack
+    folder in $XDG_RUNTIME_DIR (per-user, mode 0700 by spec) if that exists and checks out, else a
+    fresh mkdtemp folder (mode 0700, unpredictable name) removed when this process exits. Never a fixed
+    /tmp name: another user could create that first and swap the file between our check and its use."""
+    global _private_profile_dir
+    if _private_profile_dir is not None and _private_profile_dir.is_dir():
+        return _private_profile_dir
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        folder = Path(runtime) / "policy_stack"
+        try:
+            if _owned_private(Path(runtime)):
+                folder.mkdir(mode=0o700, exist_ok=True)
+                if _owned_private(folder):
+                    _private_profile_dir = folder
+                    return folder
+        except OSError:
+            pass
+    folder = Path(tempfile.mkdtemp(prefix="policy_stack-dds-"))
+    atexit.register(shutil.rmtree, folder, True)
+    _private_profile_dir = folder
+    return folder
+
+
 def shm_profile_file() -> str:
     """Path of SHM_PROFILE_XML on disk (FASTDDS_DEFAULT_PROFILES_FILE needs a file): written once per
-    content version into the user's cache folder (the temp folder if that is not writable)."""
+    content version into the user's cache folder, or, if that is not writable, into a private folder
+    (see _private_dir)."""
     name = f"fastdds_shm_large-{hashlib.sha256(SHM_PROFILE_XML.encode()).hexdigest()[:10]}.xml"
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "policy_stack"
-    for folder in (cache, Path(tempfile.gettempdir()) / f"policy_stack-{os.getuid()}"):
-        path = folder / name
-        try:
-            if path.is_file() and path.read_text() == SHM_PROFILE_XML:
-                return str(path)
-            write_text_atomic(path, SHM_PROFILE_XML)   # concurrent writers leave one whole file
-            return str(path)
-        except OSError:
-            continue
-    raise OSError(f"cannot write the Fast DDS profile {name} into {cache} or the temp folder")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        return str(_write_profile(cache, name))
+    except OSError:
+        pass
+    return str(_write_profile(_private_dir(), name))
 
 
 def node_process_settings() -> bool:

@@ -14,7 +14,7 @@ import sys
 # verb -> (module under policy_stack.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("collect", "collect scripted-expert demonstrations into a LeRobot v3 dataset"),
-    "dataset": ("dataset", "inspect (info) or visualise (viz) a dataset"),
+    "dataset": ("dataset", "inspect (info), visualise (viz), repair or verify a dataset"),
     "convert": ("convert", "import robosuite/robomimic HDF5 demonstrations"),
     "train": ("train", "train a policy from a dataset"),
     "eval": ("evaluate", "roll a policy out in simulation"),
@@ -58,8 +58,16 @@ def main(argv=None) -> int:
         print("policy-stack: interrupted", file=sys.stderr)
         return 130
     except (FileNotFoundError, ValueError) as exc:  # user errors: one clear line, no traceback
-        print(f"policy-stack {verb}: error: {exc}", file=sys.stderr)
+        print(f"policy-stack {verb}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def one_line(exc: BaseException, limit: int = 600) -> str:
+    """An error message as one printable line: library messages (Arrow, PyAV) may carry newlines and
+    control bytes from the damaged input they quote, and a hostile file must not shape our output."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(exc))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 if __name__ == "__main__":

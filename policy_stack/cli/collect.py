@@ -51,7 +51,28 @@ def _validate(args) -> list[str]:
 _worker_state: dict = {}
 
 
-def _worker_init(env_name, cameras, image_size, depth, noise, suboptimal, max_steps):
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel SIGKILL this worker when the collect process dies (Linux prctl PR_SET_PDEATHSIG).
+
+    multiprocessing's own shutdown never runs when the parent is SIGKILLed, and a worker waiting on the
+    task queue then lives forever (every worker holds both ends of the queue's pipe, so it never sees
+    EOF). The getppid check closes the race where the parent died before prctl ran."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _worker_init(env_name, cameras, image_size, depth, noise, suboptimal, max_steps, parent_pid=None):
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch  # noqa: F401  (keep BLAS/torch threads from oversubscribing the cores)
     torch.set_num_threads(1)
@@ -112,7 +133,7 @@ def run(args) -> int:
         pool = None
     else:
         ctx = mp.get_context("spawn")  # fresh GL context per worker; fork would share MuJoCo/GL state
-        pool = ctx.Pool(args.workers, initializer=_worker_init, initargs=init_args)
+        pool = ctx.Pool(args.workers, initializer=_worker_init, initargs=init_args + (os.getpid(),))
         results = pool.imap(_worker_episode, seeds)
     try:
         for ep in results:

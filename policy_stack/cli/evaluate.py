@@ -9,9 +9,9 @@ itself is sim-free (policy_stack/train/rollout.py) and receives the env factory 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -120,21 +120,23 @@ def run(args) -> int:
     env_kwargs = env_kwargs_for(probe.obs_spec, bool(args.video))
     if args.backend not in probe.backends:
         raise ValueError(f"--backend {args.backend}: {probe.policy_type} policies run on {' | '.join(probe.backends)}")
-    if args.backend == "onnx":   # export once, then every worker opens the same files
-        onnx_dir = str(probe.export_onnx(Path(tempfile.mkdtemp(prefix="eval_onnx_"))))
-        policy_factory = functools.partial(_onnx_policy, path, args.sampler, args.steps, args.device, onnx_dir,
-                                           args.action_steps)
-    else:
-        policy_factory = functools.partial(load_configured_policy, path, args.sampler, args.steps, "torch",
-                                           args.device, args.action_steps)
-    seeds = [args.seed + k for k in range(args.episodes)]
-    env_factory = functools.partial(make_sim_env, env_name, env_kwargs)
-    in_process = _onnx_policy(path, args.sampler, args.steps, args.device, onnx_dir, args.action_steps) \
-        if args.backend == "onnx" and args.workers <= 1 else probe
-    results = evaluate(env_factory, policy_factory, seeds, workers=args.workers, max_steps=args.max_steps,
-                       video_dir=args.video, progress=not args.no_progress, policy=in_process)
-    if args.backend == "onnx":
-        shutil.rmtree(onnx_dir, ignore_errors=True)
+    with contextlib.ExitStack() as cleanup:
+        onnx_dir = None
+        if args.backend == "onnx":   # export once, then every worker opens the same files
+            # Removed when evaluation ends, however it ends (error, Ctrl-C): nothing accumulates in /tmp.
+            tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="eval_onnx_"))
+            onnx_dir = str(probe.export_onnx(Path(tmp)))
+            policy_factory = functools.partial(_onnx_policy, path, args.sampler, args.steps, args.device, onnx_dir,
+                                               args.action_steps)
+        else:
+            policy_factory = functools.partial(load_configured_policy, path, args.sampler, args.steps, "torch",
+                                               args.device, args.action_steps)
+        seeds = [args.seed + k for k in range(args.episodes)]
+        env_factory = functools.partial(make_sim_env, env_name, env_kwargs)
+        in_process = _onnx_policy(path, args.sampler, args.steps, args.device, onnx_dir, args.action_steps) \
+            if args.backend == "onnx" and args.workers <= 1 else probe
+        results = evaluate(env_factory, policy_factory, seeds, workers=args.workers, max_steps=args.max_steps,
+                           video_dir=args.video, progress=not args.no_progress, policy=in_process)
     summary = summarize(results)
     summary.update(env=env_name, policy=path, policy_type=probe.policy_type, backend=args.backend,
                    sampler=probe.sampler_name,

@@ -160,4 +160,6 @@ def convert_hdf5(src, dst, task: str | None = None, flip_images: bool = True, fp
                 features = {k: v.shape[1:] for k, v in frames.items()}
                 writer = DatasetWriter(dst, fps=fps, features=features, robot_type="panda")
             writer.add_episode(frames, task)
+    if writer is not None:
+        writer.close()          # release the writer lock; counts stay readable on the returned object
     return writer

@@ -17,13 +17,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import layout
+from .paths import format_confined, validate_template
 from .features import DEFAULT_FEATURES, Feature, feature_from_info, millimetres_to_metres
 from .stats import normalization_stats_from_meta
 from .video import decode_rgb_video, probe_video
 
 REQUIRED_INFO_KEYS = ("codebase_version", "fps", "features", "total_episodes", "total_frames",
-                      "data_path", "video_path")
+                      "chunks_size", "data_path", "video_path")
 FRAME_TIME_TOLERANCE_S = 1e-4     # LeRobot's tolerance_s for video frame lookup
+MAX_FPS = 10_000                  # bounds on info.json numbers, so an edited file cannot ask for
+MAX_DIM = 65_536                  # absurd allocations
 
 
 class DatasetFormatError(ValueError):
@@ -31,34 +34,62 @@ class DatasetFormatError(ValueError):
 
 
 def read_info(root) -> dict:
+    """meta/info.json, validated: every field the reader and writer use has a sane type and range, and
+    the path templates pass policy_stack.data.paths (so nothing outside the dataset is ever opened)."""
     path = Path(root) / layout.INFO_PATH
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; not a LeRobot v3.0 dataset (no meta/info.json)")
     try:
         info = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetFormatError(f"{path}: not valid JSON ({exc})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DatasetFormatError(f"{path}: not valid JSON ({str(exc)[:200]})") from exc
+    if not isinstance(info, dict):
+        raise DatasetFormatError(f"{path}: must hold a JSON object, got {type(info).__name__}")
     missing = [k for k in REQUIRED_INFO_KEYS if k not in info]
     if missing:
         raise DatasetFormatError(f"{path}: missing keys {missing}")
     if info["codebase_version"] != layout.CODEBASE_VERSION:
-        raise DatasetFormatError(f"{path}: codebase_version is {info['codebase_version']!r}, "
+        raise DatasetFormatError(f"{path}: codebase_version is {str(info['codebase_version'])[:40]!r}, "
                                  f"this reader handles {layout.CODEBASE_VERSION!r} only")
-    if not isinstance(info["fps"], (int, float)) or info["fps"] <= 0:
-        raise DatasetFormatError(f"{path}: fps must be a positive number, got {info['fps']!r}")
+    if isinstance(info["fps"], bool) or not isinstance(info["fps"], (int, float)) or not 0 < info["fps"] <= MAX_FPS:
+        raise DatasetFormatError(f"{path}: fps must be a number in (0, {MAX_FPS}], got {str(info['fps'])[:40]!r}")
+    for key, low in (("total_episodes", 0), ("total_frames", 0), ("chunks_size", 1)):
+        value = info[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise DatasetFormatError(f"{path}: {key} must be an integer >= {low}, got {str(value)[:40]!r}")
+    if not isinstance(info["features"], dict) or not all(isinstance(e, dict) for e in info["features"].values()):
+        raise DatasetFormatError(f"{path}: features must be an object of objects")
     for key in DEFAULT_FEATURES:
         if key not in info["features"]:
             raise DatasetFormatError(f"{path}: features lack LeRobot's default column {key!r}")
     for key, entry in info["features"].items():
-        if "/" in key:
-            raise DatasetFormatError(f"{path}: feature key {key!r} contains '/'")
-        if not isinstance(entry.get("shape"), list) or not entry["shape"] or \
-                any(not isinstance(s, int) or s <= 0 for s in entry["shape"]):
-            raise DatasetFormatError(f"{path}: feature {key!r} has invalid shape {entry.get('shape')!r}")
+        if "/" in key or key in (".", "..") or "\x00" in key:
+            raise DatasetFormatError(f"{path}: feature key {key[:60]!r} is not a plain name")
+        if not isinstance(entry.get("dtype"), str):
+            raise DatasetFormatError(f"{path}: feature {key!r} has no dtype string")
+        if not isinstance(entry.get("shape"), list) or not entry["shape"] or len(entry["shape"]) > 4 or \
+                any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s <= MAX_DIM for s in entry["shape"]):
+            raise DatasetFormatError(f"{path}: feature {key!r} has invalid shape {str(entry.get('shape'))[:60]}")
     has_video = any(e["dtype"] == "video" for e in info["features"].values())
     if has_video and not info["video_path"]:
         raise DatasetFormatError(f"{path}: video features present but video_path is null")
+    validate_template(info["data_path"], "data_path", str(path))
+    if info["video_path"] is not None:
+        validate_template(info["video_path"], "video_path", str(path))
     return info
+
+
+def data_file(root: Path, info: dict, row: dict) -> Path:
+    """The data parquet an episodes-table row names, confined to the dataset folder."""
+    return format_confined(root, info["data_path"], "data_path", chunk_index=row.get("data/chunk_index"),
+                           file_index=row.get("data/file_index"))
+
+
+def video_file(root: Path, info: dict, key: str, row: dict) -> Path:
+    """The MP4 of video feature `key` an episodes-table row names, confined to the dataset folder."""
+    return format_confined(root, info["video_path"], "video_path", video_key=key,
+                           chunk_index=row.get(f"videos/{key}/chunk_index"),
+                           file_index=row.get(f"videos/{key}/file_index"))
 
 
 def _read_parquet_file(path: Path, what: str) -> pa.Table:
@@ -77,6 +108,34 @@ def read_episode_rows(root) -> list[dict]:
     for path in files:
         rows.extend(_read_parquet_file(path, "episodes metadata").to_pylist())
     return rows
+
+
+ROW_INT_COLUMNS = ("episode_index", "data/chunk_index", "data/file_index", "dataset_from_index", "dataset_to_index")
+
+
+def check_episode_rows(rows: list[dict], ep_dir: Path) -> int:
+    """Episodes-table rows must be episodes 0..E-1 in order, each covering the frames right after the
+    previous one; returns the frame count they cover. Raises DatasetFormatError naming the row."""
+    expected_from = 0
+    for i, row in enumerate(rows):
+        for col in ROW_INT_COLUMNS:
+            value = row.get(col)
+            if value is None:
+                raise DatasetFormatError(f"{ep_dir}: row {i} lacks column {col!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise DatasetFormatError(f"{ep_dir}: row {i} column {col!r} is {str(value)[:40]!r}, "
+                                         f"not a non-negative integer")
+        if row["episode_index"] != i:
+            raise DatasetFormatError(f"{ep_dir}: row {i} has episode_index {row['episode_index']} "
+                                     f"(rows must be episodes 0..E-1 in order)")
+        if row["dataset_from_index"] != expected_from or row["dataset_to_index"] <= row["dataset_from_index"]:
+            raise DatasetFormatError(f"{ep_dir}: episode {i} spans [{row['dataset_from_index']}, "
+                                     f"{row['dataset_to_index']}), expected to start at {expected_from}")
+        tasks = row.get("tasks")
+        if tasks is not None and (not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks)):
+            raise DatasetFormatError(f"{ep_dir}: row {i} column 'tasks' is not a list of strings")
+        expected_from = row["dataset_to_index"]
+    return expected_from
 
 
 def column_to_numpy(column, shape: tuple, path: Path, key: str) -> np.ndarray:
@@ -268,30 +327,17 @@ class LeRobotDatasetReader:
             raise DatasetFormatError(f"{ep_dir}: {len(rows)} episode rows but meta/info.json says "
                                      f"total_episodes={total}")
         rows = rows[:total]       # rows past the commit point belong to an episode that never finished
-        expected_from = 0
-        for i, row in enumerate(rows):
-            for col in ("episode_index", "data/chunk_index", "data/file_index", "dataset_from_index", "dataset_to_index"):
-                if row.get(col) is None:
-                    raise DatasetFormatError(f"{ep_dir}: row {i} lacks column {col!r}")
-            if row["episode_index"] != i:
-                raise DatasetFormatError(f"{ep_dir}: row {i} has episode_index {row['episode_index']} "
-                                         f"(rows must be episodes 0..E-1 in order)")
-            if row["dataset_from_index"] != expected_from or row["dataset_to_index"] <= row["dataset_from_index"]:
-                raise DatasetFormatError(f"{ep_dir}: episode {i} spans [{row['dataset_from_index']}, "
-                                         f"{row['dataset_to_index']}), expected to start at {expected_from}")
-            expected_from = row["dataset_to_index"]
+        expected_from = check_episode_rows(rows, ep_dir)
         if expected_from != self.info["total_frames"]:
             raise DatasetFormatError(f"{self.root / layout.INFO_PATH}: total_frames={self.info['total_frames']} but "
                                      f"the episodes table covers {expected_from} frames")
         return rows
 
     def _data_path(self, row: dict) -> Path:
-        return self.root / self.info["data_path"].format(chunk_index=row["data/chunk_index"],
-                                                         file_index=row["data/file_index"])
+        return data_file(self.root, self.info, row)
 
     def _video_path(self, key: str, row: dict) -> Path:
-        return self.root / self.info["video_path"].format(video_key=key, chunk_index=row[f"videos/{key}/chunk_index"],
-                                                          file_index=row[f"videos/{key}/file_index"])
+        return video_file(self.root, self.info, key, row)
 
     def _check_data_files(self) -> set[Path]:
         """Footer, schema and row count of every referenced data parquet (catches truncation early)."""

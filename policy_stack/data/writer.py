@@ -12,7 +12,9 @@ Commit protocol of add_episode (see docs/datasets.md, "Crash safety"):
   3. meta/info.json is replaced last. It is the commit point: an episode exists iff its index is
      below info.json's `total_episodes`. Readers ignore anything past it.
 Reopening a dataset for append removes whatever a killed writer left past the commit point (temp files,
-an uncommitted episode's files and metadata rows) and rewrites the metadata consistently.
+an unfinished episode's files and metadata rows) and rewrites the metadata consistently. An episode whose
+metadata row and files were all written before the kill is kept, not dropped (see _open_existing).
+One writer at a time: the writer holds an flock on meta/.writer.lock from open to close (data/lock.py).
 """
 from __future__ import annotations
 
@@ -21,10 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from policy_stack import persist
 
 from . import layout
+from .lock import DatasetLock
+from .reader import DatasetFormatError, check_episode_rows, data_file, read_episode_rows, read_info, video_file
 from .features import (DEFAULT_FEATURES, Feature, depth_to_millimetres, env_key, feature_from_info,
                        make_feature)
 from .stats import aggregate_stats, array_stats, image_stats, scalar_stats, to_jsonable
@@ -50,13 +56,21 @@ class DatasetWriter:
                  chunks_size: int = layout.DEFAULT_CHUNK_SIZE):
         self.root = Path(root)
         self.codec, self.crf = codec, crf
-        if (self.root / layout.INFO_PATH).exists():
-            self._open_existing(fps, features)
-        else:
-            self._create(fps, features, robot_type, chunks_size)
-        for task in task_names or []:
-            self._task_index(task)
-        self._write_meta()
+        self.repair_notes: list[str] = []     # what reopening changed beyond dropping a killed writer's debris
+        if not (self.root / layout.INFO_PATH).exists():
+            self._check_new_target(fps, features)          # before the lock creates meta/ in it
+        self._lock = DatasetLock(self.root)                # held until close(); refuses a second writer
+        try:
+            if (self.root / layout.INFO_PATH).exists():
+                self._open_existing(fps, features)
+            else:
+                self._create(fps, features, robot_type, chunks_size)
+            for task in task_names or []:
+                self._task_index(task)
+            self._write_meta()
+        except BaseException:
+            self._lock.release()
+            raise
 
     # ------------------------------------------------------------------ public API
 
@@ -75,6 +89,8 @@ class DatasetWriter:
         millimetres (stored bit-exactly) or float metres (rounded to mm). Raises ValueError naming the
         key for a missing/unknown key, a wrong shape or dtype, or unequal lengths.
         """
+        if not self._lock.held:
+            raise ValueError(f"{self.root}: add_episode on a closed DatasetWriter")
         arrays, length = self._validate_frames(frames)
         if not isinstance(task, str) or not task:
             raise ValueError(f"add_episode: task must be a non-empty string, got {task!r}")
@@ -86,7 +102,8 @@ class DatasetWriter:
                "dataset_from_index": first_index, "dataset_to_index": first_index + length}
 
         for feat in self._video_features():
-            path = self.root / layout.VIDEO_PATH.format(video_key=feat.key, chunk_index=chunk, file_index=file)
+            path = video_file(self.root, self.info, feat.key, {f"videos/{feat.key}/chunk_index": chunk,
+                                                               f"videos/{feat.key}/file_index": file})
             frames = arrays[feat.env_key]
             persist.write_file_atomic(path, lambda tmp: encode_rgb_video(tmp, frames, self.info["fps"],
                                                                          self.codec, self.crf))
@@ -96,7 +113,7 @@ class DatasetWriter:
 
         task_index = self._task_index(task)
         columns = self._bookkeeping_columns(ep, first_index, length, task_index)
-        data_path = self.root / layout.DATA_PATH.format(chunk_index=chunk, file_index=file)
+        data_path = data_file(self.root, self.info, row)
         layout.write_parquet_atomic(data_path, self._data_table(arrays, columns), DATA_COMPRESSION)
 
         ep_stats = self._episode_stats(arrays, columns)
@@ -115,7 +132,8 @@ class DatasetWriter:
         return ep
 
     def close(self) -> None:
-        """Nothing is buffered: every add_episode is committed when it returns. Kept for symmetry."""
+        """Release the writer lock. Nothing is buffered: every add_episode is committed when it returns."""
+        self._lock.release()
 
     def __enter__(self):
         return self
@@ -125,17 +143,27 @@ class DatasetWriter:
 
     # ------------------------------------------------------------------ create / reopen
 
-    def _create(self, fps, features, robot_type, chunks_size):
+    def _check_new_target(self, fps, features):
         if fps is None or features is None:
             raise ValueError(f"{self.root}: no dataset there yet; fps and features are required to create one")
-        if int(fps) != fps or fps <= 0:
-            raise ValueError(f"fps must be a positive integer, got {fps!r}")
         if self.root.exists():
             stray = [p.name for p in self.root.iterdir() if p.name not in ("meta", "data", "videos")]
             if stray:
                 raise ValueError(f"{self.root}: exists and is not a dataset (contains {stray[:3]}); "
                                  f"pick an empty or new folder")
-            self._remove_files(self._all_files())   # leftovers of a writer killed before its first commit
+            # A writer commits info.json before its first episode, so episode files without it are not
+            # the debris of a killed first write: info.json was deleted. Creating would erase them.
+            episodes = [p for p in self._all_files() if not p.name.endswith(persist.TMP_SUFFIX)]
+            if episodes:
+                raise DatasetFormatError(f"{self.root}: holds episode files (e.g. {episodes[0].relative_to(self.root)}) "
+                                         f"but no {layout.INFO_PATH}; refusing to start a new dataset over them")
+
+    def _create(self, fps, features, robot_type, chunks_size):
+        if int(fps) != fps or fps <= 0:
+            raise ValueError(f"fps must be a positive integer, got {fps!r}")
+        if isinstance(chunks_size, bool) or not isinstance(chunks_size, int) or chunks_size < 1:
+            raise ValueError(f"chunks_size must be a positive integer, got {chunks_size!r}")
+        self._remove_files(self._all_files())   # leftovers of a writer killed before its first commit
         self.features = [make_feature(k, spec) for k, spec in features.items()]
         if not any(f.kind == "action" for f in self.features):
             raise ValueError("features: an 'action' feature is required")
@@ -156,25 +184,148 @@ class DatasetWriter:
         self.tasks, self.episodes, self.episode_stats = [], [], []
 
     def _open_existing(self, fps, features):
-        from .reader import read_info, read_episode_rows   # one parser for both sides
-
+        """Reopen for append (this is also `dataset repair`). The truth is the episodes table and the
+        files, not info.json's counters: an episode whose row and files are complete is never dropped,
+        even past info.json's commit point (a writer killed while updating the derived metadata, or an
+        edited info.json); a killed writer's unfinished episode has files but no row, and those files
+        are removed. Anything else where metadata and data disagree is refused with a
+        DatasetFormatError, deleting nothing."""
         self.info = read_info(self.root)
         self.features = [f for k, e in self.info["features"].items() if (f := feature_from_info(k, e))]
         if fps is not None and int(fps) != self.info["fps"]:
             raise ValueError(f"{self.root}: dataset fps is {self.info['fps']}, asked to append at {fps}")
         if features is not None:
             self._check_same_features(features)
-        committed = int(self.info["total_episodes"])
+        committed = self.info["total_episodes"]
         rows = read_episode_rows(self.root)
+        ep_dir = self.root / "meta/episodes"
         if len(rows) < committed:
-            raise ValueError(f"{self.root}: info.json says {committed} episodes but meta/episodes has "
-                             f"{len(rows)} rows; the dataset was damaged outside the writer")
-        self.episodes = rows[:committed]                 # rows past the commit point are dropped
+            raise DatasetFormatError(f"{self.root}: info.json says {committed} episodes but meta/episodes has "
+                                     f"{len(rows)} rows; the dataset was damaged outside the writer (nothing changed)")
+        check_episode_rows(rows, ep_dir)
+        missing = sorted(str(p.relative_to(self.root)) for r in rows[:committed]
+                         for p in self._episode_files(r) if not p.exists())
+        if missing:
+            raise DatasetFormatError(f"{self.root}: committed episode files are missing: {missing[:5]} "
+                                     f"(nothing changed)")
+        self.tasks = self._read_task_table()
+        kept = list(rows[:committed])
+        rolled = []
+        for i in range(committed, len(rows)):
+            # A writer publishes an episode's row only after its files are complete and synced, so a row
+            # past the commit point with missing or broken files is damage, never crash debris.
+            problem = self._incomplete(rows[i])
+            if problem is not None:
+                raise DatasetFormatError(f"{self.root}: episode {i} has a metadata row but its files are not whole "
+                                         f"({problem}); no crash leaves that (nothing changed)")
+            kept.append(rows[i])
+            rolled.append(i)
+        if rolled:
+            self.repair_notes.append(
+                f"meta/info.json said total_episodes={committed}; episode(s) {rolled[0]}..{rolled[-1]} past it have "
+                f"complete rows and files and are kept")
+        self._rebuild_tasks(kept, verify=rolled)
+        self.episodes = kept
         self.episode_stats = [self._stats_from_row(r) for r in self.episodes]
-        tasks_path = self.root / layout.TASKS_PATH
-        self.tasks = layout.read_tasks(tasks_path) if tasks_path.exists() else []
-        self.info["total_frames"] = int(self.episodes[-1]["dataset_to_index"]) if self.episodes else 0
+        total_frames = int(self.episodes[-1]["dataset_to_index"]) if self.episodes else 0
+        if total_frames != self.info["total_frames"] and not rolled:
+            self.repair_notes.append(f"meta/info.json said total_frames={self.info['total_frames']}; "
+                                     f"the episodes table covers {total_frames}")
+        self.info["total_episodes"] = len(self.episodes)
+        self.info["total_frames"] = total_frames
         self._remove_uncommitted_files()
+
+    def _episode_files(self, row: dict) -> list[Path]:
+        return [data_file(self.root, self.info, row)] + [video_file(self.root, self.info, f.key, row)
+                                                           for f in self._video_features()]
+
+    def _incomplete(self, row: dict) -> str | None:
+        """Why an episode past the commit point is not complete (None if its files are all there and
+        whole: the data parquet holds its rows, every video opens)."""
+        try:
+            paths = self._episode_files(row)
+        except ValueError as exc:
+            return str(exc)
+        for path in paths[1:]:
+            if not path.is_file():
+                return f"{path.relative_to(self.root)} missing"
+            try:
+                probe_video(path)
+            except Exception as exc:     # PyAV raises several error types for broken containers
+                return f"{path.relative_to(self.root)} unreadable ({str(exc)[:80]})"
+        try:
+            self._episode_task_index(row)
+        except DatasetFormatError as exc:
+            return str(exc)
+        return None
+
+    def _episode_task_index(self, row: dict) -> int:
+        """The task_index the episode's data rows carry (read from its data parquet)."""
+        path = data_file(self.root, self.info, row)
+        if not path.is_file():
+            raise DatasetFormatError(f"{path.relative_to(self.root)} missing")
+        try:
+            table = pq.read_table(path, columns=["episode_index", "task_index"])
+        except (pa.ArrowException, OSError, KeyError) as exc:
+            raise DatasetFormatError(f"{path.relative_to(self.root)} unreadable ({str(exc)[:80]})") from exc
+        k, length = row["episode_index"], row["dataset_to_index"] - row["dataset_from_index"]
+        mine = table.filter(pc.equal(table.column("episode_index"), k)).column("task_index").to_pylist()
+        if len(mine) != length:
+            raise DatasetFormatError(f"{path.relative_to(self.root)} holds {len(mine)} rows of episode {k}, "
+                                     f"the episodes table says {length}")
+        if len(set(mine)) != 1 or not isinstance(mine[0], int) or mine[0] < 0:
+            raise DatasetFormatError(f"{path.relative_to(self.root)}: episode {k} has task_index values {sorted(set(mine))[:5]}")
+        return mine[0]
+
+    def _read_task_table(self) -> list[str] | None:
+        path = self.root / layout.TASKS_PATH
+        if not path.exists():
+            return None
+        try:
+            return layout.read_tasks(path)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            self.repair_notes.append(f"meta/tasks.parquet unreadable ({str(exc)[:80]}); rebuilt from the data")
+            return None
+
+    def _rebuild_tasks(self, rows: list[dict], verify: list[int]) -> None:
+        """Make self.tasks agree with the episodes: the task text of each episode (its row's `tasks`) must
+        sit at the task_index its data rows carry. When tasks.parquet is missing, unreadable or lacks an
+        episode's task, or for episodes kept past the commit point, the index is read from the data;
+        what cannot be proved that way is refused."""
+        known = self.tasks
+        need = set(verify)
+        if known is None:
+            need = set(range(len(rows)))
+            self.repair_notes.append("meta/tasks.parquet was missing or unreadable; rebuilt from the episodes' data")
+            known = []
+        for i, row in enumerate(rows):
+            text = (row.get("tasks") or [None])[0]
+            if text is None:
+                raise DatasetFormatError(f"{self.root}/meta/episodes: episode {i} names no task")
+            if text not in known:
+                need.add(i)
+        by_index: dict[int, str] = {}
+        for i in sorted(need):
+            index, text = self._episode_task_index(rows[i]), rows[i]["tasks"][0]
+            if by_index.setdefault(index, text) != text:
+                raise DatasetFormatError(f"{self.root}: task_index {index} is used for both {by_index[index][:60]!r} "
+                                         f"and {text[:60]!r}; cannot rebuild meta/tasks.parquet (nothing changed)")
+        tasks = list(known)
+        for index in sorted(by_index):
+            text = by_index[index]
+            if index < len(tasks):
+                if tasks[index] != text:
+                    raise DatasetFormatError(f"{self.root}: episodes use task_index {index} for {text[:60]!r}, "
+                                             f"meta/tasks.parquet says {tasks[index][:60]!r} (nothing changed)")
+            elif index == len(tasks):
+                tasks.append(text)
+            else:
+                raise DatasetFormatError(f"{self.root}: episodes use task_index {index} but the text of task "
+                                         f"{len(tasks)} is unknown; cannot rebuild meta/tasks.parquet (nothing changed)")
+        if self.tasks is not None and len(tasks) > len(self.tasks):
+            self.repair_notes.append(f"meta/tasks.parquet lacked {len(tasks) - len(self.tasks)} task(s) the "
+                                     f"episodes use; added")
+        self.tasks = tasks
 
     def _check_same_features(self, features):
         wanted = {f.key: f for f in (make_feature(k, s) for k, s in features.items())}
@@ -188,32 +339,38 @@ class DatasetWriter:
                                  f"dataset, {tuple(f.shape)} requested")
 
     def _committed_files(self) -> set[Path]:
-        keep = set()
-        for row in self.episodes:
-            keep.add(self.root / layout.DATA_PATH.format(chunk_index=row["data/chunk_index"],
-                                                         file_index=row["data/file_index"]))
-            for f in self._video_features():
-                keep.add(self.root / layout.VIDEO_PATH.format(
-                    video_key=f.key, chunk_index=row[f"videos/{f.key}/chunk_index"],
-                    file_index=row[f"videos/{f.key}/file_index"]))
-        return keep
+        return {p for row in self.episodes for p in self._episode_files(row)}
 
     def _all_files(self) -> list[Path]:
         return [p for sub in ("data", "videos", "meta/episodes") for p in (self.root / sub).rglob("*") if p.is_file()]
 
     def _remove_uncommitted_files(self):
+        """Delete a killed writer's debris, and nothing that could be anyone's data: temp files, and the
+        files of episode number len(episodes), the only one a writer can have been writing (every
+        episode's files sit at its own index). Any other file no episode names means the episodes table
+        and the files disagree (an edit, a copy): refuse rather than guess which side is right."""
         keep = self._committed_files()
-        missing = sorted(str(p.relative_to(self.root)) for p in keep if not p.exists())
-        if missing:
-            raise ValueError(f"{self.root}: committed episode files are missing: {missing[:5]}")
+        chunk, file = layout.chunk_file(len(self.episodes), self.info["chunks_size"])
+        debris = set(self._episode_files({"data/chunk_index": chunk, "data/file_index": file,
+                                          **{f"videos/{f.key}/{c}": v for f in self._video_features()
+                                             for c, v in (("chunk_index", chunk), ("file_index", file))}}))
+        temps = [p for p in self.root.rglob("*" + persist.TMP_SUFFIX) if p.is_file()]
         orphans = [p for p in self._all_files()
-                   if p not in keep and not p.is_relative_to(self.root / "meta/episodes")]
-        orphans += [p for p in self.root.rglob("*" + persist.TMP_SUFFIX) if p.is_file()]
-        self._remove_files(orphans)
+                   if p not in keep and p not in temps and not p.is_relative_to(self.root / "meta/episodes")]
+        unexplained = sorted(str(p.relative_to(self.root)) for p in orphans if p not in debris)
+        if unexplained:
+            raise DatasetFormatError(
+                f"{self.root}: {len(unexplained)} file(s) belong to no episode and are not what a killed writer "
+                f"leaves (e.g. {unexplained[0]}); the episodes table and the files disagree. Nothing changed: "
+                f"move those files away or restore meta/episodes")
+        self._remove_files(orphans + temps)
         # Episode-metadata files past the last committed row (a new meta file begun by a killed writer).
         last_meta = (len(self.episodes) - 1) // EPISODES_PER_META_FILE if self.episodes else -1
         for path in sorted((self.root / "meta/episodes").glob("*/*.parquet")):
-            chunk, file = int(path.parent.name.split("-")[1]), int(path.stem.split("-")[1])
+            try:
+                chunk, file = int(path.parent.name.split("-")[1]), int(path.stem.split("-")[1])
+            except (IndexError, ValueError):
+                continue                 # not a name this writer uses; its rows were read, so keep it
             if chunk * self.info["chunks_size"] + file > last_meta:
                 self._remove_files([path])
         self._rewrite_episode_files = True
@@ -349,10 +506,8 @@ class DatasetWriter:
 
     def _fill_video_info(self):
         for feat in self._video_features():
-            row = self.episodes[0]
-            path = self.root / layout.VIDEO_PATH.format(video_key=feat.key, chunk_index=row[f"videos/{feat.key}/chunk_index"],
-                                                        file_index=row[f"videos/{feat.key}/file_index"])
-            self.info["features"][feat.key]["info"] = probe_video(path)
+            self.info["features"][feat.key]["info"] = probe_video(video_file(self.root, self.info, feat.key,
+                                                                             self.episodes[0]))
 
     # ------------------------------------------------------------------ metadata (commit)
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
+
+from policy_stack.file_modes import save_safetensors
 
 from policy_stack.persist import resolve_dir, write_dir_atomic
 
@@ -173,7 +175,7 @@ class Replay:
                 a, m = store.state(name)
                 arrays.update(a)
                 meta[name] = m
-            save_file(arrays, str(tmp / "replay.safetensors"))
+            save_safetensors(arrays, tmp / "replay.safetensors")
             (tmp / "replay.json").write_text(json.dumps(meta, indent=1))
         write_dir_atomic(Path(folder), write)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -123,14 +124,39 @@ class Session:
         return persist.latest_snapshot_dir(self.ckpt_root)
 
     def restore(self, path: Path) -> None:
-        self.agent.load_state_dict(load_state(path, "agent"))
-        self.replay = Replay.load(path / "replay")
+        # Read everything before changing anything, so a damaged checkpoint leaves the session as it was
+        # and the next-older one can be tried (restore_newest).
+        agent_state, rng = load_state(path, "agent"), load_state(path, "rng")
+        replay = Replay.load(path / "replay")
         meta = json.loads((path / "session.json").read_text())
+        self.agent.load_state_dict(agent_state)
+        self.replay = replay
         self.counters.update(meta["counters"])
         self.history = meta["history"]
         self.timing.update(meta["timing"])
-        restore_rng(load_state(path, "rng"), self.agent.device, self.rng)   # last: nothing after this may draw
+        restore_rng(rng, self.agent.device, self.rng)   # last: nothing after this may draw
         self.resumed_from = str(path)
+
+    def restore_newest(self, newest: Path) -> None:
+        """Restore `newest` or, if it does not load (truncated or corrupt file), the next-older checkpoint
+        kept beside it, saying so on stderr. Raises ValueError naming each failure when none loads."""
+        older = sorted((p for p in self.ckpt_root.glob("ckpt_*")
+                        if p.is_dir() and p.name < newest.name and not p.name.endswith((".tmp", ".old"))), reverse=True)
+        failures = []
+        for path in [newest, *older]:
+            try:
+                self.restore(path)
+            except Exception as exc:   # noqa: BLE001 - safetensors, JSON, shapes: any means "unusable"
+                reason = " ".join(str(exc).split())[:200]
+                failures.append(f"{path.name} ({type(exc).__name__}: {reason})")
+                print(f"resume: checkpoint {path} does not load ({type(exc).__name__}: {reason}); "
+                      f"trying the previous one", file=sys.stderr)
+                continue
+            if failures:
+                print(f"resume: fell back to {path.name}; the progress after it is lost and will be redone",
+                      file=sys.stderr)
+            return
+        raise ValueError(f"resume: no checkpoint in {self.ckpt_root} loads: {'; '.join(failures)}")
 
     # the loop ---------------------------------------------------------------------------------
     def _reset(self, env):
@@ -340,7 +366,7 @@ def run_session(config: SessionConfig | dict, env_factory: Callable, policy: Pol
     s = Session(cfg, env_factory, policy, offline_replay, Path(out_dir), agent_kwargs)
     latest = s.latest()
     if resume and latest is not None:
-        s.restore(latest)
+        s.restore_newest(latest)
     elif latest is not None:
         raise FileExistsError(f"{out_dir} already holds checkpoints ({latest.name}); pass resume=True or use a new out_dir")
     return s.run()

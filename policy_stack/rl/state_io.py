@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from policy_stack.file_modes import save_safetensors
 
 
 def _encode(obj, tensors: dict, path: str):
@@ -52,7 +54,7 @@ def save_state(obj, folder: Path, name: str) -> None:
     """Write `name.safetensors` + `name.json` into folder (call inside an atomic directory write)."""
     tensors: dict[str, torch.Tensor] = {}
     structure = _encode(obj, tensors, name)
-    save_file(tensors, str(Path(folder) / f"{name}.safetensors"))
+    save_safetensors(tensors, Path(folder) / f"{name}.safetensors")
     (Path(folder) / f"{name}.json").write_text(json.dumps(structure))
 
 

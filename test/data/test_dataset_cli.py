@@ -51,7 +51,12 @@ def test_repair_command(written_dataset, tmp_path, capsys):
 
     root = tmp_path / "copy"
     shutil.copytree(written_dataset[0], root)
-    (root / "data/chunk-000/file-009.parquet").write_bytes(b"orphan")
+    (root / "data/chunk-000/file-003.parquet").write_bytes(b"orphan")     # the next episode's slot: debris
     assert main(["dataset", "repair", str(root)]) == 0
-    assert not (root / "data/chunk-000/file-009.parquet").exists()
+    assert not (root / "data/chunk-000/file-003.parquet").exists()
     assert "3 episodes" in capsys.readouterr().out
+    # A file no killed writer could have left is not deleted: repair refuses and changes nothing.
+    (root / "data/chunk-000/file-009.parquet").write_bytes(b"someone's data")
+    assert main(["dataset", "repair", str(root)]) == 2
+    assert (root / "data/chunk-000/file-009.parquet").exists()
+    assert "file-009.parquet" in capsys.readouterr().err

@@ -99,9 +99,11 @@ def test_append_to_existing(tmp_path):
     for ep in first:
         w.add_episode(ep, "a")
     extra = make_episode(7, seed=5)
+    w.close()                                              # one writer at a time (the writer lock)
     w2 = DatasetWriter(root)                               # reopen: fps/features come from info.json
     assert w2.num_episodes == 2 and w2.num_frames == 20
     assert w2.add_episode(extra, "b") == 2
+    w2.close()
     reader = LeRobotDatasetReader(root)
     assert reader.num_episodes == 3 and reader.num_frames == 27 and reader.tasks == ["a", "b"]
     np.testing.assert_array_equal(reader.episode(2)["action"], extra["action"])

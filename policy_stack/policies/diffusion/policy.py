@@ -108,8 +108,9 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
 
     def set_backend(self, name: str, onnx_dir: str | None = None, providers: list[str] | None = None,
                     num_threads: int = 2) -> None:
-        """"torch", "onnx" (exports to onnx_dir, or a temporary folder, and runs ONNX Runtime), or
-        "cuda_graph" (the denoiser replayed from a CUDA graph; needs the policy on a CUDA device)."""
+        """"torch", "onnx" (exports to onnx_dir, or to a temporary folder deleted once ONNX Runtime has
+        loaded the graphs, and runs ONNX Runtime), or "cuda_graph" (the denoiser replayed from a CUDA graph;
+        needs the policy on a CUDA device)."""
         if name == "torch":
             self._backend = TorchBackend(self)
         elif name == "cuda_graph":
@@ -117,7 +118,10 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
             self._backend = CudaGraphBackend(self)
         elif name == "onnx":
             from policy_stack.onnx_export import OnnxDiffusionRunner
-            if onnx_dir is None or not (OnnxDiffusionRunner.files_present(onnx_dir)):
+            if onnx_dir is None:     # nothing to keep: export, open, and delete the files at once
+                self._backend = OnnxDiffusionRunner.from_policy(self, providers=providers, num_threads=num_threads)
+                return
+            if not OnnxDiffusionRunner.files_present(onnx_dir):
                 onnx_dir = self.export_onnx(onnx_dir)
             self._backend = OnnxDiffusionRunner(onnx_dir, providers=providers, num_threads=num_threads)
         else:
