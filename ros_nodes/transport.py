@@ -23,7 +23,6 @@ import shutil
 import stat
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 from policy_stack.persist import write_text_atomic
