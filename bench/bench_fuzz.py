@@ -12,7 +12,9 @@ touched but which changed or disappeared after the commands ran (`dataset repair
 deletes files).
 
 Targets (the hook for more generators): subclass FuzzTarget, decorate with @register, and give it a
-name; `--targets` picks them. Node-message and checkpoint targets plug in the same way.
+name; `--targets` picks them. `dataset` is here; `checkpoint` (damaged checkpoints vs `policy-stack
+checkpoint info`) and `node` (malformed observations at 20 Hz against a running inference node) are in
+bench/fuzz_targets.py. A target may have finish() -> dict, run after its last case.
 """
 from __future__ import annotations
 
@@ -268,7 +270,9 @@ def run(targets: list[str], cases: int, seed: int, timeout_s: float, replay: int
                     print(json.dumps(res, indent=1))
                 if (not res["survived"] or res["lost"]) and len(failures) < 50:
                     failures.append({"case": k, **res, "commands": [c for c in res["commands"] if not c["ok"]]})
-            results[name] = {"cases_tried": tried, "cases_survived": survived, "cases_failed": tried - survived,
+            finish = getattr(target, "finish", None)
+            extra = finish() if finish else {}
+            results[name] = {**extra, "cases_tried": tried, "cases_survived": survived, "cases_failed": tried - survived,
                              "episodes_lost": lost_episodes, "cases_with_data_loss": cases_with_loss,
                              "commands_per_case": list(getattr(target, "COMMANDS", [])), "by_mutation": by_mutation,
                              "wall_s": round(time.perf_counter() - t0, 1), "failures": failures}
@@ -276,6 +280,11 @@ def run(targets: list[str], cases: int, seed: int, timeout_s: float, replay: int
 
 
 def main(argv=None) -> int:
+    # The checkpoint and node targets register into bench.bench_fuzz's registry, which is another module
+    # object than this one when run as `python -m bench.bench_fuzz`: take them over.
+    import bench.bench_fuzz as registry
+    import bench.fuzz_targets  # noqa: F401
+    TARGETS.update({k: v for k, v in registry.TARGETS.items() if k not in TARGETS})
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--targets", nargs="+", default=["dataset"], choices=sorted(TARGETS))
     p.add_argument("--cases", type=int, default=1000, help="cases per target")
@@ -302,7 +311,8 @@ def main(argv=None) -> int:
         for name, r in results.items():
             print(f"{name}: {r['cases_tried']} cases, {r['cases_survived']} survived, {r['cases_failed']} failed, "
                   f"{r['episodes_lost']} committed episodes lost ({r['wall_s']} s) -> {out}")
-    failed = any(r["cases_failed"] or r["episodes_lost"] for r in results.values())
+    failed = any(r["cases_failed"] or r["episodes_lost"] or r.get("chunks_answering_damaged_observations")
+                 or r.get("node_exit_code") not in (None, 0) for r in results.values())
     return 1 if failed else 0
 
 

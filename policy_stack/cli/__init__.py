@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "train a policy from a dataset"),
     "eval": ("evaluate", "roll a policy out in simulation"),
     "export": ("export", "export a policy network (onnx)"),
+    "checkpoint": ("checkpoint", "load a checkpoint and describe it (info)"),
     "bench": ("bench", "latency benchmarks"),
     "up": ("up", "start the ROS 2 node graph (sim + inference) as processes"),
     "finetune": ("finetune", "online RL fine-tuning session (EXPO, PA-RL)"),
