@@ -62,6 +62,19 @@ def config_to_dict(config) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists, JSON-clean
 
 
+def _check_scalar_type(owner: str, name: str, default, value) -> None:
+    """A JSON value must have its field's scalar type (an int may stand for a float, None for an optional
+    field whose default is None): a list where a seed belongs fails here, in one line, not in torch."""
+    if value is None or default is None or default is dataclasses.MISSING:
+        return
+    kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,), list: (list,),
+             tuple: (list, tuple)}.get(type(default))
+    if kinds is None:
+        return
+    if not isinstance(value, kinds) or (type(default) is not bool and isinstance(value, bool)):
+        raise ValueError(f"{owner}.{name} = {str(value)[:60]!r}: expected {type(default).__name__}")
+
+
 def config_from_dict(config_cls: type, data: dict, complete: bool = False):
     """Rebuild a config dataclass; unknown fields are an error (a typo must not be silently ignored),
     and with complete=True so is a missing one (a checkpoint states every field)."""
@@ -80,6 +93,7 @@ def config_from_dict(config_cls: type, data: dict, complete: bool = False):
             value = config_from_dict(type(default), value)
         elif isinstance(default, tuple) and isinstance(value, list):
             value = tuple(value)
+        _check_scalar_type(config_cls.__name__, name, default, value)
         kwargs[name] = value
     return config_cls(**kwargs)
 
@@ -146,6 +160,10 @@ def read_config(folder: str | os.PathLike) -> dict:
     for field in ("policy_type", "config", "action_space", "obs_spec"):
         if field not in data:
             raise ValueError(f"checkpoint file {path} lacks field {field!r}")
+    kinds = {"policy_type": str, "config": dict, "action_space": dict, "obs_spec": dict}
+    wrong = [f"{field} ({type(data[field]).__name__})" for field, kind in kinds.items() if not isinstance(data[field], kind)]
+    if wrong:
+        raise ValueError(f"checkpoint file {path}: fields of the wrong type: {', '.join(wrong)}")
     version = data.get("format_version", 1)
     if version not in READABLE_VERSIONS:
         raise ValueError(f"checkpoint file {path} has format_version {version!r}; this policy_stack reads "

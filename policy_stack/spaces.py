@@ -6,6 +6,7 @@ checkpoint knows which observation keys it needs and what its action dimensions 
 from __future__ import annotations
 
 import math
+import numbers
 
 from dataclasses import asdict, dataclass, field
 
@@ -126,6 +127,20 @@ class FeatureSpec:
     dtype: str                        # "float32", "uint8", "uint16"
     kind: str = "lowdim"              # lowdim | rgb | depth
 
+    MAX_DIM = 1 << 16                 # no observation axis is longer (a 65536-pixel-wide image)
+
+    def __post_init__(self):
+        shape = self.shape
+        if not isinstance(shape, (list, tuple)) or len(shape) > 4 or not all(
+                isinstance(n, numbers.Integral) and not isinstance(n, bool) and 1 <= n <= self.MAX_DIM for n in shape):
+            raise ValueError(f"FeatureSpec: shape {str(shape)[:60]} must be up to 4 integers in [1, {self.MAX_DIM}]")
+        if not isinstance(self.dtype, str) or not isinstance(self.kind, str):
+            raise ValueError(f"FeatureSpec: dtype {str(self.dtype)[:30]!r} and kind {str(self.kind)[:30]!r} must be strings")
+        try:
+            np.dtype(self.dtype)
+        except TypeError:
+            raise ValueError(f"FeatureSpec: unknown dtype {self.dtype[:30]!r}") from None
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -135,4 +150,6 @@ def obs_spec_to_dict(spec: dict[str, FeatureSpec]) -> dict:
 
 
 def obs_spec_from_dict(d: dict) -> dict[str, FeatureSpec]:
+    if not all(isinstance(v, dict) for v in d.values()):
+        raise ValueError("obs_spec: every entry must be an object with shape and dtype")
     return {k: FeatureSpec(**v) for k, v in d.items()}
