@@ -244,8 +244,9 @@ class ChunkFollower:
     Hand-over: with blend_steps > 0 the first blend_steps actions taken from a new chunk are mixed with
     the previous chunk's action for the same time slot (weight of the new chunk (i+1)/(blend_steps+1) at
     its i-th action; discrete dimensions come from the new chunk), so a new plan that disagrees with the
-    executing one does not jump. `handover_jumps` records, per hand-over, the largest change of a
-    continuous dimension between the last executed action and the first one from the new chunk.
+    executing one does not jump. `handover_jumps` records, per hand-over from one chunk to the next (not
+    a resumption after a hold), the largest change of a continuous dimension between the last executed
+    action and the first one from the new chunk.
     """
 
     def __init__(self, safety: ActionSafety, max_age_s: float = 0.5, blend_steps: int = 0):
@@ -260,6 +261,7 @@ class ChunkFollower:
         self._prev: tuple[np.ndarray, float, float] | None = None   # (chunk, stamp, dt) it replaced
         self._used_stamp = -math.inf     # stamp of the chunk the last action came from
         self._taken = 0                  # actions taken from the current chunk so far
+        self._last_from_chunk = False    # the last action came from a chunk (not a hold)
         self._hold_since = -math.inf     # stamp of the newest explicit hold
         self._not_before = -math.inf     # chunks stamped before this are ignored (episode reset)
         self.last_action: np.ndarray | None = None
@@ -304,7 +306,7 @@ class ChunkFollower:
         """New episode: forget the chunk; ignore chunks computed from observations before not_before."""
         with self._lock:
             self._chunk, self._stamp, self._prev = None, -math.inf, None
-            self._used_stamp, self._taken = -math.inf, 0
+            self._used_stamp, self._taken, self._last_from_chunk = -math.inf, 0, False
             self._hold_since = -math.inf
             self._not_before = not_before
             self.last_action = None
@@ -344,9 +346,11 @@ class ChunkFollower:
                 self._taken += 1
                 action, _ = self.safety.rate_limit(wanted[None], self.last_action)
                 action = action[0].astype(np.float32)
-                if handover and self.last_action is not None:
+                if handover and self._last_from_chunk:
+                    # chunk -> chunk only: resuming after a hold is a start, not a hand-over
                     diff = np.abs(action - self.last_action)[self._continuous]
                     self.handover_jumps.append(float(diff.max()) if diff.size else 0.0)
+            self._last_from_chunk = event is None
             self.last_action = action
             return action, event, idx
 

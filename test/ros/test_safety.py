@@ -171,6 +171,16 @@ def test_follower_blends_the_hand_over_and_records_the_jump():
     np.testing.assert_allclose(smooth[4:], [0.2, 0.4, 0.6, 0.8, 0.8])
     assert jumps_hard == [pytest.approx(0.8)] and jumps_smooth == [pytest.approx(0.2)]
 
+    # Resuming after a hold (the chunk went stale) is a start, not a hand-over: not recorded.
+    f = S.ChunkFollower(S.ActionSafety(SPACE), max_age_s=0.2)
+    chunk = np.zeros((16, 7))
+    chunk[:, 0] = 0.9
+    f.set_chunk(20.0, 0.05, chunk)
+    f.action_at(20.0)
+    assert f.action_at(20.5)[1].kind == S.STALE_CHUNK
+    f.set_chunk(20.5, 0.05, chunk)
+    assert f.action_at(20.5)[1] is None and list(f.handover_jumps) == []
+
 
 def test_observation_sync_hands_out_the_steps_between_two_plans_in_order():
     sync = ObservationSync(["img", "joint"], anchor="img", tolerance_s=0.01)
