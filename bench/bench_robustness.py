@@ -91,7 +91,13 @@ class Busy:
              str(self.work / "busy_ckpt"), "--steps", "1000000", "--batch", "64"],
             cwd=REPO, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True))
         time.sleep(20)          # both are past their start-up when the row begins
+        self.check("at the start of the row")
         return self
+
+    def check(self, when: str) -> None:
+        dead = [p.args[3] for p in self.procs if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"busy row: neighbour(s) {dead} not running {when}; see {self.work / 'busy.log'}")
 
     def __exit__(self, *exc):
         import signal
@@ -165,8 +171,10 @@ def main(argv=None) -> int:
     for name in rows:
         print(f"[robustness] {name} ...", file=sys.stderr, flush=True)
         if name == "busy":
-            with Busy(work, args.seed):
+            with Busy(work, args.seed) as busy:
                 row = run_row(name, args, work)
+                busy.check("at the end of the row")      # the load was there the whole time
+                row["busy_neighbours"] = "a second policy-stack up graph and a policy-stack train run, alive throughout"
         else:
             row = run_row(name, args, work)
         row["meets_required"] = (row["success_rate"] or 0) >= REQUIRED[name] if name in REQUIRED else None
