@@ -46,6 +46,7 @@ ROWS = {
     "quiet_blend3": ["--blend-steps", "3"],
     "delay200_blend3": ["--action-delay", "0.2", "--delay-jitter", "0.5", "--blend-steps", "3"],
 }
+ROW_DOMAIN_BASE, NEIGHBOUR_DOMAIN = 60, 90
 REQUIRED = {"quiet": 0.95, "busy": 0.95, "ddim10": 0.90, "delay200": 0.80}
 
 
@@ -76,7 +77,7 @@ class Busy:
 
     def __enter__(self):
         py = sys.executable
-        env = dict(os.environ, ROS_DOMAIN_ID=str(150 + os.getpid() % 50))
+        env = dict(os.environ)
         data = self.work / "busy_data"
         if not (data / "meta" / "info.json").is_file():
             subprocess.run([py, "-m", "policy_stack.cli", "collect", "--env", "lift", "--episodes", "4", "--out",
@@ -84,6 +85,7 @@ class Busy:
         logs = open(self.work / "busy.log", "w")
         self.procs.append(subprocess.Popen(
             [py, "-m", "policy_stack.cli", "up", "--episodes", "1000", "--seed", str(self.seed + 5000),
+             "--domain-id", str(NEIGHBOUR_DOMAIN),
              "--run-dir", str(self.work / "busy_up"), "--timeout", "100000"],
             cwd=REPO, env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True))
         self.procs.append(subprocess.Popen(
@@ -114,9 +116,11 @@ class Busy:
 
 def run_row(name: str, args, work: Path) -> dict:
     run_dir = work / name
+    # A fixed domain per row, never the busy neighbour's: `up` alone picks a random one in 1-99, and two
+    # graphs that drew the same domain would answer each other's observations.
     cmd = [sys.executable, "-m", "policy_stack.cli", "up", "--json", "--episodes", str(args.episodes),
            "--seed", str(args.seed), "--max-steps", str(args.max_steps), "--run-dir", str(run_dir),
-           "--device", "cpu", *ROWS[name]]
+           "--device", "cpu", "--domain-id", str(ROW_DOMAIN_BASE + list(ROWS).index(name)), *ROWS[name]]
     if args.policy:
         cmd += ["--policy", args.policy]
     t0 = time.monotonic()
@@ -129,6 +133,9 @@ def run_row(name: str, args, work: Path) -> dict:
             "hold_fraction": s.get("hold_fraction"), "loop_latency_ms": s.get("loop_latency_ms"),
             "handover_jump": s.get("handover_jump"), "safety_violations": _violations(episodes),
             "hold_steps": _sum_holds(episodes), "wall_s": round(time.monotonic() - t0, 1),
+            # one chunk per executed step at most: more would mean answers to someone else's observations
+            "chunks_received": sum(len(ep.get("latency_ms", [])) for ep in episodes),
+            "steps": sum(ep.get("steps", 0) for ep in episodes),
             "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
             "stderr_tail": proc.stderr[-1500:] if proc.returncode else ""}
 
