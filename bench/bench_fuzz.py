@@ -42,6 +42,26 @@ def register(cls):
     return cls
 
 
+def damage_file(rng, path: Path, kind: str, label) -> str:
+    """truncate | flip_bytes | delete (anything else) one file, drawing from rng; returns what was done."""
+    data = path.read_bytes()
+    if kind == "truncate":
+        keep = int(rng.integers(0, max(len(data), 1)))
+        path.write_bytes(data[:keep])
+        return f"truncate {label} to {keep} of {len(data)} bytes"
+    if kind == "flip_bytes":
+        if not data:
+            return f"flip_bytes {label}: empty"
+        buf = bytearray(data)
+        n = int(rng.integers(1, 9))
+        for pos in rng.integers(0, len(buf), n):
+            buf[pos] ^= int(rng.integers(1, 256))
+        path.write_bytes(bytes(buf))
+        return f"flip {n} bytes in {label}"
+    path.unlink()
+    return f"delete {label}"
+
+
 class CaseTimeout(Exception):
     pass
 
@@ -163,23 +183,7 @@ class DatasetTarget(FuzzTarget):
         if not files:
             return f"{kind}: no files left"
         path = files[rng.integers(len(files))]
-        rel = path.relative_to(root)
-        data = path.read_bytes()
-        if kind == "truncate":
-            keep = int(rng.integers(0, max(len(data), 1)))
-            path.write_bytes(data[:keep])
-            return f"truncate {rel} to {keep} of {len(data)} bytes"
-        if kind == "flip_bytes":
-            if not data:
-                return f"flip_bytes {rel}: empty"
-            buf = bytearray(data)
-            n = int(rng.integers(1, 9))
-            for pos in rng.integers(0, len(buf), n):
-                buf[pos] ^= int(rng.integers(1, 256))
-            path.write_bytes(bytes(buf))
-            return f"flip {n} bytes in {rel}"
-        path.unlink()
-        return f"delete {rel}"
+        return damage_file(rng, path, kind, path.relative_to(root))
 
     def _edit_row(self, rng, root: Path) -> str:
         """Set one cell of the episodes table (meta/episodes) to a hostile value of the column's type."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_fuzz import FuzzTarget, register, run_cli
+from bench.bench_fuzz import FuzzTarget, damage_file, register, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = (-1, 0, 1, 3, 10**9, 10**12, -10**12, 0.5, float("nan"), float("inf"), -float("inf"), True, None, "",
@@ -79,20 +79,7 @@ class CheckpointTarget(FuzzTarget):
             path.write_text(json.dumps(obj))
             return desc
         path = files[rng.integers(len(files))]
-        data = path.read_bytes()
-        if kind == "truncate":
-            keep = int(rng.integers(0, max(len(data), 1)))
-            path.write_bytes(data[:keep])
-            return f"truncate {path.name} to {keep} of {len(data)} bytes"
-        if kind == "flip_bytes" and data:
-            buf = bytearray(data)
-            n = int(rng.integers(1, 9))
-            for pos in rng.integers(0, len(buf), n):
-                buf[pos] ^= int(rng.integers(1, 256))
-            path.write_bytes(bytes(buf))
-            return f"flip {n} bytes in {path.name}"
-        path.unlink()
-        return f"delete {path.name}"
+        return damage_file(rng, path, kind, path.name)
 
     def run_case(self, rng, case_dir: Path, timeout_s: float) -> dict:
         root = case_dir / "ckpt"
