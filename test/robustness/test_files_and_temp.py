@@ -74,7 +74,10 @@ def test_eval_onnx_interrupted_leaves_no_folder_behind(trained, private_tmp):
     proc = subprocess.Popen([sys.executable, "-m", "policy_stack.cli", "eval", "--policy", str(trained), "--env", "lift",
                              "--episodes", "50", "--backend", "onnx", "--no-progress"],
                             cwd=REPO, env=_cli_env(TMPDIR=str(private_tmp)), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # a `make test` started from a backgrounded shell has SIGINT ignored, and a
+                            # child inherits that: give it the default handler, as a terminal would
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300          # a bound on a hang, not a timing assertion
         while not list(private_tmp.glob("eval_onnx_*/denoiser.onnx")):
