@@ -171,8 +171,9 @@ class ObservationPublisher:
 
     def publish_exact(self) -> int:
         """Publish one observation now; returns its stamp as integer nanoseconds (exact pairing)."""
+        from ros_nodes.convert import stamp_to_ns
         self.publish()
-        return self.last_msg_stamp.sec * 1_000_000_000 + self.last_msg_stamp.nanosec
+        return stamp_to_ns(self.last_msg_stamp)
 
     def publish(self, fault: str = "", age_s: float = 0.0, stamp=None, frame: str = "panda_link0"):
         """stamp: a builtin_interfaces/Time to use verbatim (default: now - age_s). frame: the poses' frame_id

@@ -14,10 +14,6 @@ pytestmark = pytest.mark.timeout(240)
 CHUNK, STATUS = "/policy/action_chunk", "/policy/status"
 
 
-def ns(stamp) -> int:
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
-
-
 @pytest.fixture
 def node(ros_env, monkeypatch, tmp_path):
     with inference_node_under_test(ros_env, tmp_path, monkeypatch, "make_rgbd") as session:

@@ -8,16 +8,13 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
+from ros_nodes.convert import stamp_to_ns as ns
 from ros_testlib import RosClient, node_env, standin, start_graph
 
 pytestmark = pytest.mark.timeout(240)
 
 NS = 1_000_000_000
 PERIOD_NS = 50_000_000          # rate_hz 20
-
-
-def ns(stamp) -> int:
-    return stamp.sec * NS + stamp.nanosec
 
 
 def test_sim_time_drives_both_nodes(ros_env, tmp_path):

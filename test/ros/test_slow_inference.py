@@ -10,14 +10,11 @@ import time
 import pytest
 from std_srvs.srv import Trigger
 
+from ros_nodes.convert import stamp_to_ns as ns
 from ros_testlib import inference_node_under_test, status_values
 
 pytestmark = pytest.mark.timeout(150)
 CHUNK, STATUS = "/policy/action_chunk", "/policy/status"
-
-
-def ns(stamp) -> int:
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
 @pytest.fixture
