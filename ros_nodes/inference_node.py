@@ -124,10 +124,7 @@ class InferenceNode(WorkerThreadMixin, LifecycleNode):
             described = policy_io.describe_action_space(space)
             plan = policy_io.plan_inputs(spec)
         except Exception as exc:   # a bad checkpoint fails the transition; the node stays up, unconfigured
-            self._configure_error = f"cannot load policy {p['policy'] or '(shipped default)'}: {exc}"
-            self.get_logger().error(self._configure_error)
-            self.state, self.reason = "unconfigured", self._configure_error
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(f"cannot load policy {p['policy'] or '(shipped default)'}: {exc}")
         self.policy, self.space, self.spec, self.plan = policy, space, spec, plan
         self.get_logger().info("action space: " + described)
         self.limits = S.SafetyLimits(p["max_obs_age_s"], p["max_inference_s"], p["max_step_delta"] or None)
@@ -146,11 +143,8 @@ class InferenceNode(WorkerThreadMixin, LifecycleNode):
         try:
             self._subscribe(MutuallyExclusiveCallbackGroup())
         except (NameValidationException, ValueError, KeyError) as exc:     # a bad topic name or pattern
-            self._configure_error = f"cannot subscribe the inputs: {exc}"
-            self.get_logger().error(self._configure_error)
-            self.on_cleanup(state)
-            self.state, self.reason = "unconfigured", self._configure_error
-            return TransitionCallbackReturn.FAILURE
+            self._drop_inputs()
+            return self._configure_failed(f"cannot subscribe the inputs: {exc}")
         self.enabled = False
         self.state, self.reason = "disabled", "configured, not active"
         self._stop.clear()
@@ -179,13 +173,24 @@ class InferenceNode(WorkerThreadMixin, LifecycleNode):
         self.get_logger().info("inactive: holding")
         return super().on_deactivate(state)
 
-    def on_cleanup(self, state) -> TransitionCallbackReturn:
-        self._stop_thread()
+    def _configure_failed(self, reason: str) -> TransitionCallbackReturn:
+        """The node stays up and unconfigured; the reason goes to the log, the status and /diagnostics."""
+        self._configure_error = reason
+        self.get_logger().error(reason)
+        self.state, self.reason = "unconfigured", reason
+        return TransitionCallbackReturn.FAILURE
+
+    def _drop_inputs(self) -> None:
+        """Unsubscribe every input and free the policy."""
         for sub in self._input_subs:
             self.destroy_subscription(sub)
         self._input_subs = []
         self.policy = None
         gc.collect()
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._stop_thread()
+        self._drop_inputs()
         self.state, self.reason = "unconfigured", "cleaned up"
         self.get_logger().info("cleaned up: policy and subscriptions freed")
         return super().on_cleanup(state)
