@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import rclpy  # noqa: F401  before pyrealsense2 (the fixture loads it): see test/hardware/conftest.py
 
 from ros_testlib import REPO, RosClient, image_transport_env, status_values
 
