@@ -5,11 +5,13 @@
 A recording long enough for warm-up plus the measured window (so no loop seam falls inside it) is
 synthesized with hardware/realsense/synth.py (plane at --depth-mm, known intrinsics, colour pattern
 whose blue channel is the frame index), then played by `realsense_node` as its own process (started
-like `policy-stack up` starts nodes, real_time false: every frame, paced at the recorded rate), and
+like `policy-stack up` starts nodes; real_time false: every frame, paced at the recorded rate, unless
+--real-time), and
 received here by an rclpy subscriber in the sim graph's transport (LOCALHOST, shared-memory profile).
 
 Over the --seconds window after --warmup seconds:
-- rate: color frames received / window, and from the node's own count (/diagnostics frames_published);
+- rate: color frames received / window, and the node's own count (/diagnostics frames_published) over
+  the span between the diagnostics just before and just after the window;
 - drops: frames librealsense skipped or that could not be paired (node: drops + unpaired_skipped), and
   frames published but not received here (gaps in the pattern's frame index);
 - publish latency: the node's own measurement (librealsense hand-over -> last of the four messages
@@ -45,6 +47,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--depth-mm", type=int, default=1234)
     ap.add_argument("--filters", default="", help="depth filters for the node (default none)")
+    ap.add_argument("--real-time", action="store_true",
+                    help="librealsense real-time playback (default: every frame, paced by the node)")
     ap.add_argument("--domain-id", type=int, default=None)
     ap.add_argument("--out", default=str(RUNS / "camera.json"))
     args = ap.parse_args(argv)
@@ -91,7 +95,7 @@ def _diag(client):
     out = []
     for t, m in list(client.msgs["/diagnostics"]):
         if m.status and m.status[0].name == "policy_stack/realsense_node":
-            out.append((t, diagnostic_values(m)))
+            out.append((t, dict(diagnostic_values(m), stamp_s=m.header.stamp.sec + m.header.stamp.nanosec * 1e-9)))
     return out
 
 
@@ -128,6 +132,7 @@ def measure(spec, args, work: Path) -> dict:
 
     node = NodeSpec(name="realsense_node", executable="realsense_node", module="ros_nodes.realsense_node",
                     parameters={"recording": spec.path, "stamp_source": "now", "filters": args.filters,
+                                "real_time": bool(args.real_time),
                                 "diagnostics_period_s": 1.0, "width": spec.width, "height": spec.height,
                                 "fps": spec.fps})
     procs = GraphProcesses(Graph((node,), {}), work, out=sys.stderr).start()
@@ -162,7 +167,8 @@ def measure(spec, args, work: Path) -> dict:
         "frames_received": len(colors),
         "rate_hz_received": round(len(colors) / (t_end - t_start), 3),
         "rate_hz_by_stamps": round((len(colors) - 1) / ((colors[-1][1] - colors[0][1]) * 1e-9), 3),
-        "node_frames_published_in_diag_windows": node_published,
+        "node_rate_hz": round(node_published / (diag_end["stamp_s"] - diag_start["stamp_s"]), 3),
+        "node_rate_span_s": round(diag_end["stamp_s"] - diag_start["stamp_s"], 3),
         "node_fps_windows": [round(float(v["fps"]), 2) for v in windows],
         "drops_source": (int(diag_end["drops"]) - int(diag_start["drops"]))
                         + (int(diag_end["unpaired_skipped"]) - int(diag_start["unpaired_skipped"])),
