@@ -48,7 +48,8 @@ def main(argv=None) -> int:
     ap.add_argument("--depth-mm", type=int, default=1234)
     ap.add_argument("--filters", default="", help="depth filters for the node (default none)")
     ap.add_argument("--real-time", action="store_true",
-                    help="librealsense real-time playback (default: every frame, paced by the node)")
+                    help="librealsense real-time playback (default: every frame, paced by the node); the "
+                         "recording is then written in real time too (synthesize(real_time=True))")
     ap.add_argument("--domain-id", type=int, default=None)
     ap.add_argument("--out", default=str(RUNS / "camera.json"))
     args = ap.parse_args(argv)
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
     frames = int((args.warmup + args.seconds + 5.0) * args.fps)
     t0 = time.perf_counter()
     spec = synthesize(work / "plane.db3", width=args.width, height=args.height, fps=args.fps, frames=frames,
-                      depth_mm=args.depth_mm)
+                      depth_mm=args.depth_mm, real_time=args.real_time)
     synth_s = time.perf_counter() - t0
     print(f"synthesized {frames} frames in {synth_s:.1f} s: {spec.path}", file=sys.stderr)
     result = measure(spec, args, work)

@@ -1,6 +1,6 @@
 """`policy-stack camera`: RealSense recordings and a first check of a camera, without ROS.
 
-    policy-stack camera synth OUT.db3 [--width 640 --height 480 --fps 30 --frames 90 --depth-mm 1000]
+    policy-stack camera synth OUT.db3 [--width 640 --height 480 --fps 30 --frames 90 --depth-mm 1000] [--real-time]
     policy-stack camera check [--serial SERIAL | --recording FILE] [--frames 60] [--json]
 
 synth writes a librealsense recording (hardware/realsense/synth.py: known intrinsics, a plane at
@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--fps", type=int, default=30)
     s.add_argument("--frames", type=int, default=90, help="frame pairs (default 90: 3 s at 30 fps)")
     s.add_argument("--depth-mm", type=int, default=1000, help="distance of the plane, millimetres")
+    s.add_argument("--real-time", action="store_true",
+                   help="write one frame per 1/fps (takes frames/fps s), for librealsense's real-time playback")
     c = sub.add_parser("check", help="open a camera or recording and report what it delivers")
     c.add_argument("--serial", default="", help="camera serial number (default: the first one found)")
     c.add_argument("--recording", default="", help="play this .db3/.bag instead of a device")
@@ -43,7 +45,7 @@ def run(args) -> int:
 def synth(args) -> int:
     from hardware.realsense.synth import synthesize
     spec = synthesize(args.out, width=args.width, height=args.height, fps=args.fps, frames=args.frames,
-                      depth_mm=args.depth_mm)
+                      depth_mm=args.depth_mm, real_time=args.real_time)
     print(f"wrote {spec.path}: {spec.frames} frames {spec.width}x{spec.height}@{spec.fps}, plane at "
           f"{spec.depth_mm} mm, fx {spec.fx:g} fy {spec.fy:g} ppx {spec.ppx:g} ppy {spec.ppy:g}")
     return 0

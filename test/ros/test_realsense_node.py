@@ -111,3 +111,40 @@ def test_missing_recording_is_a_one_line_error(ros_env, tmp_path):
     assert r.returncode == 2, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.startswith("[RealSenseNode] error:")]
     assert lines == [f"[RealSenseNode] error: recording not found: {missing}"], r.stderr
+
+
+def test_device_stamps_unaligned_depth_and_a_nested_camera_name(ros_env, tmp_path, monkeypatch, recording):
+    """stamp_source device: the recording's own (past) timestamps, verbatim; align false: the depth
+    camera's image and intrinsics under depth/; camera "camera/camera": realsense-ros 4.x's topic layout,
+    frame ids from the last part."""
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from ros_nodes import convert as C
+    from ros_nodes.common import SENSOR_QOS
+
+    for k, v in image_transport_env().items():
+        monkeypatch.setenv(k, v)
+    procs = start_camera(ros_env, tmp_path, {"recording": recording.path, "camera": "camera/camera",
+                                             "stamp_source": "device", "align": False})
+    client = RosClient()
+    try:
+        client.record(Image, "/camera/camera/color/image_raw", SENSOR_QOS)
+        client.record(Image, "/camera/camera/depth/image_rect_raw", SENSOR_QOS)
+        client.record(CameraInfo, "/camera/camera/depth/camera_info")
+        assert client.wait_for(lambda: len(client.received("/camera/camera/depth/image_rect_raw")) >= 3
+                               and len(client.received("/camera/camera/color/image_raw")) >= 3, timeout=60), \
+            f"no frames on the nested topics: {procs.tails['realsense_node']}"
+        for color in client.received("/camera/camera/color/image_raw"):
+            k = int(C.image_to_rgb(color, "color")[0, 0, 2])
+            assert C.stamp_to_ns(color.header.stamp) == int(round(recording.stamp_ms(k) * 1e6))
+            assert color.header.frame_id == "camera_color_optical_frame"
+        depth = client.received("/camera/camera/depth/image_rect_raw")[-1]
+        assert depth.header.frame_id == "camera_depth_optical_frame"
+        assert C.image_to_depth(depth, "depth", dtype="uint16")[240, 320] == 1234
+        info = client.received("/camera/camera/depth/camera_info")[-1]
+        np.testing.assert_array_equal(np.asarray(info.k).reshape(3, 3), recording.K)
+        assert list(info.d) == [0.0] * 5 and info.header.frame_id == "camera_depth_optical_frame"
+    finally:
+        client.close()
+        codes = procs.stop()
+    assert codes["realsense_node"] == 0, f"camera node did not exit cleanly: {codes}"
