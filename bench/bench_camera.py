@@ -13,7 +13,9 @@ Over the --seconds window after --warmup seconds:
 - rate: color frames received / window, and the node's own count (/diagnostics frames_published) over
   the span between the diagnostics just before and just after the window;
 - drops: frames librealsense skipped or that could not be paired (node: drops + unpaired_skipped), and
-  frames published but not received here (gaps in the pattern's frame index);
+  frames missing from the received sequence (`drops_transport`: gaps in the pattern's frame index, so
+  source drops count there too; meaningless when the recording loops inside the window, which the
+  default length avoids unless playback runs faster than recorded);
 - publish latency: the node's own measurement (librealsense hand-over -> last of the four messages
   published), per 1 s diagnostics window: median of the window p50s, max of the window p95s; plus
   receive latency here (receive time - stamp; stamp_source now = the hand-over time), which adds the
@@ -50,6 +52,9 @@ def main(argv=None) -> int:
     ap.add_argument("--real-time", action="store_true",
                     help="librealsense real-time playback (default: every frame, paced by the node); the "
                          "recording is then written in real time too (synthesize(real_time=True))")
+    ap.add_argument("--write", choices=["auto", "fast", "real_time"], default="auto",
+                    help="how the recording is written: fast, or one frame per 1/fps (auto: real_time with "
+                         "--real-time, else fast)")
     ap.add_argument("--domain-id", type=int, default=None)
     ap.add_argument("--out", default=str(RUNS / "camera.json"))
     args = ap.parse_args(argv)
@@ -65,14 +70,16 @@ def main(argv=None) -> int:
     frames = int((args.warmup + args.seconds + 5.0) * args.fps)
     t0 = time.perf_counter()
     spec = synthesize(work / "plane.db3", width=args.width, height=args.height, fps=args.fps, frames=frames,
-                      depth_mm=args.depth_mm, real_time=args.real_time)
+                      depth_mm=args.depth_mm,
+                      real_time=args.write == "real_time" or (args.write == "auto" and args.real_time))
     synth_s = time.perf_counter() - t0
     print(f"synthesized {frames} frames in {synth_s:.1f} s: {spec.path}", file=sys.stderr)
     result = measure(spec, args, work)
     result.update({
         "benchmark": "bench.bench_camera", "command": "python -m bench.bench_camera " + " ".join(argv or sys.argv[1:]),
         "recording": {"width": spec.width, "height": spec.height, "fps": spec.fps, "frames": spec.frames,
-                      "depth_mm": spec.depth_mm, "K": spec.K.tolist(), "synth_s": round(synth_s, 2)},
+                      "depth_mm": spec.depth_mm, "K": spec.K.tolist(), "synth_s": round(synth_s, 2),
+                      "real_time_playback": bool(args.real_time)},
         "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
                  "load_avg_1m": round(os.getloadavg()[0], 2)},
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
