@@ -104,3 +104,21 @@ def test_filter_names_are_checked():
 def test_synthesizer_refuses_bag_output(tmp_path):
     with pytest.raises(ValueError, match="only .db3"):
         synthesize(tmp_path / "x.bag")
+
+
+def test_cli_synth_then_check(tmp_path, capsys):
+    """`policy-stack camera synth` writes a recording that `camera check` (the node's source) reads back."""
+    import json
+
+    from policy_stack.cli import main
+    out = tmp_path / "cli.db3"
+    assert main(["camera", "synth", str(out), "--width", "424", "--height", "240", "--frames", "6",
+                 "--depth-mm", "777"]) == 0
+    capsys.readouterr()
+    assert main(["camera", "check", "--recording", str(out), "--width", "424", "--height", "240",
+                 "--frames", "4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["centre_depth_mm_median"] == 777 and (report["width"], report["height"]) == (424, 240)
+    assert report["serial"] == "000000000001" and report["drops"] == 0
+    assert main(["camera", "check", "--recording", str(tmp_path / "missing.db3")]) == 2
+    assert capsys.readouterr().err.strip() == f"policy-stack camera: error: recording not found: {tmp_path / 'missing.db3'}"
