@@ -74,6 +74,13 @@ def rgb_to_image(rgb: np.ndarray, stamp: Time, frame_id: str) -> Image:
                  step=w * 3, data=np.ascontiguousarray(rgb, np.uint8).tobytes())
 
 
+def depth_mm_to_image(mm: np.ndarray, stamp: Time, frame_id: str) -> Image:
+    """uint16 millimetres (0 = no data, as a RealSense delivers them) -> 16UC1, little-endian."""
+    h, w = mm.shape
+    return Image(header=_header(stamp, frame_id), height=h, width=w, encoding="16UC1", is_bigendian=0,
+                 step=w * 2, data=np.ascontiguousarray(mm, "<u2").tobytes())
+
+
 def depth_to_image(metres: np.ndarray, stamp: Time, frame_id: str) -> Image:
     """float32 metres -> 16UC1 millimetres; NaN/inf/negative/too far -> 0 ("no data", as RealSense).
 
@@ -91,11 +98,13 @@ def depth_to_image(metres: np.ndarray, stamp: Time, frame_id: str) -> Image:
 
 
 def camera_info_msg(info: dict, stamp: Time, frame_id: str) -> CameraInfo:
+    """info: width, height, K (3x3); optional distortion_model (ROS name) and D (default: none, plumb_bob)."""
     K = np.asarray(info["K"], np.float64).reshape(3, 3)
     P = np.zeros((3, 4))
     P[:, :3] = K
     return CameraInfo(header=_header(stamp, frame_id), height=int(info["height"]), width=int(info["width"]),
-                      distortion_model="plumb_bob", d=[0.0] * 5, k=K.reshape(-1).tolist(),
+                      distortion_model=info.get("distortion_model", "plumb_bob"),
+                      d=[float(x) for x in info.get("D", [0.0] * 5)], k=K.reshape(-1).tolist(),
                       r=np.eye(3).reshape(-1).tolist(), p=P.reshape(-1).tolist())
 
 
