@@ -4,7 +4,7 @@ policy_stack (lerobot pins another torch). Prints one JSON object on stdout.
     python lerobot_side.py load ROOT          # LeRobotDataset loads ROOT; values, shapes, delta_timestamps
     python lerobot_side.py create ROOT [--episodes N] [--length T] [--depth]
                                               # LeRobot's own writer: plain observation.state dataset
-    python lerobot_side.py append ROOT        # LeRobot adds one episode to an existing dataset
+    python lerobot_side.py append ROOT        # LeRobot reads every frame's state, then adds one episode
 
 Used by test/interop/test_lerobot.py and bench/bench_lerobot_train.py; docs/datasets.md says how to
 make the venv.
@@ -83,8 +83,9 @@ def cmd_append(args) -> dict:
     if set(k for k in features if k.startswith("observation.state")) != {"observation.state"} or \
             "observation.images.front" not in features:
         raise SystemExit("append: expects a dataset made by `create`")
+    existing = [ds[i]["observation.state"].tolist() for i in range(len(ds))]    # what lerobot reads first
     states = _record(ds, 1, args.length, depth, seed=100, task="pick up the block")
-    return {"episodes_before": before, "state": states}
+    return {"episodes_before": before, "state_before": existing, "state": states}
 
 
 def cmd_load(args) -> dict:

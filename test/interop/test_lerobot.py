@@ -81,12 +81,9 @@ def test_we_read_train_and_append_a_lerobot_created_dataset(tmp_path):
     ep = reader.episode(0)
     with DatasetWriter(root) as w:
         w.add_episode({k: ep[k] for k in (STATE_KEY, "action", "front_rgb", "wrist_depth")}, "pick up the block")
-    loaded = run_lerobot(tmp_path, "load", root)
-    assert loaded["num_episodes"] == 3 and loaded["num_frames"] == 36
-    np.testing.assert_array_equal(np.asarray(loaded["state"][24:], np.float32), ep[STATE_KEY])
-
-    appended = run_lerobot(tmp_path, "append", root, "--length", 6)     # lerobot appends after us
-    assert appended["episodes_before"] == 3
+    appended = run_lerobot(tmp_path, "append", root, "--length", 6)     # lerobot loads, then appends after us
+    assert appended["episodes_before"] == 3 and len(appended["state_before"]) == 36
+    np.testing.assert_array_equal(np.asarray(appended["state_before"][24:], np.float32), ep[STATE_KEY])
     reader = LeRobotDatasetReader(root)
     assert reader.num_episodes == 4
     np.testing.assert_array_equal(reader.episode(3)[STATE_KEY], np.asarray(appended["state"], np.float32))
