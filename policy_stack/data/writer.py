@@ -482,6 +482,8 @@ class DatasetWriter:
         for feat in self._derived_features():
             if feat.env_key in by_env:      # e.g. an episode read back from a dataset: must agree
                 given = np.asarray(by_env.pop(feat.env_key), np.float32)
+                if not all(k in by_env for k in feat.derived_from):
+                    continue                # the "missing keys" error below names what is absent
                 parts = [np.asarray(by_env.get(k), np.float32) for k in feat.derived_from]
                 if any(p.ndim != 2 for p in parts) or not np.array_equal(given, np.concatenate(parts, axis=1)):
                     raise ValueError(f"add_episode: {feat.env_key!r} is written from {list(feat.derived_from)}; "

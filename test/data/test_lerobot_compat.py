@@ -244,6 +244,9 @@ def test_episode_read_back_can_be_written_again(tmp_path):
         frames[STATE_KEY] = frames[STATE_KEY] + 1
         with pytest.raises(ValueError, match="not their concatenation"):
             w.add_episode(frames, "lift")
+        del frames["cube_pos"]
+        with pytest.raises(ValueError, match=r"missing keys \['cube_pos'\]"):
+            w.add_episode(frames, "lift")
 
 
 def test_caller_declared_state_is_not_doubled(tmp_path):
