@@ -26,16 +26,15 @@ import numpy as np
 import torch
 
 ACTION_KEY = "action"
-# LeRobot feature-name prefixes that may appear in dataset statistics; stripped so that policies see
-# the observation key names of docs/CONVENTIONS.md.
-_FEATURE_PREFIXES = ("observation.state.", "observation.")
+# Our split low-dim dataset features are `observation.state.<env key>`; that prefix is stripped so that
+# policies see the observation key names of docs/CONVENTIONS.md. Any other key is kept whole: LeRobot's
+# own plain `observation.state` (and `observation.environment_state`) is an observation key in its own
+# right (policy_stack.data.features.env_key), and stripping it to `state` would lose it.
+_SPLIT_STATE_PREFIX = "observation.state."
 
 
 def _strip_prefix(key: str) -> str:
-    for prefix in _FEATURE_PREFIXES:
-        if key.startswith(prefix):
-            return key[len(prefix):]
-    return key
+    return key[len(_SPLIT_STATE_PREFIX):] if key.startswith(_SPLIT_STATE_PREFIX) else key
 
 
 @dataclass

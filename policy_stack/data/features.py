@@ -11,6 +11,16 @@ is the one place that maps between them and decides how each kind of feature is 
 | rgb     | `<cam>_rgb`      | `observation.images.<cam>`   | MP4 video (no parquet column)                      |
 | depth   | `<cam>_depth`    | `observation.depth.<cam>`    | uint16 millimetres, (H, W) nested list column      |
 | scalars | `reward`, `success`, `done` | `next.reward`, `next.success`, `next.done` | plain float32/bool column |
+| state   | (derived)        | `observation.state`          | float32 column: the low-dim keys concatenated      |
+
+LeRobot's own datasets usually hold one plain `observation.state` vector (and sometimes
+`observation.environment_state`). Such `observation.<name>` keys are env keys in their own right: they
+map to themselves both ways, never to `observation.state.observation.state`.
+
+Our writer also stores the concatenation of every low-dim key as a plain `observation.state`, because
+LeRobot's policies (`lerobot-train --policy.type=diffusion|act`) read exactly that key. Its `names` spell
+out the split, `<env key>.<dimension name>` in feature order, which is also how a reader recognises it
+as derived (`Feature.derived_from`) rather than as one more observation.
 """
 from __future__ import annotations
 
@@ -42,6 +52,8 @@ _SCALAR_ENV_TO_DATASET = {"reward": "next.reward", "success": "next.success", "d
 _SCALAR_DTYPES = {"reward": "float32", "success": "bool", "done": "bool"}
 
 MM_PER_METRE = 1000.0
+STATE_KEY = "observation.state"          # LeRobot's one robot-state vector (lerobot OBS_STATE)
+_SPLIT_STATE_PREFIX = STATE_KEY + "."
 
 
 def kind_of(env_key: str) -> str:
@@ -67,19 +79,21 @@ def dataset_key(env_key: str) -> str:
         return "observation.images." + env_key[: -len("_rgb")]
     if kind == "depth":
         return "observation.depth." + env_key[: -len("_depth")]
-    return "observation.state." + env_key
+    if env_key.startswith("observation."):
+        return env_key          # LeRobot's plain `observation.state`, `observation.environment_state`, ...
+    return _SPLIT_STATE_PREFIX + env_key
 
 
 def env_key(dataset_key_: str) -> str:
-    """Inverse of dataset_key; unknown LeRobot keys (e.g. `observation.state`) are returned unchanged."""
+    """Inverse of dataset_key; other LeRobot keys (e.g. a plain `observation.state`) are returned unchanged."""
     for env, ds in _SCALAR_ENV_TO_DATASET.items():
         if dataset_key_ == ds:
             return env
     for prefix, suffix in (("observation.images.", "_rgb"), ("observation.depth.", "_depth")):
         if dataset_key_.startswith(prefix):
             return dataset_key_[len(prefix):] + suffix
-    if dataset_key_.startswith("observation.state."):
-        return dataset_key_[len("observation.state."):]
+    if dataset_key_.startswith(_SPLIT_STATE_PREFIX):
+        return dataset_key_[len(_SPLIT_STATE_PREFIX):]
     return dataset_key_
 
 
@@ -91,6 +105,9 @@ class Feature:
     shape: tuple                 # per-frame shape as the env produces it: (n,), (H, W, 3), (H, W), ()
     dtype: str                   # on-disk dtype: float32 | bool | uint16 | video
     names: list | None = field(default=None)
+    # Set on the concatenated `observation.state` our writer derives: the env keys it concatenates, in
+    # order. Such a feature is written from those keys, never given by the caller or fed to a policy.
+    derived_from: tuple | None = field(default=None)
 
     @property
     def key(self) -> str:
@@ -181,6 +198,33 @@ def feature_from_info(key: str, entry: dict) -> Feature | None:
         return Feature(ek, "scalar", (), entry["dtype"], entry.get("names"))
     kind = "action" if key == "action" else "lowdim"
     return Feature(ek, kind, shape, entry["dtype"], entry.get("names"))
+
+
+def _concatenated_names(parts: list[Feature]) -> list[str]:
+    return [f"{f.env_key}.{name}" for f in parts
+            for name in (f.names if f.names and len(f.names) == f.shape[0] else range(f.shape[0]))]
+
+
+def concatenated_state(features: list[Feature]) -> Feature | None:
+    """The `observation.state` to write beside the split low-dim keys, or None (no low-dim key, or the
+    caller declared an `observation.state` of its own)."""
+    parts = [f for f in features if f.kind == "lowdim"]
+    if not parts or any(f.key == STATE_KEY for f in features):
+        return None
+    return Feature(STATE_KEY, "lowdim", (sum(int(f.shape[0]) for f in parts),), "float32",
+                   _concatenated_names(parts), tuple(f.env_key for f in parts))
+
+
+def link_concatenated_state(features: list[Feature]) -> list[Feature]:
+    """On read: mark `observation.state` as derived when its names are exactly the concatenation of the
+    split low-dim keys (what our writer writes). A LeRobot dataset's own state vector stays a plain
+    low-dim feature."""
+    state = next((f for f in features if f.key == STATE_KEY and f.kind == "lowdim"), None)
+    parts = [f for f in features if f.kind == "lowdim" and f.key.startswith(_SPLIT_STATE_PREFIX)]
+    if state is not None and parts and list(state.names or []) == _concatenated_names(parts) \
+            and tuple(state.shape) == (sum(int(f.shape[0]) for f in parts),):
+        state.derived_from = tuple(f.env_key for f in parts)
+    return features
 
 
 def depth_to_millimetres(env_key_: str, depth: np.ndarray) -> np.ndarray:

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 
 from . import layout
 from .paths import format_confined, validate_template
-from .features import DEFAULT_FEATURES, Feature, feature_from_info, millimetres_to_metres
+from .features import (DEFAULT_FEATURES, Feature, feature_from_info, link_concatenated_state,
+                       millimetres_to_metres)
 from .stats import normalization_stats_from_meta
 from .video import decode_rgb_video, probe_video
 
@@ -188,8 +189,8 @@ class LeRobotDatasetReader:
         self.root = Path(root)
         self.info = read_info(self.root)
         self.fps = self.info["fps"]
-        self.features: list[Feature] = [f for k, e in self.info["features"].items()
-                                        if (f := feature_from_info(k, e)) is not None]
+        self.features: list[Feature] = link_concatenated_state(
+            [f for k, e in self.info["features"].items() if (f := feature_from_info(k, e)) is not None])
         self.tasks = self._read_tasks()
         self.episodes = self._read_committed_episodes()
         self._data_files = self._check_data_files()
@@ -220,7 +221,9 @@ class LeRobotDatasetReader:
 
     @property
     def lowdim_keys(self) -> list[str]:
-        return [f.env_key for f in self.features if f.kind == "lowdim"]
+        """Low-dim observation keys; our derived `observation.state` (the split keys concatenated) is
+        left out, a LeRobot dataset's own plain `observation.state` is one of them."""
+        return [f.env_key for f in self.features if f.kind == "lowdim" and f.derived_from is None]
 
     def feature(self, env_key: str) -> Feature:
         for f in self.features:

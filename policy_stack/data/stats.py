@@ -5,7 +5,9 @@ Two shapes of the same idea:
   std, count and quantiles q01/q10/q50/q90/q99, computed per episode (stored in the episodes table as
   `stats/<feature>/<stat>`) and aggregated over episodes (min of mins, count-weighted mean, pooled
   variance, count-weighted average of quantiles, as LeRobot's aggregate_stats does). Images are per
-  channel in [0, 1] with shape (3, 1, 1); depth is one scalar over all pixels, in millimetres.
+  channel in [0, 1] with shape (3, 1, 1); depth (H, W) millimetres is per image column, shape (W,),
+  which is what LeRobot computes for a 2-D numeric feature (so LeRobot and we can append to each
+  other's datasets: aggregating needs equal shapes).
 - Normalization stats, keyed by env observation key (and "action"), `{key: {"min","max","mean","std"}}`
   with lists in JSON (docs/CONVENTIONS.md), optionally with "count" so two sets can be merged.
   Depth is in metres there, matching what the window sampler yields.
@@ -52,6 +54,26 @@ def image_stats(frames: np.ndarray) -> dict:
     out = array_stats(pixels)
     out["count"] = np.array([picked.shape[0]], np.int64)   # LeRobot counts sampled frames, not pixels
     return {k: (v if k == "count" else np.asarray(v, np.float64).reshape(3, 1, 1)) for k, v in out.items()}
+
+
+def depth_stats(values: np.ndarray) -> dict:
+    """Stats of (T, H, W) depth in LeRobot's shape for a 2-D numeric feature: frames and rows pooled,
+    one entry per image column, (W,). `count` is frames, as LeRobot counts it."""
+    values = np.asarray(values)
+    out = array_stats(values.reshape(-1, values.shape[-1]))
+    out["count"] = np.array([values.shape[0]], np.int64)
+    return out
+
+
+def pooled_scalar(stats: dict) -> dict:
+    """min/max/mean/std of per-column stats pooled to one number each (the columns have equal counts)."""
+    mean = np.asarray(stats["mean"], np.float64).reshape(-1)
+    std = np.asarray(stats["std"], np.float64).reshape(-1)
+    pooled_mean = mean.mean()
+    return {"min": np.asarray(stats["min"], np.float64).reshape(-1).min(keepdims=True),
+            "max": np.asarray(stats["max"], np.float64).reshape(-1).max(keepdims=True),
+            "mean": np.array([pooled_mean]),
+            "std": np.array([np.sqrt(np.mean(std ** 2 + (mean - pooled_mean) ** 2))])}
 
 
 def scalar_stats(values: np.ndarray) -> dict:
@@ -130,15 +152,18 @@ def merge_stats(a: dict, b: dict) -> dict:
 def normalization_stats_from_meta(meta_stats: dict) -> dict:
     """Turn meta/stats.json (dataset keys, LeRobot shapes) into env-keyed normalization stats.
 
-    Images (3, 1, 1) -> (3,); depth millimetres -> metres; bookkeeping columns are dropped.
+    Images (3, 1, 1) -> (3,); depth millimetres -> metres, pooled to one number (stats.json holds one
+    per image column, or one in datasets written before that); bookkeeping columns are dropped.
     """
     out = {}
     for key, s in meta_stats.items():
         if key in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
             continue
         ek = env_key(key)
-        scale = 1.0 / MM_PER_METRE if key.startswith("observation.depth.") else 1.0
-        entry = {name: (np.asarray(s[name], np.float64).reshape(-1) * scale) for name in ("min", "max", "mean", "std")}
+        is_depth = key.startswith("observation.depth.")
+        scale = 1.0 / MM_PER_METRE if is_depth else 1.0
+        source = pooled_scalar(s) if is_depth else s
+        entry = {name: (np.asarray(source[name], np.float64).reshape(-1) * scale) for name in ("min", "max", "mean", "std")}
         if "count" in s:
             entry["count"] = np.asarray(s["count"], np.int64).reshape(-1)
         out[ek] = entry

@@ -31,9 +31,9 @@ from policy_stack import persist
 from . import layout
 from .lock import DatasetLock
 from .reader import DatasetFormatError, check_episode_rows, data_file, read_episode_rows, read_info, video_file
-from .features import (DEFAULT_FEATURES, Feature, depth_to_millimetres, env_key, feature_from_info,
-                       make_feature)
-from .stats import aggregate_stats, array_stats, image_stats, scalar_stats, to_jsonable
+from .features import (DEFAULT_FEATURES, Feature, concatenated_state, depth_to_millimetres, env_key,
+                       feature_from_info, link_concatenated_state, make_feature)
+from .stats import aggregate_stats, array_stats, depth_stats, image_stats, scalar_stats, to_jsonable
 from .video import DEFAULT_CODEC, DEFAULT_CRF, encode_rgb_video, probe_video
 
 EPISODES_PER_META_FILE = 1000   # rows per meta/episodes parquet; only the newest file is ever rewritten
@@ -57,8 +57,13 @@ class DatasetWriter:
         self.root = Path(root)
         self.codec, self.crf = codec, crf
         self.repair_notes: list[str] = []     # what reopening changed beyond dropping a killed writer's debris
+        # Depth stats layout per depth feature: per image column (LeRobot's, the default) or one number
+        # (datasets our writer made before); an append keeps what the dataset has (_check_stats_shapes).
+        self._depth_stats_per_column: dict[str, bool] = {}
         if not (self.root / layout.INFO_PATH).exists():
             self._check_new_target(fps, features)          # before the lock creates meta/ in it
+        else:
+            self._check_appendable(fps, features)          # refuse before the lock file is created
         self._lock = DatasetLock(self.root)                # held until close(); refuses a second writer
         try:
             if (self.root / layout.INFO_PATH).exists():
@@ -100,6 +105,12 @@ class DatasetWriter:
         row = {"episode_index": ep, "tasks": [task], "length": length,
                "data/chunk_index": chunk, "data/file_index": file,
                "dataset_from_index": first_index, "dataset_to_index": first_index + length}
+        # Everything that can fail on the data (stats, and aggregating them with the dataset's) is done
+        # before the first file is written, so a refused episode leaves nothing behind.
+        task_index = self.tasks.index(task) if task in self.tasks else len(self.tasks)
+        columns = self._bookkeeping_columns(ep, first_index, length, task_index)
+        ep_stats = self._episode_stats(arrays, columns)
+        self._aggregate(self.episode_stats + [ep_stats])
 
         for feat in self._video_features():
             path = video_file(self.root, self.info, feat.key, {f"videos/{feat.key}/chunk_index": chunk,
@@ -111,12 +122,10 @@ class DatasetWriter:
                         f"videos/{feat.key}/from_timestamp": 0.0,
                         f"videos/{feat.key}/to_timestamp": length / self.info["fps"]})
 
-        task_index = self._task_index(task)
-        columns = self._bookkeeping_columns(ep, first_index, length, task_index)
+        self._task_index(task)
         data_path = data_file(self.root, self.info, row)
         layout.write_parquet_atomic(data_path, self._data_table(arrays, columns), DATA_COMPRESSION)
 
-        ep_stats = self._episode_stats(arrays, columns)
         meta_chunk, meta_file = layout.chunk_file(ep // EPISODES_PER_META_FILE, self.info["chunks_size"])
         row.update({f"stats/{key}/{name}": np.asarray(value).tolist()
                     for key, s in ep_stats.items() for name, value in s.items()})
@@ -167,6 +176,9 @@ class DatasetWriter:
         self.features = [make_feature(k, spec) for k, spec in features.items()]
         if not any(f.kind == "action" for f in self.features):
             raise ValueError("features: an 'action' feature is required")
+        state = concatenated_state(self.features)
+        if state is not None:
+            self.features.append(state)
         has_video = any(f.is_video for f in self.features)
         self.info = {
             "codebase_version": layout.CODEBASE_VERSION,
@@ -190,14 +202,8 @@ class DatasetWriter:
         edited info.json); a killed writer's unfinished episode has files but no row, and those files
         are removed. Anything else where metadata and data disagree is refused with a
         DatasetFormatError, deleting nothing."""
-        self.info = read_info(self.root)
-        self.features = [f for k, e in self.info["features"].items() if (f := feature_from_info(k, e))]
-        if fps is not None and int(fps) != self.info["fps"]:
-            raise ValueError(f"{self.root}: dataset fps is {self.info['fps']}, asked to append at {fps}")
-        if features is not None:
-            self._check_same_features(features)
+        rows = self._check_appendable(fps, features)     # again: the folder may have changed meanwhile
         committed = self.info["total_episodes"]
-        rows = read_episode_rows(self.root)
         ep_dir = self.root / "meta/episodes"
         if len(rows) < committed:
             raise DatasetFormatError(f"{self.root}: info.json says {committed} episodes but meta/episodes has "
@@ -327,9 +333,75 @@ class DatasetWriter:
                                      f"episodes use; added")
         self.tasks = tasks
 
+    def _check_appendable(self, fps, features) -> list[dict]:
+        """Read-only checks that this writer can add episodes to the dataset as it is (features it can
+        write, same fps and features as asked, stats shapes it can aggregate with). Returns the
+        episodes-table rows. Runs before anything is written or created, so a refusal changes nothing."""
+        self.info = read_info(self.root)
+        self.features = link_concatenated_state(
+            [f for k, e in self.info["features"].items() if (f := feature_from_info(k, e))])
+        self._check_writable()
+        if fps is not None and int(fps) != self.info["fps"]:
+            raise ValueError(f"{self.root}: dataset fps is {self.info['fps']}, asked to append at {fps}")
+        if features is not None:
+            self._check_same_features(features)
+        rows = read_episode_rows(self.root)
+        self._check_stats_shapes(rows)
+        return rows
+
+    def _check_writable(self):
+        """Refuse, before anything is changed, a dataset whose features this writer cannot add episodes
+        to (LeRobot can write some we cannot): PNG `image` features, strings, other dtypes."""
+        supported = {"rgb": ("video",), "depth": ("uint16",), "lowdim": ("float32",), "action": ("float32",),
+                     "scalar": ("float32", "bool")}
+        for f in self.features:
+            ok = f.dtype in supported[f.kind]
+            if f.kind in ("lowdim", "action"):
+                ok = ok and len(f.shape) == 1
+            if f.kind == "depth":
+                ok = ok and len(f.shape) == 2
+            if not ok:
+                raise DatasetFormatError(
+                    f"{self.root}: cannot append: feature {f.key!r} is {f.dtype} {list(f.info_shape)}, and this "
+                    f"writer adds only video RGB, uint16 (H, W) depth, float32 vectors and float32/bool scalars "
+                    f"(nothing changed)")
+
+    def _expected_stats_shape(self, key: str, stat: str) -> tuple | None:
+        """The shape this writer gives stat `stat` of feature `key` (None: a feature it does not know)."""
+        if stat == "count" or key in DEFAULT_FEATURES:
+            return (1,)
+        f = next((f for f in self.features if f.key == key), None)
+        if f is None:
+            return None
+        if f.kind == "rgb":
+            return (3, 1, 1)
+        if f.kind == "depth":
+            return (int(f.shape[1]),) if self._depth_stats_per_column.get(key, True) else (1,)
+        if f.kind == "scalar":
+            return (1,)
+        return (int(f.shape[0]),)
+
+    def _check_stats_shapes(self, rows: list[dict]):
+        """Every episode's stats must have the shapes the new episodes' stats will have, or aggregating
+        them fails after the new files are written. Depth keeps the layout the dataset already has
+        (one number, as our writer did before, or one per column, as LeRobot writes); anything else
+        that differs is refused with nothing changed."""
+        for f in self.features:
+            if f.kind == "depth":
+                first = rows[0].get(f"stats/{f.key}/mean") if rows else None
+                self._depth_stats_per_column[f.key] = first is None or np.asarray(first).size != 1
+        for i, row in enumerate(rows):
+            for key, stats in self._stats_from_row(row).items():
+                for stat, value in stats.items():
+                    want = self._expected_stats_shape(key, stat)
+                    if want is not None and value.shape != want:
+                        raise DatasetFormatError(
+                            f"{self.root}: cannot append: episode {i} has stats/{key}/{stat} of shape "
+                            f"{value.shape}, new episodes would get {want} (nothing changed)")
+
     def _check_same_features(self, features):
-        wanted = {f.key: f for f in (make_feature(k, s) for k, s in features.items())}
-        have = {f.key: f for f in self.features}
+        wanted = {f.key: f for f in (make_feature(k, spec) for k, spec in features.items())}
+        have = {f.key: f for f in self.features if f.derived_from is None}
         if set(wanted) != set(have):
             raise ValueError(f"{self.root}: features differ from the dataset's: "
                              f"new {sorted(set(wanted) - set(have))}, missing {sorted(set(have) - set(wanted))}")
@@ -397,6 +469,9 @@ class DatasetWriter:
     def _video_features(self) -> list[Feature]:
         return [f for f in self.features if f.is_video]
 
+    def _derived_features(self) -> list[Feature]:
+        return [f for f in self.features if f.derived_from is not None]
+
     def _validate_frames(self, frames: dict) -> tuple[dict, int]:
         by_env = {}
         for key, value in frames.items():
@@ -404,14 +479,24 @@ class DatasetWriter:
             if ek in by_env:
                 raise ValueError(f"add_episode: key {key!r} given twice (as env key and dataset key)")
             by_env[ek] = value
-        known = {f.env_key for f in self.features}
+        for feat in self._derived_features():
+            if feat.env_key in by_env:      # e.g. an episode read back from a dataset: must agree
+                given = np.asarray(by_env.pop(feat.env_key), np.float32)
+                if not all(k in by_env for k in feat.derived_from):
+                    continue                # the "missing keys" error below names what is absent
+                parts = [np.asarray(by_env.get(k), np.float32) for k in feat.derived_from]
+                if any(p.ndim != 2 for p in parts) or not np.array_equal(given, np.concatenate(parts, axis=1)):
+                    raise ValueError(f"add_episode: {feat.env_key!r} is written from {list(feat.derived_from)}; "
+                                     f"the one given is not their concatenation")
+        known = {f.env_key for f in self.features if f.derived_from is None}
         unknown = sorted(set(by_env) - known)
         if unknown:
             raise ValueError(f"add_episode: unknown keys {unknown}; dataset features are {sorted(known)}")
         missing = sorted(known - set(by_env))
         if missing:
             raise ValueError(f"add_episode: missing keys {missing}")
-        arrays = {feat.env_key: self._conform(feat, np.asarray(by_env[feat.env_key])) for feat in self.features}
+        arrays = {feat.env_key: self._conform(feat, np.asarray(by_env[feat.env_key]))
+                  for feat in self.features if feat.derived_from is None}
         lengths = {key: arr.shape[0] for key, arr in arrays.items()}
         values, counts = np.unique(list(lengths.values()), return_counts=True)
         length = int(values[np.argmax(counts)])       # the majority length; name the keys that differ
@@ -420,6 +505,8 @@ class DatasetWriter:
             raise ValueError(f"add_episode: {odd[0]!r} has {lengths[odd[0]]} frames, the other keys have {length}")
         if not length:
             raise ValueError("add_episode: an episode needs at least one frame")
+        for feat in self._derived_features():
+            arrays[feat.env_key] = np.concatenate([arrays[k] for k in feat.derived_from], axis=1)
         return arrays, length
 
     @staticmethod
@@ -489,7 +576,9 @@ class DatasetWriter:
             values = arrays[feat.env_key]
             if feat.kind == "rgb":
                 stats[feat.key] = image_stats(values)
-            elif feat.kind == "depth":
+            elif feat.kind == "depth" and self._depth_stats_per_column.get(feat.key, True):
+                stats[feat.key] = depth_stats(values)
+            elif feat.kind == "depth":             # a dataset written before depth stats were per column
                 stats[feat.key] = scalar_stats(values)
             elif feat.kind == "scalar":
                 stats[feat.key] = array_stats(values.astype(np.float64).reshape(-1, 1))
@@ -509,6 +598,11 @@ class DatasetWriter:
             self.info["features"][feat.key]["info"] = probe_video(video_file(self.root, self.info, feat.key,
                                                                              self.episodes[0]))
 
+    @staticmethod
+    def _aggregate(episode_stats: list[dict]) -> dict:
+        """Dataset-wide stats of the features the first episode has (LeRobot writes every feature)."""
+        return {k: aggregate_stats([s[k] for s in episode_stats]) for k in episode_stats[0]}
+
     # ------------------------------------------------------------------ metadata (commit)
 
     def _write_meta(self, rewrite_episode_file: int | None = None):
@@ -525,9 +619,7 @@ class DatasetWriter:
                                         pa.Table.from_pylist(rows))
         layout.write_parquet_atomic(self.root / layout.TASKS_PATH, layout.tasks_table(self.tasks))
         if self.episode_stats:
-            keys = self.episode_stats[0].keys()
-            dataset_stats = {k: aggregate_stats([s[k] for s in self.episode_stats]) for k in keys}
-            persist.write_json_atomic(self.root / layout.STATS_PATH, to_jsonable(dataset_stats))
+            persist.write_json_atomic(self.root / layout.STATS_PATH, to_jsonable(self._aggregate(self.episode_stats)))
         elif (self.root / layout.STATS_PATH).exists():
             os.remove(self.root / layout.STATS_PATH)    # stats of episodes that were never committed
         self.info["total_tasks"] = len(self.tasks)

@@ -55,6 +55,10 @@ def lowdim_keys_of(cfg: TrainConfig, reader) -> tuple[list[str], list[str]]:
         objects = [k for k in available if k.endswith("_pos") and not k.startswith("robot")]
         keys = [k for k in ROBOT_LOWDIM if k in available] + objects
         if not keys:
+            # A LeRobot dataset keeps its state as one plain `observation.state` (plus, sometimes,
+            # `observation.environment_state`): with none of our split keys, use what it has.
+            keys = [k for k in available if k.startswith("observation.")]
+        if not keys:
             raise ValueError(f"dataset {reader.root} has no usable low-dim keys; available: {available}")
     derived = [f"robot0_eef_pos-{k}" for k in keys
                if "robot0_eef_pos" in keys and k.endswith("_pos") and not k.startswith("robot")]

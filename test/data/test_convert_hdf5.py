@@ -46,7 +46,7 @@ def test_convert_via_cli(tmp_path):
     assert main(["convert", "hdf5", str(src), "--out", str(out)]) == 0
     reader = LeRobotDatasetReader(out)
     assert reader.num_episodes == 3 and reader.fps == 20 and reader.tasks == ["Lift"]
-    keys = {f.env_key for f in reader.features}
+    keys = {f.env_key for f in reader.features if f.derived_from is None}   # not the concatenated state
     assert keys == {"robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "robot0_joint_pos",
                     "cube_pos", "cube_quat", "agentview_rgb", "agentview_depth",
                     "action", "reward", "success", "done"}            # velocities dropped
