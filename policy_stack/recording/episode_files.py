@@ -31,9 +31,10 @@ def typestore():
 @functools.lru_cache(maxsize=None)
 def msgdef(msgtype: str) -> str:
     """'sensor_msgs/msg/Image' -> the concatenated .msg text rosbag2 stores as the MCAP schema."""
+    from rosbags.typesys import TypesysError
     try:
         return typestore().generate_msgdef(msgtype, ros_version=2)[0]
-    except KeyError:
+    except (KeyError, TypesysError):
         raise ValueError(f"unknown message type {msgtype!r} (not in the ROS 2 Kilted typestore)") from None
 
 
