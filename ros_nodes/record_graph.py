@@ -46,7 +46,9 @@ def sim_mapping(objects, cameras, depth: bool, fps: int, action_names) -> dict:
         if depth:
             feats[f"{cam}_depth"] = {"topic": d["depth_topic"].format(camera=cam), "field": "image"}
     feats["action"] = {"topic": ACTION_TOPIC, "field": "points[0].positions", "names": list(action_names)}
-    feats["success"] = {"topic": d["success_topic"], "field": "data"}
+    # Bool has no stamp (receive time stands in) and is published after each step: hold the last value
+    # (it changes once an episode), false before the first one.
+    feats["success"] = {"topic": d["success_topic"], "field": "data", "max_age_s": 10.0, "default": False}
     anchor = d["color_topic"].format(camera=cameras[0]) if cameras else d["joint_states_topic"]
     # Observation topics of one step share its stamp; the teleop action and the (stamp-less) success
     # signal run on their own clocks, one period apart: two periods is the most any may lag.

@@ -25,7 +25,8 @@ from hardware.teleop.device import DEADMAN_TIMEOUT_S, TeleopDevice
 VENDOR_3DCONNEXION = (0x046D, 0x256F)       # Logitech-era and 3Dconnexion vendor ids
 FULL_SCALE = 350.0
 # base-frame axis <- (device axis index in x y z roll pitch yaw, sign)
-AXIS_MAP = ((1, 1.0), (0, -1.0), (2, 1.0), (3, 1.0), (4, 1.0), (5, 1.0))
+# (rotations follow the translations: roll about base x = about the device's y, pitch about base y = -rx)
+AXIS_MAP = ((1, 1.0), (0, -1.0), (2, 1.0), (4, 1.0), (3, -1.0), (5, 1.0))
 REPORT_BYTES = 13
 
 

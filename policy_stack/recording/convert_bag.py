@@ -89,7 +89,11 @@ def episode_frames(path: Path, mapping: Mapping) -> tuple[dict, dict]:
         row = {}
         for f in mapping.features:
             s = streams[f.topic]
-            i = align.latest_at_or_before(s["stamps"], int(t), max_age)
+            age = max_age if f.max_age_s is None else int(f.max_age_s * 1e9)
+            i = align.latest_at_or_before(s["stamps"], int(t), age)
+            if i is None and f.default is not None and int(t) < s["stamps"][0]:
+                row[f.key] = np.asarray(f.default, bool if isinstance(f.default, bool) else np.float32)
+                continue
             if i is None:
                 dropped[f.key] = dropped.get(f.key, 0) + 1
                 row = None

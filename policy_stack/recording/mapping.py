@@ -10,12 +10,14 @@
       robot0_eef_quat:  {topic: /ee_pose, field: pose.orientation}
       agentview_rgb:    {topic: /agentview/color/image_raw, field: image}
       action:           {topic: /teleop/action, field: points[0].positions, names: [dx, ..., gripper]}
-      success:          {topic: /episode/success, field: data}
+      success:          {topic: /episode/success, field: data, max_age_s: 10.0, default: false}
 
 `field` is a path into the message (attributes, `[i]` indexes). A Vector3/Point/Quaternion becomes
 [x, y, z(, w)]; `image` decodes sensor_msgs/Image (rgb8/bgr8 -> uint8 HxWx3, 16UC1 -> uint16
 millimetres, 32FC1 -> float32 metres). `names` picks and orders elements by the message's own name
-list (JointState.name, JointTrajectory.joint_names).
+list (JointState.name, JointTrajectory.joint_names). Per feature, `max_age_s` overrides the file's (a
+slow or stamp-less state signal may hold longer) and `default` is the value used while the topic has
+not spoken yet (instead of dropping the frame).
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ class FeatureSource:
     topic: str
     field: str
     names: tuple | None = None
+    max_age_s: float | None = None       # None: the mapping's
+    default: object = None               # value before the topic's first message; None: drop the frame
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,9 @@ class Mapping:
     def to_dict(self) -> dict:
         feats = {}
         for f in self.features:
-            feats[f.key] = {"topic": f.topic, "field": f.field, **({"names": list(f.names)} if f.names else {})}
+            feats[f.key] = {"topic": f.topic, "field": f.field, **({"names": list(f.names)} if f.names else {}),
+                            **({"max_age_s": f.max_age_s} if f.max_age_s is not None else {}),
+                            **({"default": f.default} if f.default is not None else {})}
         d = {"fps": self.fps, "anchor": self.anchor, "max_age_s": self.max_age_s, "features": feats}
         if self.task:
             d["task"] = self.task
@@ -81,7 +87,7 @@ def parse_mapping(data: dict, where: str = "mapping") -> Mapping:
     for key, spec in feats.items():
         if not isinstance(spec, dict) or not isinstance(spec.get("topic"), str) or not isinstance(spec.get("field"), str):
             raise ValueError(f"{where}: feature {key!r} needs a topic and a field (strings)")
-        extra = sorted(set(spec) - {"topic", "field", "names"})
+        extra = sorted(set(spec) - {"topic", "field", "names", "max_age_s", "default"})
         if extra:
             raise ValueError(f"{where}: feature {key!r} has unknown keys {extra}")
         for part in spec["field"].split("."):
@@ -90,7 +96,15 @@ def parse_mapping(data: dict, where: str = "mapping") -> Mapping:
         names = spec.get("names")
         if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
             raise ValueError(f"{where}: feature {key!r}: names must be a list of strings")
-        out.append(FeatureSource(str(key), spec["topic"], spec["field"], tuple(names) if names else None))
+        f_age = spec.get("max_age_s")
+        if f_age is not None and (isinstance(f_age, bool) or not isinstance(f_age, (int, float))
+                                  or not (math.isfinite(f_age) and f_age > 0)):
+            raise ValueError(f"{where}: feature {key!r}: max_age_s must be a positive number, got {f_age!r}")
+        default = spec.get("default")
+        if default is not None and not isinstance(default, (bool, int, float, list)):
+            raise ValueError(f"{where}: feature {key!r}: default must be a number, a bool or a list of numbers")
+        out.append(FeatureSource(str(key), spec["topic"], spec["field"], tuple(names) if names else None,
+                                 float(f_age) if f_age is not None else None, default))
     if "action" not in feats:
         raise ValueError(f"{where}: an 'action' feature is required")
     anchor = data.get("anchor")

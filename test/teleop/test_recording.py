@@ -56,9 +56,11 @@ T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
 
 
-def _record(folder, n_frames=21, action_offset_ms=17, commit=True):
-    """A 20 Hz camera, 100 Hz joints, 20 Hz actions offset by action_offset_ms; returns the actions sent."""
+def _record(folder, n_frames=21, action_offset_ms=17, commit=True, flag_from=None):
+    """A 20 Hz camera, 100 Hz joints, 20 Hz actions offset by action_offset_ms, and (flag_from: from that
+    tick on, every 0.3 s) a stamp-less Bool; returns the actions sent."""
     image, joints, action = _msgs()
+    flag = lambda v: typestore().serialize_cdr(typestore().types["std_msgs/msg/Bool"](data=v), "std_msgs/msg/Bool")
     w = EpisodeMcapWriter(folder, TOPICS)
     w.open()
     sent = []
@@ -72,6 +74,8 @@ def _record(folder, n_frames=21, action_offset_ms=17, commit=True):
             a = [0.01 * k, 0, 0, 0, 0, 0, 1.0]
             sent.append((ta, np.float32(a)))
             w.add("/teleop/action", action(ta, a), ta)
+        if flag_from is not None and k >= flag_from and (k - flag_from) % 30 == 0:
+            w.add("/flag", flag(True), t)          # no header: the log (receive) time is its stamp
     if commit:
         w.commit({"task": "lift", "success": True, "seed": 7})
     return w, sent
@@ -115,6 +119,21 @@ def test_fixed_clock_without_camera(tmp_path):
     frames, report = episode_frames(tmp_path / "episode_000000.mcap", parse_mapping(m))
     # clock from the first stamp all topics have (the first action, 17 ms) to the last message (1.04 s)
     assert report["frames"] == 11 and report["frame_stamps_ns"][0] == T0 + 17 * MS and np.all(np.diff(report["frame_stamps_ns"]) == 100 * MS)
+
+
+def test_stampless_signal_default_and_own_max_age(tmp_path):
+    _record(tmp_path, flag_from=52)                 # first flag at 0.52 s, then every 0.3 s
+    feats = dict(MAPPING["features"], success={"topic": "/flag", "field": "data"})
+    frames, report = episode_frames(tmp_path / "episode_000000.mcap", parse_mapping(dict(MAPPING, features=feats)))
+    # present only within 0.1 s after 0.52 and 0.82 s: 4 of 20 frames; the rest are dropped
+    assert report["dropped"]["success"] == 16
+    feats["success"].update(default=False, max_age_s=10.0)
+    frames, report = episode_frames(tmp_path / "episode_000000.mcap", parse_mapping(dict(MAPPING, features=feats)))
+    stamps = np.array(report["frame_stamps_ns"])
+    assert report["frames"] == 20 and "success" not in report["dropped"]
+    np.testing.assert_array_equal(frames["success"], stamps >= T0 + 520 * MS)   # never a future one
+    with pytest.raises(ValueError, match="max_age_s"):
+        parse_mapping(dict(MAPPING, features={**feats, "success": {"topic": "/flag", "field": "data", "max_age_s": 0}}))
 
 
 def test_anchor_grid_counts_jitter_gaps_and_repeats():
