@@ -32,8 +32,12 @@ RECORD_DEPTH = 100
 
 def message_class(msgtype: str):
     """'sensor_msgs/msg/Image' -> the rclpy message class."""
-    pkg, kind, name = msgtype.split("/")
-    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+    try:
+        pkg, kind, name = msgtype.split("/")
+        return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+    except (ValueError, ImportError, AttributeError):
+        raise ValueError(f"message type {msgtype!r}: not installed here (expected pkg/msg/Type of an installed "
+                         "message package)") from None
 
 
 class RecorderNode(WorkerThreadMixin, LifecycleNode):
@@ -60,7 +64,7 @@ class RecorderNode(WorkerThreadMixin, LifecycleNode):
         if not self.p["autostart"]:
             return
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            raise ValueError(self._config_error)
+            raise ValueError(self._config_error or "configure failed")
         self.trigger_activate()
 
     def on_configure(self, state) -> TransitionCallbackReturn:

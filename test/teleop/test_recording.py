@@ -197,3 +197,25 @@ def test_mapping_errors_are_one_clear_line(tmp_path):
     m = dict(MAPPING, features={**MAPPING["features"], "action": {"topic": "/missing", "field": "data"}})
     with pytest.raises(ValueError, match="no messages on"):
         episode_frames(tmp_path / "r" / "episode_000000.mcap", parse_mapping(m))
+
+
+def test_convert_and_record_cli(tmp_path, capsys):
+    import yaml
+
+    from policy_stack.cli import main
+    _record(tmp_path / "rec")
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(MAPPING))
+    assert main(["convert", "mcap", str(tmp_path / "rec"), "--mapping", str(tmp_path / "m.yaml"),
+                 "--out", str(tmp_path / "ds"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["episodes"] == 1 and summary["frames"] == 20
+    assert DatasetReader(tmp_path / "ds").num_frames == 20
+    # an MCAP folder given to `convert rosbag2`, a missing input, --real: one line, exit 2
+    assert main(["convert", "rosbag2", str(tmp_path / "rec"), "--mapping", str(tmp_path / "m.yaml"),
+                 "--out", str(tmp_path / "ds2")]) == 2
+    assert "use `convert mcap`" in capsys.readouterr().err
+    assert main(["convert", "mcap", str(tmp_path / "nope"), "--mapping", str(tmp_path / "m.yaml"),
+                 "--out", str(tmp_path / "ds3")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["record", "--real", "--out", str(tmp_path / "ds4")]) == 2
+    assert "arm adapter" in capsys.readouterr().err
