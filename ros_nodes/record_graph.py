@@ -8,7 +8,7 @@ from ros_nodes.graph import Graph, NodeSpec, _typed
 from ros_nodes.params import load_definitions
 from ros_nodes.transport import shm_profile_file
 
-ACTION_TOPIC, EVENT_TOPIC = "/teleop/action", "/teleop/episode_event"
+ACTION_TOPIC, EVENT_TOPIC, STATE_TOPIC = "/teleop/action", "/teleop/episode_event", "/teleop/state"
 SIM_STEP_CAP = 100_000            # the teleop side ends episodes; the sim's own cap never should
 
 
@@ -17,7 +17,7 @@ def sim_topics(objects, cameras, depth: bool) -> dict[str, str]:
     d = {k: v.default for k, v in load_definitions("sim_node").items()}
     topics = {d["joint_states_topic"]: "sensor_msgs/msg/JointState", d["ee_pose_topic"]: "geometry_msgs/msg/PoseStamped",
               d["success_topic"]: "std_msgs/msg/Bool", ACTION_TOPIC: "trajectory_msgs/msg/JointTrajectory",
-              EVENT_TOPIC: "std_msgs/msg/String"}
+              EVENT_TOPIC: "std_msgs/msg/String", STATE_TOPIC: "sensor_msgs/msg/Joy"}
     for o in objects:
         topics[d["object_pose_topic"].format(name=o)] = "geometry_msgs/msg/PoseStamped"
     for cam in cameras:

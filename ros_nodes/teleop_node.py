@@ -31,7 +31,8 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
-from std_msgs.msg import Bool, String
+from sensor_msgs.msg import Joy
+from std_msgs.msg import Bool, Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
@@ -101,6 +102,8 @@ class TeleopNode(LifecycleNode):
         self.action_pub = self.create_lifecycle_publisher(JointTrajectory, p["action_topic"], CHUNK_QOS)
         self.twist_pub = (self.create_lifecycle_publisher(TwistStamped, p["twist_topic"], CHUNK_QOS)
                           if p["twist_topic"] else None)
+        self.state_pub = (self.create_lifecycle_publisher(Joy, p["state_topic"], CHUNK_QOS)
+                          if p["state_topic"] else None)
         self.event_pub = self.create_publisher(String, p["episode_event_topic"], EVENT_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, STATE_QOS)
         self.create_subscription(Bool, p["success_topic"], self._on_success, STATE_QOS)
@@ -156,8 +159,9 @@ class TeleopNode(LifecycleNode):
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         self._stop_timer()
-        if self.device is not None:      # one zero command so the executing side stops now, not at its timeout
-            self._publish(self.device.mapper.zero(self.device.gripper), self._now_ns(), [])
+        if self.device is not None and self.p["publish_when_released"]:
+            # one zero command so the executing side stops now, not at its timeout
+            self._publish(self.device.mapper.zero(self.device.gripper), self._now_ns(), [], False)
         return super().on_deactivate(state)
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
@@ -251,16 +255,16 @@ class TeleopNode(LifecycleNode):
         if self._quit_at is not None:
             if time.monotonic() >= self._quit_at:
                 self.finished = True
-            cmd_action, events = self.device.mapper.zero(self.device.gripper), []
+            cmd_action, events, engaged = self.device.mapper.zero(self.device.gripper), [], False
         else:
             try:
                 cmd = self.device.poll(now_ns * 1e-9, self._obs())
             except (ValueError, OSError) as exc:   # a device that broke mid-run: zero command, say why
                 self.get_logger().error(f"device {self.p['device']}: {exc}; publishing zero commands",
                                         throttle_duration_sec=1.0)
-                cmd_action, events = self.device.mapper.zero(self.device.gripper), []
+                cmd_action, events, engaged = self.device.mapper.zero(self.device.gripper), [], False
             else:
-                cmd_action, events = cmd.action, cmd.events
+                cmd_action, events, engaged = cmd.action, cmd.events, cmd.engaged
                 self._counts["engaged"] += int(cmd.engaged)
             with self._lock:
                 events = self._pending + events
@@ -269,15 +273,21 @@ class TeleopNode(LifecycleNode):
         # Events first: a recorder opens the episode on "start" before this tick's action arrives.
         for event in events:
             self._publish_event(event, now_ns)
-        self._publish(cmd_action, now_ns, events)
+        self._publish(cmd_action, now_ns, events, engaged)
         for event in events:
             self._handle_event(event)
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds     # wall time, or /clock with use_sim_time
 
-    def _publish(self, action: np.ndarray, stamp_ns: int, events: list) -> None:
+    def _publish(self, action: np.ndarray, stamp_ns: int, events: list, engaged: bool) -> None:
         stamp = C.ns_to_stamp(stamp_ns)
+        if self.state_pub is not None:
+            # Stamped device state, every tick: what a recording needs to mark interventions (HIL-SERL).
+            self.state_pub.publish(Joy(header=Header(stamp=stamp, frame_id=self.p["base_frame"]),
+                                       axes=[float(a) for a in action], buttons=[int(engaged)]))
+        if not (engaged or self.p["publish_when_released"]):
+            return                        # intervention mode: released = the policy drives
         self.action_pub.publish(self._writer(np.asarray(action, np.float64)[None], stamp))
         if self.twist_pub is not None:
             tw = self.device.mapper.twist(action)
@@ -288,7 +298,7 @@ class TeleopNode(LifecycleNode):
             self.twist_pub.publish(msg)
         if self._log is not None:
             self._log.write(json.dumps({"stamp_ns": stamp_ns, "action": [float(a) for a in action],
-                                        "events": events}) + "\n")
+                                        "engaged": bool(engaged), "events": events}) + "\n")
 
     def _publish_event(self, event: str, now_ns: int) -> None:
         self._counts["events"] += 1

@@ -70,3 +70,41 @@ def test_teleop_node_topics_services_and_reset(tmp_path, ros_env, client):
     finally:
         codes = procs.stop()
     assert codes["teleop_node"] == 0, codes
+
+
+def test_intervention_mode_publishes_actions_only_while_engaged(tmp_path, ros_env, client):
+    """publish_when_released false: /teleop/action only while the device is engaged; /teleop/state (Joy)
+    every tick with buttons[0] = engaged, so a recording marks the intervention."""
+    from sensor_msgs.msg import Joy
+    from trajectory_msgs.msg import JointTrajectory
+
+    from ros_nodes.common import CHUNK_QOS
+
+    waypoints = tmp_path / "w.json"
+    waypoints.write_text(json.dumps({"actions": [[0.01 * (k + 1), 0, 0, 0, 0, 0, 1.0] for k in range(60)]}))
+    client.record(JointTrajectory, "/teleop/action", CHUNK_QOS)
+    client.record(Joy, "/teleop/state", CHUNK_QOS)
+    # After its 60 actions (3 s) the scripted episode ends and resets through a service nobody serves: the
+    # device then waits, released, for good.
+    spec = NodeSpec(name="teleop_node", executable="teleop_node", module="ros_nodes.teleop_node",
+                    parameters={"device": "scripted", "waypoints_file": str(waypoints), "publish_when_released": False,
+                                "sim_reset_service": "/nobody/reset", "rate_hz": 20.0})
+    procs = GraphProcesses(Graph((spec,), {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}), tmp_path,
+                           env=dict(ros_env), out=sys.stderr).start()
+    try:
+        released = lambda: [m for m in client.received("/teleop/state") if m.buttons[0] == 0]
+        assert client.wait_for(lambda: len(released()) >= 10, timeout=60)
+        engaged = [m for m in client.received("/teleop/state") if m.buttons[0] == 1]
+        actions = client.received("/teleop/action")
+        # every action published is an engaged tick's (same stamp, same values); none while released
+        engaged_by_stamp = {(m.header.stamp.sec, m.header.stamp.nanosec): list(m.axes) for m in engaged}
+        assert actions and len(actions) <= 60 and engaged
+        for a in actions:
+            key = (a.header.stamp.sec, a.header.stamp.nanosec)
+            assert key in engaged_by_stamp
+            np.testing.assert_allclose(a.points[0].positions, engaged_by_stamp[key], atol=1e-6)
+        released_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in released()}
+        assert not released_stamps & {(a.header.stamp.sec, a.header.stamp.nanosec) for a in actions}
+    finally:
+        codes = procs.stop()
+    assert codes["teleop_node"] == 0, codes
