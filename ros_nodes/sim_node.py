@@ -94,6 +94,7 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         self.create_service(Trigger, p["reset_service"], self._on_reset, callback_group=services)
         # Teleop (policy-stack record): one-point actions on teleop_topic; see _teleop_action.
         self._teleop: deque | None = deque(maxlen=64) if p["teleop_topic"] else None
+        self._teleop_lock = threading.Lock()     # executor thread appends, sim thread reads
         if p["teleop_topic"]:
             self.create_subscription(JointTrajectory, p["teleop_topic"], self._on_teleop, CHUNK_QOS,
                                      callback_group=inputs)
@@ -218,13 +219,15 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             self.get_logger().warning(f"rejected teleop action: {exc}", throttle_duration_sec=1.0)
             return
         if chunk is not None and len(chunk):
-            self._teleop.append((stamp, np.asarray(chunk[0], np.float32)))
+            with self._teleop_lock:
+                self._teleop.append((stamp, np.asarray(chunk[0], np.float32)))
 
     def _teleop_action(self, t_obs: float):
         """The newest teleop action stamped at or before this observation (the pairing a recording
         converted with `policy-stack convert` makes, so recorded and executed actions agree), through the
         chunk follower's safety path; hold when none, or when it is older than max_chunk_age_s."""
-        chosen = next(((st, a) for st, a in reversed(self._teleop) if st <= t_obs), None)
+        with self._teleop_lock:
+            chosen = next(((st, a) for st, a in reversed(self._teleop) if st <= t_obs), None)
         if chosen is not None:
             self.follower.set_chunk(chosen[0], self.p["max_chunk_age_s"], chosen[1][None])
         return self.follower.action_at(t_obs)

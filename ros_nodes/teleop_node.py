@@ -270,10 +270,15 @@ class TeleopNode(LifecycleNode):
                 events = self._pending + events
                 self._pending = []
         self._counts["ticks"] += 1
-        # Events first: a recorder opens the episode on "start" before this tick's action arrives.
+        # A recorder opens the episode on "start" before this tick's action arrives, and closes it on a
+        # stop after this tick's action: the episode holds every action its frames may be paired with.
         for event in events:
-            self._publish_event(event, now_ns)
+            if event == "start":
+                self._publish_event(event, now_ns)
         self._publish(cmd_action, now_ns, events, engaged)
+        for event in events:
+            if event != "start":
+                self._publish_event(event, now_ns)
         for event in events:
             self._handle_event(event)
 
