@@ -29,7 +29,8 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
         # `ros2 run policy_stack <node>` looks in lib/<package>/: small wrappers around the modules.
         (f"lib/{PACKAGE}", ["ros_nodes/bin/inference_node", "ros_nodes/bin/sim_node",
-                           "ros_nodes/bin/realsense_node"]),
+                           "ros_nodes/bin/realsense_node",
+                           "ros_nodes/bin/teleop_node", "ros_nodes/bin/recorder_node"]),
     ],
     entry_points={
         "console_scripts": [
@@ -37,6 +38,8 @@ setup(
             "inference_node = ros_nodes.inference_node:main",
             "sim_node = ros_nodes.sim_node:main",
             "realsense_node = ros_nodes.realsense_node:main",
+            "teleop_node = ros_nodes.teleop_node:main",
+            "recorder_node = ros_nodes.recorder_node:main",
         ],
     },
 )

@@ -21,7 +21,7 @@ import json
 import threading
 import time
 import traceback
-from collections import Counter
+from collections import Counter, deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -92,6 +92,12 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         self.create_subscription(JointTrajectory, p["action_chunk_topic"], self._on_chunk, CHUNK_QOS,
                                  callback_group=inputs)
         self.create_service(Trigger, p["reset_service"], self._on_reset, callback_group=services)
+        # Teleop (policy-stack record): one-point actions on teleop_topic; see _teleop_action.
+        self._teleop: deque | None = deque(maxlen=64) if p["teleop_topic"] else None
+        self._teleop_lock = threading.Lock()     # executor thread appends, sim thread reads
+        if p["teleop_topic"]:
+            self.create_subscription(JointTrajectory, p["teleop_topic"], self._on_teleop, CHUNK_QOS,
+                                     callback_group=inputs)
         self._policy_reset = (self.create_client(Trigger, p["policy_reset_service"], callback_group=services)
                               if p["policy_reset_service"] else None)
         self.clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS)
@@ -205,6 +211,27 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             with self._lat_lock:
                 self._latencies.append((received - stamp) * 1e3)
 
+    def _on_teleop(self, msg) -> None:
+        try:
+            stamp, _dt, chunk = C.trajectory_to_chunk(msg, self.p["teleop_topic"], names=self.space.names)
+        except C.ConversionError as exc:
+            self.events.add(S.Event(S.BAD_INPUT, str(exc)), self._now())
+            self.get_logger().warning(f"rejected teleop action: {exc}", throttle_duration_sec=1.0)
+            return
+        if chunk is not None and len(chunk):
+            with self._teleop_lock:
+                self._teleop.append((stamp, np.asarray(chunk[0], np.float32)))
+
+    def _teleop_action(self, t_obs: float):
+        """The newest teleop action stamped at or before this observation (the pairing a recording
+        converted with `policy-stack convert` makes, so recorded and executed actions agree), through the
+        chunk follower's safety path; hold when none, or when it is older than max_chunk_age_s."""
+        with self._teleop_lock:
+            chosen = next(((st, a) for st, a in reversed(self._teleop) if st <= t_obs), None)
+        if chosen is not None:
+            self.follower.set_chunk(chosen[0], self.p["max_chunk_age_s"], chosen[1][None])
+        return self.follower.action_at(t_obs)
+
     def _on_reset(self, request, response):
         self._restart.set()
         response.success, response.message = True, "episode restarts at the next tick"
@@ -315,7 +342,7 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         self.get_logger().info("waiting for the first action chunk")
         while not self._stop.is_set() and time.monotonic() < deadline:
             self._publish_obs(obs, self._capture_stamp()[0])
-            if self.follower.wait_for_chunk(-np.inf, self.period):
+            if self.follower.wait_for_chunk(-np.inf, self.period) or self._teleop:
                 self.get_logger().info("policy is up")
                 return
         if not self._stop.is_set():
@@ -342,10 +369,14 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
                 break
             if self._restart.is_set():
                 self.get_logger().info(f"episode {episode}: restarted through {p['reset_service']}")
-                return None
+                if not p["next_seed_on_reset"]:
+                    return None
+                break                           # teleop recording: the reset ends it; next seed next
             stamp, t_obs = self._capture_stamp()
             self._obs_delay.submit(lambda o=obs, st=stamp: self._publish_obs(o, st))
-            if p["timing"] == "lockstep":
+            if self._teleop is not None:
+                action, hold, idx = self._teleop_action(t_obs)
+            elif p["timing"] == "lockstep":
                 # Wait for the answer to exactly this observation and execute its first action.
                 if not self.follower.wait_for_chunk(t_obs, p["lockstep_timeout_s"]):
                     self.get_logger().warning(f"lockstep: no chunk for the observation at {t_obs:.3f} "

@@ -84,7 +84,12 @@ class ScriptedExpert:
     # ----------------------------------------------------------------- acting
     def act(self, obs, env) -> np.ndarray:
         state = env.privileged_state()
-        raw, rs_env = state["raw_obs"], state["env"]
+        return self.act_from_state(state["raw_obs"], state["env"])
+
+    def act_from_state(self, raw: dict, rs_env=None) -> np.ndarray:
+        """One action from robosuite-style state (robot0_eef_pos/quat, <object>_pos/quat). The Lift expert
+        needs nothing else (rs_env None), so it can run on observations received over ROS 2, in the
+        robot base frame (the plan is translation-invariant and the Panda base is axis-aligned)."""
         self.phase_steps += 1
         action = self._plan(raw, rs_env)
         if self.flaw == "dawdle":

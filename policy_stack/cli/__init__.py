@@ -15,7 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("collect", "collect scripted-expert demonstrations into a LeRobot v3 dataset"),
     "dataset": ("dataset", "inspect (info), visualise (viz), repair or verify a dataset"),
-    "convert": ("convert", "import robosuite/robomimic HDF5 demonstrations"),
+    "convert": ("convert", "import robosuite/robomimic HDF5, MCAP or rosbag2 recordings"),
     "train": ("train", "train a policy from a dataset"),
     "eval": ("evaluate", "roll a policy out in simulation"),
     "export": ("export", "export a policy network (onnx)"),
@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("finetune", "online RL fine-tuning session (EXPO, PA-RL)"),
     "run-default": ("run_default", "what `make run` runs"),
     "camera": ("camera", "RealSense: synthesize a test recording (synth), check a camera or recording (check)"),
+    "record": ("record", "record teleoperated demonstrations (MCAP per episode) and convert them to a dataset"),
 }
 
 

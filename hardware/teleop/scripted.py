@@ -1,0 +1,105 @@
+"""The scripted virtual device: what tests and benchmarks teleoperate with.
+
+It plays an episode protocol the way an operator would: start -> act -> stop as success (the task
+reports success for `success_hold_steps` consecutive ticks) or as failure (after `max_steps` ticks)
+-> reset -> wait until the scene is ready -> start again; after `episodes` stopped episodes, quit.
+The actions come from either
+  - a waypoint file (JSON: {"actions": [[a0..], [a1..], ...], "end_event": "success"}), replayed one
+    action per tick, the same list every episode; the episode ends with end_event after the last one; or
+  - an expert: any callable obs -> action with a reset() method (the teleop node binds sim/experts.py's
+    scripted experts to the observations it receives).
+`obs` passed to poll() may carry "success" (bool, the task's success signal) and "ready" (bool, the
+scene was reset and a new episode may start; absent = ready).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hardware.teleop.device import EVENTS, TeleopCommand, TeleopDevice
+
+
+class WaypointSource:
+    def __init__(self, path):
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("actions"), list) or not data["actions"]:
+            raise ValueError(f"{path}: waypoint file needs a non-empty 'actions' list")
+        self.actions = np.asarray(data["actions"], np.float64)
+        if self.actions.ndim != 2 or not np.all(np.isfinite(self.actions)):
+            raise ValueError(f"{path}: 'actions' must be a list of equal-length lists of finite numbers")
+        self.end_event = data.get("end_event", "success")
+        if self.end_event not in ("success", "failure"):
+            raise ValueError(f"{path}: end_event must be success or failure, got {self.end_event!r}")
+        self.i = 0
+
+    def reset(self) -> None:
+        self.i = 0
+
+    @property
+    def done(self) -> bool:
+        return self.i >= len(self.actions)
+
+    def __call__(self, obs) -> np.ndarray:
+        a = self.actions[min(self.i, len(self.actions) - 1)]
+        self.i += 1
+        return a
+
+
+class ScriptedDevice(TeleopDevice):
+    name = "scripted"
+
+    def __init__(self, space, source, episodes: int = 0, max_steps: int = 200, success_hold_steps: int = 5,
+                 **kw):
+        super().__init__(space, **kw)
+        if int(max_steps) < 1 or int(success_hold_steps) < 1 or int(episodes) < 0:
+            raise ValueError("scripted device: max_steps and success_hold_steps must be >= 1, episodes >= 0")
+        self.source, self.episodes = source, int(episodes)
+        self.max_steps, self.success_hold_steps = int(max_steps), int(success_hold_steps)
+        self.state = "idle"          # idle -> running -> idle ... -> finished
+        self.steps = self.success_run = self.stopped = 0
+        self.hold_action = self.mapper.zero(-1.0)
+
+    def poll(self, now: float, obs: dict | None = None) -> TeleopCommand:
+        obs = obs or {}
+        events: list[str] = []
+        if self.state == "idle" and obs.get("ready", True):
+            self.source.reset()
+            self.steps = self.success_run = 0
+            self.state = "running"
+            events.append("start")
+        if self.state != "running":
+            return TeleopCommand(self.hold_action, False, events, self.mapper.twist(self.hold_action))
+        action = np.asarray(self.source(obs), np.float64).reshape(-1)
+        if action.shape != (self.mapper.space.dim,) or not np.all(np.isfinite(action)):
+            raise ValueError(f"scripted source gave action {action!r}; expected {self.mapper.space.dim} finite values")
+        action = self.mapper.space.clip(action.astype(np.float32))
+        self.steps += 1
+        self.success_run = self.success_run + 1 if obs.get("success") else 0
+        end = None
+        if getattr(self.source, "done", False):
+            end = self.source.end_event
+        elif self.success_run >= self.success_hold_steps:
+            end = "success"
+        elif self.steps >= self.max_steps:
+            end = "failure"
+        if end is not None:
+            events += [end, "reset"]
+            self.stopped += 1
+            self.hold_action = self.mapper.zero(float(action[self.mapper.gripper_idx])
+                                                if self.mapper.gripper_idx is not None else -1.0)
+            self.state = "idle"
+            if self.episodes and self.stopped >= self.episodes:
+                events.append("quit")
+                self.state = "finished"
+        assert all(e in EVENTS for e in events)
+        self.last_input = now
+        return TeleopCommand(action, True, events, self.mapper.twist(action))
+
+    def _read(self, now, obs):      # poll() is overridden: the actions are not axes
+        raise NotImplementedError
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "finished"

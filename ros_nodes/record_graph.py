@@ -1,0 +1,84 @@
+"""The node graph of `policy-stack record` in sim, as data (like ros_nodes/graph.py): the sim node
+executing /teleop/action, the teleop node, and the recorder writing one MCAP per episode. Also the
+topic-to-feature mapping that turns such a recording into the same dataset `collect` writes.
+No rclpy here."""
+from __future__ import annotations
+
+from ros_nodes.graph import Graph, NodeSpec, _typed
+from ros_nodes.params import load_definitions
+from ros_nodes.transport import shm_profile_file
+
+ACTION_TOPIC, EVENT_TOPIC, STATE_TOPIC = "/teleop/action", "/teleop/episode_event", "/teleop/state"
+SIM_STEP_CAP = 100_000            # the teleop side ends episodes; the sim's own cap never should
+
+
+def sim_topics(objects, cameras, depth: bool) -> dict[str, str]:
+    """Topic -> type of everything a sim recording keeps (defaults of config/sim_node_parameters.yaml)."""
+    d = {k: v.default for k, v in load_definitions("sim_node").items()}
+    topics = {d["joint_states_topic"]: "sensor_msgs/msg/JointState", d["ee_pose_topic"]: "geometry_msgs/msg/PoseStamped",
+              d["success_topic"]: "std_msgs/msg/Bool", ACTION_TOPIC: "trajectory_msgs/msg/JointTrajectory",
+              EVENT_TOPIC: "std_msgs/msg/String", STATE_TOPIC: "sensor_msgs/msg/Joy"}
+    for o in objects:
+        topics[d["object_pose_topic"].format(name=o)] = "geometry_msgs/msg/PoseStamped"
+    for cam in cameras:
+        topics[d["color_topic"].format(camera=cam)] = "sensor_msgs/msg/Image"
+        topics[d["camera_info_topic"].format(camera=cam)] = "sensor_msgs/msg/CameraInfo"
+        if depth:
+            topics[d["depth_topic"].format(camera=cam)] = "sensor_msgs/msg/Image"
+    return topics
+
+
+def sim_mapping(objects, cameras, depth: bool, fps: int, action_names) -> dict:
+    """Mapping (policy_stack.recording.mapping format) from a sim recording to collect's features."""
+    d = {k: v.default for k, v in load_definitions("sim_node").items()}
+    feats = {
+        "robot0_joint_pos": {"topic": d["joint_states_topic"], "field": "position", "names": list(d["joint_names"])},
+        "robot0_gripper_qpos": {"topic": d["joint_states_topic"], "field": "position",
+                                "names": list(d["gripper_joint_names"])},
+        "robot0_eef_pos": {"topic": d["ee_pose_topic"], "field": "pose.position"},
+        "robot0_eef_quat": {"topic": d["ee_pose_topic"], "field": "pose.orientation"},
+    }
+    for o in objects:
+        feats[f"{o}_pos"] = {"topic": d["object_pose_topic"].format(name=o), "field": "pose.position"}
+        feats[f"{o}_quat"] = {"topic": d["object_pose_topic"].format(name=o), "field": "pose.orientation"}
+    for cam in cameras:
+        feats[f"{cam}_rgb"] = {"topic": d["color_topic"].format(camera=cam), "field": "image"}
+        if depth:
+            feats[f"{cam}_depth"] = {"topic": d["depth_topic"].format(camera=cam), "field": "image"}
+    feats["action"] = {"topic": ACTION_TOPIC, "field": "points[0].positions", "names": list(action_names)}
+    # Bool has no stamp (receive time stands in) and is published after each step: hold the last value
+    # (it changes once an episode), false before the first one.
+    feats["success"] = {"topic": d["success_topic"], "field": "data", "max_age_s": 10.0, "default": False}
+    anchor = d["color_topic"].format(camera=cameras[0]) if cameras else d["joint_states_topic"]
+    # Observation topics of one step share its stamp; the teleop action and the (stamp-less) success
+    # signal run on their own clocks, one period apart: two periods is the most any may lag.
+    return {"fps": int(fps), "anchor": anchor, "max_age_s": round(2.0 / fps, 6), "features": feats}
+
+
+def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras, depth: bool, image_size: int,
+                    rate_hz: float, max_steps: int, recordings: str, task: str, objects, waypoints_file: str = "",
+                    keyboard_tty: str = "", command_log: str = "", results_file: str = "",
+                    success_hold_steps: int = 5) -> Graph:
+    sim = NodeSpec(name="sim_node", executable="sim_node", module="ros_nodes.sim_node", parameters=_typed("sim_node", {
+        "env": env, "cameras": ",".join(cameras), "depth": str(depth).lower(), "image_size": str(image_size),
+        "episodes": "0", "seed": str(seed), "max_steps": str(SIM_STEP_CAP), "rate_hz": repr(float(rate_hz)),
+        "end_on_success": "false", "teleop_topic": ACTION_TOPIC, "next_seed_on_reset": "true",
+        "results_file": results_file, "policy_reset_service": ""}))
+    d = {k: v.default for k, v in load_definitions("sim_node").items()}
+    teleop_params = {"device": device, "rate_hz": repr(float(rate_hz)), "env": env, "episodes": str(episodes),
+                     "max_steps": str(max_steps), "success_hold_steps": str(success_hold_steps),
+                     "sim_reset_service": d["reset_service"], "sim_status_topic": d["status_topic"],
+                     "waypoints_file": waypoints_file, "command_log": command_log, "expert_seed": str(seed)}
+    if keyboard_tty:
+        teleop_params["keyboard_tty"] = keyboard_tty
+    teleop = NodeSpec(name="teleop_node", executable="teleop_node", module="ros_nodes.teleop_node",
+                      parameters=_typed("teleop_node", teleop_params))
+    topics = sim_topics(objects, cameras, depth)
+    recorder = NodeSpec(name="recorder_node", executable="recorder_node", module="ros_nodes.recorder_node",
+                        parameters={**_typed("recorder_node", {"out_dir": recordings, "task": task, "seed": str(seed),
+                                                                 "device": device}),
+                                    "topics": [f"{t}={ty}" for t, ty in topics.items()]})
+    environment = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    if cameras:
+        environment["FASTDDS_DEFAULT_PROFILES_FILE"] = shm_profile_file()
+    return Graph((sim, teleop, recorder), environment, lifetime_node="recorder_node")
