@@ -327,8 +327,8 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         """Publish the initial state (without stepping) until the policy answers: start-up and DDS
         discovery take seconds, and an episode should not start with its clock running on holds."""
         deadline = time.monotonic() + self.p["wait_for_policy_s"]
-        what = "the first action chunk" if self.fake_arm is None else f"the first {self.arm_interface} command"
-        self.get_logger().info(f"waiting for {what}")
+        what = "action chunk" if self.fake_arm is None else f"{self.arm_interface} command"
+        self.get_logger().info(f"waiting for the first {what}")
         if self.fake_arm is not None:
             self.fake_arm.reset(obs)
         while not self._stop.is_set() and time.monotonic() < deadline:
@@ -341,7 +341,7 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
                 self.get_logger().info("policy is up")
                 return
         if not self._stop.is_set():
-            self.get_logger().warning(f"no {what[10:]} after {self.p['wait_for_policy_s']:g} s; starting anyway (hold)")
+            self.get_logger().warning(f"no {what} after {self.p['wait_for_policy_s']:g} s; starting anyway (hold)")
 
     def _run_episode(self, episode: int) -> dict | None:
         """One episode; returns its result, or None if it was restarted through /sim/reset."""
@@ -354,6 +354,7 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         self._reset_policy()
         self.follower.reset(not_before=self._now())
         jumps_before = len(self.follower.handover_jumps)
+        rejections_before = self.fake_arm.rejections if self.fake_arm is not None else 0
         with self._lat_lock:
             self._latencies = []
         holds: Counter = Counter()
@@ -422,6 +423,8 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
                   "wall_s": round(time.monotonic() - t_start, 3), "holds": dict(holds),
                   "latency_ms": [round(x, 3) for x in lat], "handover_jumps": [round(x, 5) for x in jumps],
                   "actions": executed}
+        if self.fake_arm is not None:     # commands the fake controller refused during the episode
+            result["controller_rejections"] = self.fake_arm.rejections - rejections_before
         pct = (lambda q: float(np.percentile(lat, q))) if lat else (lambda q: float("nan"))
         self.get_logger().info(
             f"episode {episode}: success={success} steps={step} loop latency p50={pct(50):.1f} ms "
