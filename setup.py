@@ -29,13 +29,14 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
         # `ros2 run policy_stack <node>` looks in lib/<package>/: small wrappers around the modules.
         (f"lib/{PACKAGE}", ["ros_nodes/bin/inference_node", "ros_nodes/bin/sim_node",
-                              "ros_nodes/bin/arm_adapter"]),
+                           "ros_nodes/bin/realsense_node", "ros_nodes/bin/arm_adapter"]),
     ],
     entry_points={
         "console_scripts": [
             "policy-stack = policy_stack.cli:main",
             "inference_node = ros_nodes.inference_node:main",
             "sim_node = ros_nodes.sim_node:main",
+            "realsense_node = ros_nodes.realsense_node:main",
             "arm_adapter = ros_nodes.arm_adapter:main",
         ],
     },
