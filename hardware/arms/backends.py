@@ -1,7 +1,7 @@
 """What each controller accepts, from one safe twist per control tick (hardware/arms/limits.py).
 
 - servo (MoveIt Servo): the twist itself, in the base frame; the controller integrates it. Hold: zero
-  twist every tick. E-stop: zero twist, and the node pauses Servo.
+  twist every tick. E-stop: one zero twist, the node pauses Servo, then nothing until the reset.
 - jtc (ros2_control joint_trajectory_controller): the commanded pose is integrated from the twist,
   differential IK turns it into joint positions, and every tick sends a two-point trajectory (stamp 0 =
   start now; a new one replaces the old): the next joint target one tick ahead with its velocity, then a
@@ -92,7 +92,9 @@ class ServoBackend:
         return {"twist": (np.zeros(3), np.zeros(3))}
 
     def estop(self, measured: Pose | None, q_measured, onset: bool):
-        return {"twist": (np.zeros(3), np.zeros(3)), "stop": onset}
+        # One zero twist and the pause; then silence: Servo halts on its own command timeout, a paused
+        # Servo refuses twists, and a stream of zero twists would block other controllers (moveit2#2127).
+        return {"twist": (np.zeros(3), np.zeros(3)), "stop": True} if onset else {}
 
     def resync(self, measured: Pose | None, q_measured) -> None:
         pass
