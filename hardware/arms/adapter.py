@@ -92,7 +92,8 @@ class ArmAdapterCore:
         self.tick_s = 1.0 / config.rate_hz
         self.scaling = scaling
         self.backend = make_backend(config.backend, self.tick_s, ik, config.servo_timeout_s,
-                                    (config.limits.max_linear_speed, config.limits.max_angular_speed))
+                                    (config.limits.max_linear_speed, config.limits.max_angular_speed),
+                                    config.limits)
         self.limiter = MotionLimiter(config.limits, self.tick_s)
         self.space = eef_action_space()
         self.follower = S.ChunkFollower(S.ActionSafety(self.space), max_age_s=config.max_chunk_age_s,

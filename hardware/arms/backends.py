@@ -140,9 +140,10 @@ class JtcBackend:
     name = "jtc"
     mode = "target"
 
-    def __init__(self, tick_s: float, ik, stop_ticks: int = 2, max_speed: tuple = (np.inf, np.inf)):
+    def __init__(self, tick_s: float, ik, stop_ticks: int = 2, max_speed: tuple = (np.inf, np.inf), limits=None):
         self.tick_s = tick_s
         self.max_speed = max_speed      # (m/s, rad/s): the realized Cartesian step keeps to them too
+        self.limits = limits            # MotionLimits: the realized position keeps to the workspace box too
         self.ik = ik
         self.kin = ik.kin
         self.stop_s = stop_ticks * tick_s
@@ -177,6 +178,14 @@ class JtcBackend:
             if ratio <= 1.0:
                 break
             q_next = self.q_cmd + (q_next - self.q_cmd) / (ratio * 1.001)   # 0.1%: the second-order rest
+        if self.limits is not None and not self.limits.inside(self.measured_pose(q_next).p) \
+                and self.limits.inside(self.x_cmd.p):
+            # The IK's residual would leave the box: the longest part of the joint step that stays inside.
+            lo, hi, step = 0.0, 1.0, q_next - self.q_cmd
+            for _ in range(12):
+                mid = (lo + hi) / 2.0
+                lo, hi = (mid, hi) if self.limits.inside(self.measured_pose(self.q_cmd + mid * step).p) else (lo, mid)
+            q_next = self.q_cmd + lo * step
         qdot = (q_next - self.q_cmd) / self.tick_s
         q_stop = np.clip(q_next + qdot * self.stop_s / 2.0, self.kin.lower, self.kin.upper)
         self.q_cmd = q_next
@@ -202,7 +211,8 @@ class JtcBackend:
         return {"trajectory": [TrajectoryPoint(q, np.zeros_like(q), self.stop_s)]}
 
 
-def make_backend(name: str, tick_s: float, ik=None, servo_timeout_s: float = 0.1, max_speed=(np.inf, np.inf)):
+def make_backend(name: str, tick_s: float, ik=None, servo_timeout_s: float = 0.1, max_speed=(np.inf, np.inf),
+                 limits=None):
     if name == "servo":
         return ServoBackend(tick_s, servo_timeout_s)
     if name == "pose":
@@ -210,7 +220,7 @@ def make_backend(name: str, tick_s: float, ik=None, servo_timeout_s: float = 0.1
     if name == "jtc":
         if ik is None:
             raise ValueError("backend jtc needs the arm's kinematics (URDF) for differential IK")
-        return JtcBackend(tick_s, ik, max_speed=max_speed)
+        return JtcBackend(tick_s, ik, max_speed=max_speed, limits=limits)
     raise ValueError(f"unknown backend {name!r}; expected one of {list(BACKENDS)}")
 
 

@@ -1,0 +1,332 @@
+"""Arm adapters: tracking through the fake arm, e-stop latency, and safety over 1000 hostile chunks.
+
+    python -m bench.bench_adapters                              # all parts -> runs/bench/adapters.json
+    python -m bench.bench_adapters --parts tracking --rows servo,jtc --out runs/bench/adapters_tracking.json
+
+Parts:
+- tracking: a scripted 10 s end-effector path (a vertical circle of radius 4 cm, 5 s per lap, eased in)
+  followed by a scripted "policy" that publishes OSC_POSE delta chunks at 20 Hz (action 0 closes the gap
+  from the measured pose to the path one step ahead, actions 1..7 are the path's own steps; stamp = the
+  observation's). Rows: `chunk` (the sim node executes the chunks itself through robosuite's OSC: the
+  reference), `servo` and `jtc` (and `pose`): the same chunks through arm_adapter -> the sim node acting
+  as MoveIt Servo / joint_trajectory_controller / Cartesian impedance controller on the robosuite arm.
+  Error: |measured /ee_pose - path(stamp)| over the 10 s; RMS, p95, max.
+- estop: e-stop to stop command: the client calls /safety/estop while the adapter executes chunks
+  against a standing arm driver, and times the arrival of the stop command (servo: zero twist; jtc:
+  one-point trajectory) from the call; 20 e-stops per backend, each followed by /safety/reset.
+- violations: 1000 hostile chunks (NaN, Inf, 1e30, out of range, full-speed pushes into walls) through
+  the adapter logic against a perfect plant (bench/adapter_plant.py), per backend: workspace, speed and
+  acceleration violations of the commanded motion.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from bench import REPO, RUNS
+
+SIM_BOX = {"workspace_min": [0.25, -0.35, -0.12], "workspace_max": [0.85, 0.35, 0.45]}
+ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
+JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
+DT = 0.05            # the policy step (the sim's 20 Hz)
+RADIUS, PERIOD, EASE, DURATION = 0.04, 5.0, 0.5, 10.0
+
+
+# ------------------------------------------------------------------------------------------ processes
+def _start(module: str, node: str, params: dict, env: dict, work: Path, name: str) -> subprocess.Popen:
+    override = work / f"{name}.params.yaml"
+    override.write_text(yaml.safe_dump({node: {"ros__parameters": params}}))
+    cmd = [sys.executable, "-m", module, "--ros-args", "--params-file", str(REPO / "config" / f"{node}.yaml"),
+           "--params-file", str(override)]
+    log = open(work / f"{name}.log", "w")
+    return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+class Client:
+    """rclpy node on its own context, spun in a thread."""
+
+    def __init__(self):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        self.rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("bench_adapters", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:
+                if not self.context.ok():
+                    return
+                raise
+
+    def close(self):
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.context)
+        self.thread.join(2)
+
+
+# ------------------------------------------------------------------------------------------ tracking
+def path_offset(t: float) -> np.ndarray:
+    """Offset from the start pose at path time t: a circle in the base y-z plane, eased in."""
+    t = max(t, 0.0)
+    phase = 2 * np.pi / PERIOD * (t - EASE * (1.0 - np.exp(-t / EASE)))
+    return np.array([0.0, RADIUS * np.sin(phase), RADIUS * (1.0 - np.cos(phase))])
+
+
+def track_row(row: str, env: dict, work: Path, scale: np.ndarray) -> dict:
+    from geometry_msgs.msg import PoseStamped
+    from trajectory_msgs.msg import JointTrajectory
+    from hardware.arms.rotations import quat_to_matrix, rotation_error
+    from ros_nodes import convert as C
+    from ros_nodes.common import CHUNK_QOS, STATE_QOS
+
+    sim_params = {"arm_interface": row, "env": "lift", "seed": 0, "episodes": 1, "max_steps": 600,
+                  "end_on_success": False, "policy_reset_service": "", "wait_for_policy_s": 300.0}
+    procs = {"sim_node": _start("ros_nodes.sim_node", "sim_node", sim_params, env, work, f"{row}_sim")}
+    if row != "chunk":
+        procs["arm_adapter"] = _start("ros_nodes.arm_adapter", "arm_adapter", {"backend": row, **SIM_BOX}, env,
+                                      work, f"{row}_adapter")
+    client = Client()
+    lock = threading.Lock()
+    samples: list[tuple[float, np.ndarray, np.ndarray]] = []
+
+    def on_pose(m):
+        p, o = m.pose.position, m.pose.orientation
+        with lock:
+            samples.append((C.stamp_to_sec(m.header.stamp), np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w])))
+    client.node.create_subscription(PoseStamped, "/ee_pose", on_pose, STATE_QOS)
+    pub = client.node.create_publisher(JointTrajectory, "/policy/action_chunk", CHUNK_QOS)
+    result = {"row": row}
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not samples:
+            time.sleep(0.1)
+        if not samples:
+            raise RuntimeError("no /ee_pose from the sim node")
+        if row != "chunk":
+            # the episode starts at the adapter's first command (a hold); let the re-reset settle
+            time.sleep(2.0)
+        with lock:
+            t0_stamp, p0, q0 = samples[-1]
+        R0 = quat_to_matrix(q0)
+        t0 = None
+        last_stamp = -1.0
+        while True:
+            with lock:
+                ts, p, q = samples[-1]
+            if ts <= last_stamp:
+                time.sleep(0.002)
+                continue
+            last_stamp = ts
+            if t0 is None:
+                t0 = ts
+            if ts - t0 > DURATION:
+                break
+            chunk = np.zeros((8, 7))
+            chunk[0, :3] = (p0 + path_offset(ts - t0 + DT) - p) / scale[:3]
+            chunk[0, 3:6] = rotation_error(R0, quat_to_matrix(q)) / scale[3:]
+            for k in range(1, 8):
+                chunk[k, :3] = (path_offset(ts - t0 + (k + 1) * DT) - path_offset(ts - t0 + k * DT)) / scale[:3]
+            chunk[:, 6] = -1.0      # gripper open
+            pub.publish(C.chunk_to_trajectory(np.clip(chunk, -1, 1), ACTION_NAMES, DT, C.sec_to_stamp(ts), "panda_link0"))
+        with lock:
+            done = [(t, p) for t, p, _ in samples if t0 <= t <= t0 + DURATION]
+        err = np.array([np.linalg.norm(p - (p0 + path_offset(t - t0))) for t, p in done])
+        travel = float(sum(np.linalg.norm(b[1] - a[1]) for a, b in zip(done, done[1:])))
+        result.update({"samples": len(done), "rms_mm": float(np.sqrt(np.mean(err ** 2)) * 1e3),
+                       "p95_mm": float(np.percentile(err, 95) * 1e3), "max_mm": float(err.max() * 1e3),
+                       "travel_m": round(travel, 4), "path_length_m": round(float(2 * np.pi * RADIUS * DURATION / PERIOD), 4)})
+    except Exception as exc:       # a row that fails is reported, the others still run
+        result["error"] = repr(exc)
+    finally:
+        client.close()
+        result["exit_codes"] = {n: _stop(p) for n, p in procs.items()}
+    return result
+
+
+# ------------------------------------------------------------------------------------------ e-stop
+def estop_row(backend: str, env: dict, work: Path, n: int) -> dict:
+    from geometry_msgs.msg import PoseStamped, TwistStamped
+    from sensor_msgs.msg import JointState
+    from std_srvs.srv import Trigger
+    from trajectory_msgs.msg import JointTrajectory
+    from ros_nodes import convert as C
+    from ros_nodes.common import CHUNK_QOS, STATE_QOS
+
+    proc = _start("ros_nodes.arm_adapter", "arm_adapter", {"backend": backend, **SIM_BOX}, env, work, f"estop_{backend}")
+    client = Client()
+    node = client.node
+    lock = threading.Lock()
+    received: list[tuple[float, bool]] = []      # (arrival, is a stop command)
+
+    if backend == "servo":
+        def on_cmd(m):
+            t = time.time()
+            v = (m.twist.linear.x, m.twist.linear.y, m.twist.linear.z, m.twist.angular.x, m.twist.angular.y, m.twist.angular.z)
+            with lock:
+                received.append((t, not any(v)))
+        node.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds", on_cmd, STATE_QOS)
+    else:
+        def on_cmd(m):
+            t = time.time()
+            with lock:
+                received.append((t, len(m.points) == 1))
+        node.create_subscription(JointTrajectory, "/panda_arm_controller/joint_trajectory", on_cmd, STATE_QOS)
+    jpub = node.create_publisher(JointState, "/joint_states", STATE_QOS)
+    ppub = node.create_publisher(PoseStamped, "/ee_pose", STATE_QOS)
+    cpub = node.create_publisher(JointTrajectory, "/policy/action_chunk", CHUNK_QOS)
+    estop = node.create_client(Trigger, "/safety/estop")
+    reset = node.create_client(Trigger, "/safety/reset")
+    stop_driver = threading.Event()
+
+    def driver():
+        q = [0.0, 0.196, 0.0, -2.618, 0.0, 2.94, 0.785, 0.04, 0.04]
+        while not stop_driver.is_set():
+            stamp = C.sec_to_stamp(time.time())
+            jpub.publish(C.joint_state_msg(JOINTS + ["panda_finger_joint1", "panda_finger_joint2"], q, stamp))
+            ppub.publish(C.pose_msg([0.46, 0.0, 0.1], [1.0, 0.0, 0.0, 0.0], stamp, "panda_link0"))
+            cpub.publish(C.chunk_to_trajectory(np.tile([0.3, 0, 0, 0, 0, 0, -1.0], (8, 1)), ACTION_NAMES, DT, stamp,
+                                               "panda_link0"))
+            time.sleep(0.02)
+    th = threading.Thread(target=driver, daemon=True)
+    th.start()
+    latencies, result = [], {"backend": backend}
+
+    def moving_since(t):
+        with lock:
+            return any(a >= t and not stop for a, stop in received)
+
+    def call(cl, timeout=10.0):
+        fut = cl.call_async(Trigger.Request())
+        end = time.time() + timeout
+        while not fut.done() and time.time() < end:
+            time.sleep(0.001)
+        return fut.result() if fut.done() else None
+    try:
+        if not (estop.wait_for_service(timeout_sec=120) and reset.wait_for_service(timeout_sec=30)):
+            raise RuntimeError("adapter services not available")
+        for _ in range(n):
+            t = time.time()
+            while not moving_since(t) and time.time() - t < 30:
+                time.sleep(0.005)
+            time.sleep(0.2)
+            t_call = time.time()
+            fut = estop.call_async(Trigger.Request())
+            while time.time() - t_call < 5:
+                with lock:
+                    hit = [a for a, stop in received if a >= t_call and stop]
+                if hit:
+                    latencies.append((hit[0] - t_call) * 1e3)
+                    break
+                time.sleep(0.0005)
+            end = time.time() + 5
+            while not fut.done() and time.time() < end:
+                time.sleep(0.001)
+            time.sleep(0.2)
+            call(reset)
+        lat = np.array(latencies)
+        result.update({"estops": n, "stop_received": len(latencies), "latency_ms_p50": float(np.percentile(lat, 50)),
+                       "latency_ms_p95": float(np.percentile(lat, 95)), "latency_ms_max": float(lat.max()),
+                       "latency_ms": [round(x, 2) for x in latencies]})
+    except Exception as exc:
+        result["error"] = repr(exc)
+    finally:
+        stop_driver.set()
+        th.join(2)
+        client.close()
+        result["exit_code"] = _stop(proc)
+    return result
+
+
+# ------------------------------------------------------------------------------------------ violations
+def violations_row(backend: str, chunks: int) -> dict:
+    from bench.adapter_plant import run_hostile
+    from hardware.arms.adapter import AdapterConfig, ArmAdapterCore
+    from hardware.arms.kinematics import DifferentialIK, Kinematics
+    from hardware.arms.limits import ROBOSUITE_TABLE_WORKSPACE, MotionLimits
+    from hardware.arms.scaling import load_osc_scaling
+    ik = DifferentialIK(Kinematics()) if backend == "jtc" else None
+    core = ArmAdapterCore(AdapterConfig(backend=backend, limits=MotionLimits(*ROBOSUITE_TABLE_WORKSPACE)),
+                          load_osc_scaling(), ik)
+    t = time.perf_counter()
+    s = run_hostile(core, chunks=chunks, seed=0)
+    s["backend"] = backend
+    s["tick_ms_mean"] = (time.perf_counter() - t) / s["ticks"] * 1e3
+    return s
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parts", default="violations,estop,tracking")
+    ap.add_argument("--rows", default="chunk,servo,jtc,pose", help="tracking rows")
+    ap.add_argument("--estops", type=int, default=20)
+    ap.add_argument("--chunks", type=int, default=1000)
+    ap.add_argument("--domain-id", type=int, default=91)
+    ap.add_argument("--out", default=str(RUNS / "adapters.json"))
+    args = ap.parse_args(argv)
+    parts = args.parts.split(",")
+    from hardware.arms.scaling import load_osc_scaling
+    scaling = load_osc_scaling()
+    scale = scaling.output_max
+    env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               PYTHONUNBUFFERED="1", MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
+    os.environ.update(ROS_DOMAIN_ID=env["ROS_DOMAIN_ID"], ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    out = {"command": "python -m bench.bench_adapters " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+           "loadavg_start": os.getloadavg(), "osc_scale": scale.tolist(), "osc_source": scaling.source}
+    with tempfile.TemporaryDirectory(prefix="bench_adapters_") as tmp:
+        work = Path(tmp)
+        if "violations" in parts:
+            out["violations"] = [violations_row(b, args.chunks) for b in ("servo", "jtc", "pose")]
+            print(json.dumps(out["violations"], indent=1), flush=True)
+        if "estop" in parts:
+            out["estop"] = [estop_row(b, env, work, args.estops) for b in ("servo", "jtc")]
+            print(json.dumps(out["estop"], indent=1), flush=True)
+        if "tracking" in parts:
+            out["tracking"] = {"path": f"circle radius {RADIUS} m in base y-z, {PERIOD} s per lap, ease-in {EASE} s, "
+                                       f"{DURATION} s", "rows": []}
+            for row in args.rows.split(","):
+                r = track_row(row, env, work, scale)
+                print(json.dumps(r), flush=True)
+                out["tracking"]["rows"].append(r)
+        out["logs_tail"] = {p.name: p.read_text()[-1500:] for p in work.glob("*.log")
+                            if "error" in p.read_text().lower()}
+    out["loadavg_end"] = os.getloadavg()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
