@@ -6,11 +6,13 @@
 Parts:
 - tracking: a scripted 10 s end-effector path (a vertical circle of radius 4 cm, 5 s per lap, eased in)
   followed by a scripted "policy" that publishes OSC_POSE delta chunks at 20 Hz (action 0 closes the gap
-  from the measured pose to the path one step ahead, actions 1..7 are the path's own steps; stamp = the
-  observation's). Rows: `chunk` (the sim node executes the chunks itself through robosuite's OSC: the
+  from the measured pose to the path one step (+ --lead s) ahead, actions 1..7 are the path's own steps;
+  stamp = the observation's). Rows: `chunk` (the sim node executes the chunks itself through robosuite's OSC: the
   reference), `servo` and `jtc` (and `pose`): the same chunks through arm_adapter -> the sim node acting
   as MoveIt Servo / joint_trajectory_controller / Cartesian impedance controller on the robosuite arm.
-  Error: |measured /ee_pose - path(stamp)| over the 10 s; RMS, p95, max.
+  Error: |measured /ee_pose - path(stamp)| over the 10 s; RMS, p95, max; and rms_to_chunk_row_mm: the
+  RMS distance between a row's recorded path and the chunk row's (same path time): what the adapter
+  and the fake controller add to robosuite's own OSC tracking.
 - estop: e-stop to stop command: the client calls /safety/estop while the adapter executes chunks
   against a standing arm driver, and times the arrival of the stop command (servo: zero twist; jtc:
   one-point trajectory) from the call; 20 e-stops per backend, each followed by /safety/reset.
@@ -103,7 +105,8 @@ def path_offset(t: float) -> np.ndarray:
     return np.array([0.0, RADIUS * np.sin(phase), RADIUS * (1.0 - np.cos(phase))])
 
 
-def track_row(row: str, env: dict, work: Path, scale: np.ndarray) -> dict:
+def track_row(row: str, env: dict, work: Path, scale: np.ndarray, lead: float = 0.0) -> dict:
+    from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import PoseStamped
     from trajectory_msgs.msg import JointTrajectory
     from hardware.arms.rotations import quat_to_matrix, rotation_error
@@ -125,6 +128,8 @@ def track_row(row: str, env: dict, work: Path, scale: np.ndarray) -> dict:
         with lock:
             samples.append((C.stamp_to_sec(m.header.stamp), np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w])))
     client.node.create_subscription(PoseStamped, "/ee_pose", on_pose, STATE_QOS)
+    steps = []
+    client.node.create_subscription(DiagnosticArray, "/sim/status", lambda m: steps.append(time.monotonic()), STATE_QOS)
     pub = client.node.create_publisher(JointTrajectory, "/policy/action_chunk", CHUNK_QOS)
     result = {"row": row}
     try:
@@ -133,9 +138,14 @@ def track_row(row: str, env: dict, work: Path, scale: np.ndarray) -> dict:
             time.sleep(0.1)
         if not samples:
             raise RuntimeError("no /ee_pose from the sim node")
-        if row != "chunk":
-            # the episode starts at the adapter's first command (a hold); let the re-reset settle
-            time.sleep(2.0)
+        # Zero-motion chunks until the episode has run for 1 s: the sim starts it at the first command
+        # (chunk, or the adapter's), and resets the arm then.
+        while time.monotonic() < deadline and not (steps and time.monotonic() - steps[0] > 1.0):
+            with lock:
+                ts = samples[-1][0]
+            pub.publish(C.chunk_to_trajectory(np.tile([0, 0, 0, 0, 0, 0, -1.0], (8, 1)), ACTION_NAMES, DT,
+                                              C.sec_to_stamp(ts), "panda_link0"))
+            time.sleep(DT)
         with lock:
             t0_stamp, p0, q0 = samples[-1]
         R0 = quat_to_matrix(q0)
@@ -153,7 +163,7 @@ def track_row(row: str, env: dict, work: Path, scale: np.ndarray) -> dict:
             if ts - t0 > DURATION:
                 break
             chunk = np.zeros((8, 7))
-            chunk[0, :3] = (p0 + path_offset(ts - t0 + DT) - p) / scale[:3]
+            chunk[0, :3] = (p0 + path_offset(ts - t0 + DT + lead) - p) / scale[:3]
             chunk[0, 3:6] = rotation_error(R0, quat_to_matrix(q)) / scale[3:]
             for k in range(1, 8):
                 chunk[k, :3] = (path_offset(ts - t0 + (k + 1) * DT) - path_offset(ts - t0 + k * DT)) / scale[:3]
@@ -161,6 +171,7 @@ def track_row(row: str, env: dict, work: Path, scale: np.ndarray) -> dict:
             pub.publish(C.chunk_to_trajectory(np.clip(chunk, -1, 1), ACTION_NAMES, DT, C.sec_to_stamp(ts), "panda_link0"))
         with lock:
             done = [(t, p) for t, p, _ in samples if t0 <= t <= t0 + DURATION]
+        result["trajectory"] = [[round(t - t0, 4)] + [round(float(v), 5) for v in p - p0] for t, p in done]
         err = np.array([np.linalg.norm(p - (p0 + path_offset(t - t0))) for t, p in done])
         travel = float(sum(np.linalg.norm(b[1] - a[1]) for a, b in zip(done, done[1:])))
         result.update({"samples": len(done), "rms_mm": float(np.sqrt(np.mean(err ** 2)) * 1e3),
@@ -172,6 +183,16 @@ def track_row(row: str, env: dict, work: Path, scale: np.ndarray) -> dict:
         client.close()
         result["exit_codes"] = {n: _stop(p) for n, p in procs.items()}
     return result
+
+
+def rms_between(a, b) -> float:
+    """RMS distance (mm) between two recorded paths (rows [path time, dx, dy, dz] from their start
+    poses), b interpolated at a's path times: what an adapter adds to the OSC's own tracking."""
+    a, b = np.asarray(a), np.asarray(b)
+    t = a[(a[:, 0] >= b[0, 0]) & (a[:, 0] <= b[-1, 0]), 0]
+    pa = np.stack([np.interp(t, a[:, 0], a[:, i]) for i in (1, 2, 3)], 1)
+    pb = np.stack([np.interp(t, b[:, 0], b[:, i]) for i in (1, 2, 3)], 1)
+    return float(np.sqrt(np.mean(np.sum((pa - pb) ** 2, 1))) * 1e3)
 
 
 # ------------------------------------------------------------------------------------------ e-stop
@@ -290,9 +311,13 @@ def main(argv=None) -> int:
     ap.add_argument("--parts", default="violations,estop,tracking")
     ap.add_argument("--rows", default="chunk,servo,jtc,pose", help="tracking rows")
     ap.add_argument("--estops", type=int, default=20)
+    ap.add_argument("--lead", type=float, default=0.1,
+                    help="tracking: the scripted follower aims this many seconds further along the path (feed-forward "
+                         "for the OSC's lag)")
     ap.add_argument("--chunks", type=int, default=1000)
     ap.add_argument("--domain-id", type=int, default=91)
     ap.add_argument("--out", default=str(RUNS / "adapters.json"))
+    ap.add_argument("--work", default="", help="keep the node logs here (default: a temporary folder)")
     args = ap.parse_args(argv)
     parts = args.parts.split(",")
     from hardware.arms.scaling import load_osc_scaling
@@ -305,7 +330,8 @@ def main(argv=None) -> int:
            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
            "loadavg_start": os.getloadavg(), "osc_scale": scale.tolist(), "osc_source": scaling.source}
     with tempfile.TemporaryDirectory(prefix="bench_adapters_") as tmp:
-        work = Path(tmp)
+        work = Path(args.work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         if "violations" in parts:
             out["violations"] = [violations_row(b, args.chunks) for b in ("servo", "jtc", "pose")]
             print(json.dumps(out["violations"], indent=1), flush=True)
@@ -314,11 +340,16 @@ def main(argv=None) -> int:
             print(json.dumps(out["estop"], indent=1), flush=True)
         if "tracking" in parts:
             out["tracking"] = {"path": f"circle radius {RADIUS} m in base y-z, {PERIOD} s per lap, ease-in {EASE} s, "
-                                       f"{DURATION} s", "rows": []}
+                                       f"{DURATION} s", "lead_s": args.lead, "rows": []}
+            rows = out["tracking"]["rows"]
             for row in args.rows.split(","):
-                r = track_row(row, env, work, scale)
-                print(json.dumps(r), flush=True)
-                out["tracking"]["rows"].append(r)
+                r = track_row(row, env, work, scale, args.lead)
+                print(json.dumps({k: v for k, v in r.items() if k != "trajectory"}), flush=True)
+                rows.append(r)
+            ref = next((r for r in rows if r["row"] == "chunk" and "trajectory" in r), None)
+            for r in rows:
+                if ref is not None and r is not ref and "trajectory" in r:
+                    r["rms_to_chunk_row_mm"] = rms_between(r["trajectory"], ref["trajectory"])
         out["logs_tail"] = {p.name: p.read_text()[-1500:] for p in work.glob("*.log")
                             if "error" in p.read_text().lower()}
     out["loadavg_end"] = os.getloadavg()

@@ -44,6 +44,7 @@ NO_POSE = "no_ee_pose"                   # no valid end-effector pose (yet): hol
 BAD_STATE = "bad_state"                  # a measured state with NaN/Inf/absurd values: ignored (then stale)
 LIMITED = "limited_"                     # + speed / accel / workspace / non_finite: the command was cut
 IK_RESIDUAL = "ik_residual"              # jtc: the IK could not reach the commanded pose within 5 mm
+POSE_RESYNC = "pose_resync"              # pose: target far from the measured pose (reflex, reset): restart there
 ADAPTER_HOLDS = {ESTOP, STALE_JOINTS, STALE_CAMERA, NO_POSE}
 
 MAX_ABS_JOINT_RAD = 4 * math.pi          # beyond this a joint reading is garbage, not a pose
@@ -225,7 +226,11 @@ class ArmAdapterCore:
     def _execute(self, action: np.ndarray, idx: int, now: float) -> Command:
         stamp, dt, idx = self.follower.last_slot
         delta = self.scaling.scale(action[:6])
+        resyncs = getattr(self.backend, "resyncs", 0)
         ref = self.backend.reference(self.ee)
+        events = []
+        if getattr(self.backend, "resyncs", 0) != resyncs:
+            events.append(self.events.add(S.Event(POSE_RESYNC, "target re-synced to the measured pose"), now))
         if self.backend.mode == "rate":
             v, w = delta[:3] / dt, delta[3:] / dt
         else:
@@ -238,7 +243,7 @@ class ArmAdapterCore:
             v = (self._target.p - ref.p) / left
             w = rotation_error(self._target.R, ref.R) / left
         v, w, limited = self.limiter.limit(v, w, ref.p, self.backend.horizon_s)
-        events = [self.events.add(S.Event(LIMITED + k), now) for k in limited]
+        events += [self.events.add(S.Event(LIMITED + k), now) for k in limited]
         fields = self.backend.command(v, w, self.ee)
         if getattr(self.backend, "ik_error_m", 0.0) > 0.005:
             events.append(self.events.add(S.Event(IK_RESIDUAL, f"{self.backend.ik_error_m * 1e3:.1f} mm"), now))

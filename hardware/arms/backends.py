@@ -10,6 +10,7 @@
   measured position.
 - pose (Cartesian impedance): the commanded pose is integrated from the twist and sent every tick, so
   consecutive targets differ by at most speed * tick (0.25 m/s at 50 Hz: 5 mm). Hold: the same target.
+  More than 2 cm / 0.1 rad between target and measured pose (a reflex, a reset): re-sync to the measured.
   E-stop: the target walks to the measured pose in steps of at most `max_jump` (a jump to it at once
   would be a discontinuity the arm rejects).
 - gripper (all): finger position per finger, metres: pos = 0.04 * (1 - g) / 2 for the policy's g in
@@ -104,15 +105,26 @@ class PoseBackend:
     name = "pose"
     mode = "target"         # target_i = measured pose at step i + delta_i * scale, reached in dt
 
-    def __init__(self, tick_s: float, max_jump_m: float = 0.005, max_jump_rad: float = 0.025):
+    def __init__(self, tick_s: float, max_jump_m: float = 0.005, max_jump_rad: float = 0.025,
+                 resync_m: float = 0.02, resync_rad: float = 0.1):
         self.tick_s = tick_s
         self.horizon_s = tick_s
         self.max_jump = (max_jump_m, max_jump_rad)
+        self.resync_limits = (resync_m, resync_rad)
         self.cmd: Pose | None = None
+        self.resyncs = 0
 
     def reference(self, measured: Pose) -> Pose:
+        """The commanded pose to continue from. When the arm is far from it (it was moved by hand or
+        reset, or a discontinuity reflex stopped it: Franka then holds until a target near the MEASURED
+        pose arrives), interpolating on from the old target would never be accepted: start again from
+        the measured pose (one jump, which a reflexed arm accepts and a stopped one does not notice)."""
         if self.cmd is None:
             self.cmd = measured.copy()
+        elif (np.linalg.norm(self.cmd.p - measured.p) > self.resync_limits[0]
+              or np.linalg.norm(rotation_error(self.cmd.R, measured.R)) > self.resync_limits[1]):
+            self.cmd = measured.copy()
+            self.resyncs += 1
         return self.cmd
 
     def command(self, v, w, measured: Pose):

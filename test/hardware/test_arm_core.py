@@ -220,3 +220,23 @@ def test_bad_limits_are_refused():
         MotionLimits(max_linear_speed=math.nan)
     with pytest.raises(ValueError, match="backend"):
         make_core("velocity")
+
+
+def test_pose_backend_resyncs_to_the_measured_pose_after_the_arm_was_moved():
+    """A reset or a discontinuity reflex leaves the arm far from the last target: the next targets start
+    from the measured pose (a Franka accepts nothing else after a reflex), not from the stale target."""
+    core = make_core("pose")
+    plant = Plant(core)
+    t = 60.0
+    chunk = np.tile([0.2, 0, 0, 0, 0, 0, -1.0], (8, 1))
+    core.on_chunk(t, 0.05, chunk, t)
+    for _ in range(3):
+        plant.feed(t)
+        plant.apply(core.tick(t))
+        t += TICK
+    plant.pose.p = plant.pose.p + np.array([0.0, 0.06, 0.0])      # teleported (episode reset) 6 cm away
+    core.on_chunk(t, 0.05, chunk, t)
+    plant.feed(t)
+    cmd = core.tick(t)
+    assert A.POSE_RESYNC in [e.kind for e in cmd.events]
+    assert np.linalg.norm(cmd.pose.p - plant.pose.p) < 0.006      # one step from the measured pose
