@@ -78,8 +78,10 @@ class DifferentialIK:
         self.iterations = iterations
         self.lower = kin.lower + limit_margin
         self.upper = kin.upper - limit_margin
-        self.neutral = np.clip(PANDA_NEUTRAL if neutral is None else np.asarray(neutral, np.float64),
-                               self.lower, self.upper)
+        if neutral is None:
+            # the Panda's comfortable posture for the Panda model, the middle of the joint ranges otherwise
+            neutral = PANDA_NEUTRAL if kin.dof == len(PANDA_NEUTRAL) else (kin.lower + kin.upper) / 2.0
+        self.neutral = np.clip(np.asarray(neutral, np.float64), self.lower, self.upper)
         self.max_velocity = kin.max_velocity * velocity_scale
 
     def solve(self, q0, p_target, R_target, dt: float) -> tuple[np.ndarray, float]:

@@ -240,3 +240,26 @@ def test_pose_backend_resyncs_to_the_measured_pose_after_the_arm_was_moved():
     cmd = core.tick(t)
     assert A.POSE_RESYNC in [e.kind for e in cmd.events]
     assert np.linalg.norm(cmd.pose.p - plant.pose.p) < 0.006      # one step from the measured pose
+
+
+def test_jtc_backend_drives_a_six_joint_arm_from_its_urdf():
+    """UR arms have 6 joints: the kinematics come from the URDF given, joint count and names included."""
+    from pathlib import Path
+    urdf = Path(__file__).parent / "data" / "six_dof.urdf"
+    kin = Kinematics(urdf, "tool", ["j1", "j2", "j3", "j4", "j5", "j6"])
+    q = np.array([0.0, -1.0, 1.2, -0.5, 0.3, 0.2])
+    p0, R0 = kin.fk(q)
+    box = MotionLimits(p0 - 0.3, p0 + 0.3)
+    core = A.ArmAdapterCore(A.AdapterConfig(backend="jtc", rate_hz=1.0 / TICK, limits=box, joint_count=6),
+                            load_osc_scaling(), DifferentialIK(kin))
+    t = 1.0
+    core.on_chunk(t, 0.05, np.tile([0.2, 0, 0, 0, 0, 0, -1.0], (8, 1)), t)
+    for _ in range(10):
+        core.on_joint_state(q, t)
+        cmd = core.tick(t)
+        assert cmd.hold is None, cmd.hold
+        q = np.array(cmd.trajectory[0].positions)
+        assert q.shape == (6,)
+        t += TICK
+    moved = kin.fk(q)[0] - p0
+    assert moved[0] > 0.02 and abs(moved[1]) < 2e-3 and abs(moved[2]) < 2e-3, moved   # along +x only
