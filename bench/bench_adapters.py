@@ -130,6 +130,15 @@ def track_row(row: str, env: dict, work: Path, scale: np.ndarray, lead: float = 
     client.node.create_subscription(PoseStamped, "/ee_pose", on_pose, STATE_QOS)
     steps = []
     client.node.create_subscription(DiagnosticArray, "/sim/status", lambda m: steps.append(time.monotonic()), STATE_QOS)
+    adapter_events: dict[str, int] = {}
+
+    def on_diag(m):
+        for st in m.status:
+            if st.name == "policy_stack/arm_adapter":
+                kv = {k.key: k.value for k in st.values}
+                if "event" in kv:
+                    adapter_events[kv["event"]] = adapter_events.get(kv["event"], 0) + 1
+    client.node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, STATE_QOS)
     pub = client.node.create_publisher(JointTrajectory, "/policy/action_chunk", CHUNK_QOS)
     result = {"row": row}
     try:
@@ -172,6 +181,9 @@ def track_row(row: str, env: dict, work: Path, scale: np.ndarray, lead: float = 
         with lock:
             done = [(t, p) for t, p, _ in samples if t0 <= t <= t0 + DURATION]
         result["trajectory"] = [[round(t - t0, 4)] + [round(float(v), 5) for v in p - p0] for t, p in done]
+        # hold onsets and limit reports the adapter put on /diagnostics during the row (limits: <= 1/s per kind)
+        result["adapter_events"] = dict(adapter_events)
+        result["sim_rate_hz"] = round(len(done) / max(done[-1][0] - done[0][0], 1e-9), 2) if len(done) > 1 else None
         err = np.array([np.linalg.norm(p - (p0 + path_offset(t - t0))) for t, p in done])
         travel = float(sum(np.linalg.norm(b[1] - a[1]) for a, b in zip(done, done[1:])))
         result.update({"samples": len(done), "rms_mm": float(np.sqrt(np.mean(err ** 2)) * 1e3),
@@ -193,6 +205,71 @@ def rms_between(a, b) -> float:
     pa = np.stack([np.interp(t, a[:, 0], a[:, i]) for i in (1, 2, 3)], 1)
     pb = np.stack([np.interp(t, b[:, 0], b[:, i]) for i in (1, 2, 3)], 1)
     return float(np.sqrt(np.mean(np.sum((pa - pb) ** 2, 1))) * 1e3)
+
+
+# ------------------------------------------------------------------------------------------ model
+def model_row(backend: str, lead: float, joint_tau: float, scale: np.ndarray, seconds: float = DURATION) -> dict:
+    """The same scripted path through the adapter logic in-process against a model arm, no ROS, no sim:
+    jtc: joints follow the trajectory's setpoint with a first-order lag (time constant joint_tau), pose by
+    forward kinematics; servo: the twist integrated exactly. State sampled at 20 Hz like the fake arm's
+    /joint_states; chunks at 20 Hz from the sample; the adapter ticks at 50 Hz."""
+    from hardware.arms.adapter import AdapterConfig, ArmAdapterCore
+    from hardware.arms.backends import Pose
+    from hardware.arms.kinematics import PANDA_NEUTRAL, DifferentialIK, Kinematics
+    from hardware.arms.limits import ROBOSUITE_TABLE_WORKSPACE, MotionLimits
+    from hardware.arms.rotations import matrix_to_quat, rotation_error, rotvec_to_matrix
+    from hardware.arms.scaling import load_osc_scaling
+    kin = Kinematics()
+    core = ArmAdapterCore(AdapterConfig(backend=backend, limits=MotionLimits(*ROBOSUITE_TABLE_WORKSPACE)),
+                          load_osc_scaling(), DifferentialIK(Kinematics()) if backend == "jtc" else None)
+    tick, sub = core.tick_s, 0.002            # the model integrates in 2 ms steps
+    q = PANDA_NEUTRAL.copy()
+    p, R = kin.fk(q)
+    pose = Pose(p, R)
+    p0, R0 = p.copy(), R.copy()
+    setpoint = None                            # jtc: (time sent, points)
+    twist = (np.zeros(3), np.zeros(3))
+    t, next_tick, next_obs = 0.0, 0.0, 0.0
+    errs = []
+    while t < seconds:
+        if t >= next_obs - 1e-9:                  # observation + chunk, 20 Hz
+            core.on_joint_state(q, t)
+            core.on_ee_pose(pose.p, matrix_to_quat(pose.R), t)
+            chunk = np.zeros((8, 7))
+            chunk[0, :3] = (p0 + path_offset(t + DT + lead) - pose.p) / scale[:3]
+            chunk[0, 3:6] = rotation_error(R0, pose.R) / scale[3:]
+            for k in range(1, 8):
+                chunk[k, :3] = (path_offset(t + (k + 1) * DT) - path_offset(t + k * DT)) / scale[:3]
+            chunk[:, 6] = -1.0
+            core.on_chunk(t, DT, np.clip(chunk, -1, 1), t)
+            errs.append(float(np.linalg.norm(pose.p - (p0 + path_offset(t)))))
+            next_obs += DT
+        if t >= next_tick - 1e-9:                 # adapter tick, 50 Hz
+            cmd = core.tick(t)
+            if cmd.trajectory is not None:
+                setpoint = (t, cmd.trajectory, q.copy())
+            if cmd.twist is not None:
+                twist = cmd.twist
+            next_tick += tick
+        if backend == "jtc" and setpoint is not None:
+            t_sent, pts, q_start = setpoint
+            tt = t - t_sent
+            knots = [0.0] + [pt.time_from_start for pt in pts]
+            qs = [q_start] + [np.asarray(pt.positions) for pt in pts]
+            target = qs[-1] if tt >= knots[-1] else next(
+                qs[i] + (qs[i + 1] - qs[i]) * (tt - knots[i]) / (knots[i + 1] - knots[i])
+                for i in range(len(pts)) if knots[i] <= tt <= knots[i + 1])
+            q = q + (target - q) * (1.0 - np.exp(-sub / joint_tau))
+            p, R = kin.fk(q)
+            pose = Pose(p, R)
+        elif backend == "servo":
+            pose = Pose(pose.p + twist[0] * sub, rotvec_to_matrix(twist[1] * sub) @ pose.R)
+        t += sub
+    e = np.array(errs)
+    return {"backend": backend, "plant": (f"joints: first-order lag, tau {joint_tau} s" if backend == "jtc"
+                                          else "twist integrated exactly"),
+            "samples": len(e), "rms_mm": float(np.sqrt(np.mean(e ** 2)) * 1e3), "p95_mm": float(np.percentile(e, 95) * 1e3),
+            "max_mm": float(e.max() * 1e3), "events": core.events.snapshot()}
 
 
 # ------------------------------------------------------------------------------------------ e-stop
@@ -308,7 +385,8 @@ def violations_row(backend: str, chunks: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--parts", default="violations,estop,tracking")
+    ap.add_argument("--parts", default="violations,model,estop,tracking")
+    ap.add_argument("--joint-tau", type=float, default=0.02, help="model: the joints' first-order time constant, s")
     ap.add_argument("--rows", default="chunk,servo,jtc,pose", help="tracking rows")
     ap.add_argument("--estops", type=int, default=20)
     ap.add_argument("--lead", type=float, default=0.1,
@@ -335,6 +413,10 @@ def main(argv=None) -> int:
         if "violations" in parts:
             out["violations"] = [violations_row(b, args.chunks) for b in ("servo", "jtc", "pose")]
             print(json.dumps(out["violations"], indent=1), flush=True)
+        if "model" in parts:
+            out["model"] = {"lead_s": args.lead, "rows": [model_row(b, args.lead, args.joint_tau, scale)
+                                                          for b in ("jtc", "servo")]}
+            print(json.dumps(out["model"], indent=1), flush=True)
         if "estop" in parts:
             out["estop"] = [estop_row(b, env, work, args.estops) for b in ("servo", "jtc")]
             print(json.dumps(out["estop"], indent=1), flush=True)

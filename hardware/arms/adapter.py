@@ -122,12 +122,13 @@ class ArmAdapterCore:
         q = np.asarray(q, np.float64).reshape(-1)
         if q.size != self.config.joint_count or not np.all(np.isfinite(q)) or np.any(np.abs(q) > MAX_ABS_JOINT_RAD):
             return self._event(BAD_STATE, f"joint positions rejected: {np.array2string(q, precision=3)[:120]}", now)
-        with self._lock:
-            self.q = q
-            self.joints_watch.touch(now)
-            if self.config.backend == "jtc":      # the IK's pose is FK of the measured joints (one model)
-                self.ee = self.backend.measured_pose(q)
-                self.pose_watch.touch(now)
+        # No lock: the tick may be inside an IK step, and the executor thread that delivers this also
+        # serves the e-stop service. The fields are replaced whole (atomic), never mutated.
+        if self.config.backend == "jtc":          # the IK's pose is FK of the measured joints (one model)
+            self.ee = self.backend.pose_of_measurement(q)
+            self.pose_watch.touch(now)
+        self.q = q
+        self.joints_watch.touch(now)
         return None
 
     def on_ee_pose(self, p, quat_xyzw, now: float) -> S.Event | None:
@@ -139,9 +140,8 @@ class ArmAdapterCore:
             return self._event(BAD_STATE, f"end-effector pose rejected: p={p.tolist()} q={quat.tolist()}"[:200], now)
         if self.config.backend == "jtc":
             return None
-        with self._lock:
-            self.ee = Pose(p, quat_to_matrix(quat))
-            self.pose_watch.touch(now)
+        self.ee = Pose(p, quat_to_matrix(quat))    # no lock: see on_joint_state
+        self.pose_watch.touch(now)
         return None
 
     def on_camera(self, name: str, now: float) -> None:
@@ -160,15 +160,19 @@ class ArmAdapterCore:
         return accepted, events
 
     def estop(self, reason: str, now: float) -> Command | None:
-        """Latch the e-stop and return the stop command to publish AT ONCE (None: it already was latched)."""
-        with self._lock:
-            if not self.estop_latch.trigger(reason, now):
-                return None
-            self.limiter.stop()
-            ev = self._event(ESTOP, reason, now)
-            self._hold_kind = ESTOP
-            fields = self.backend.estop(self.ee, self.q, onset=True)
-            return Command(**fields, hold=ev, events=[ev])
+        """Latch the e-stop and return the stop command to publish AT ONCE (None: it already was latched).
+
+        Deliberately without the tick's lock: a tick may be in the middle of an IK step (milliseconds, far
+        more on a loaded machine), and the stop must not wait for it. The stop is built from the newest
+        measurements (references, replaced whole, never mutated); the next tick sees the latch. The node
+        drops any command of a tick that started before the latch (see ArmAdapterNode._loop)."""
+        if not self.estop_latch.trigger(reason, now):
+            return None
+        ev = self._event(ESTOP, reason, now)
+        self._hold_kind = ESTOP
+        self.limiter.stop()
+        fields = self.backend.estop(self.ee, self.q, onset=True)
+        return Command(**fields, hold=ev, events=[ev])
 
     def reset_estop(self, now: float) -> bool:
         """Release the e-stop. Chunks computed before now are ignored: the policy must answer afresh."""

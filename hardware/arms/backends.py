@@ -158,6 +158,7 @@ class JtcBackend:
         self.limits = limits            # MotionLimits: the realized position keeps to the workspace box too
         self.ik = ik
         self.kin = ik.kin
+        self.measure_kin = ik.kin.copy()     # FK of measurements, from the input thread (pinocchio data is per thread)
         self.stop_s = stop_ticks * tick_s
         # The trajectory's stop segment moves on by v * stop_s / 2 after the first point.
         self.horizon_s = tick_s + self.stop_s / 2.0
@@ -168,6 +169,11 @@ class JtcBackend:
 
     def measured_pose(self, q_measured) -> Pose:
         p, R = self.kin.fk(q_measured)
+        return Pose(p, R)
+
+    def pose_of_measurement(self, q_measured) -> Pose:
+        """measured_pose for the input thread (its own kinematics data)."""
+        p, R = self.measure_kin.fk(q_measured)
         return Pose(p, R)
 
     def resync(self, measured: Pose | None, q_measured) -> None:

@@ -43,6 +43,13 @@ class Kinematics:
         self.upper = np.array(self.model.upperPositionLimit, np.float64)
         self.max_velocity = np.array(self.model.velocityLimit, np.float64)
 
+    def copy(self) -> "Kinematics":
+        """The same model with its own scratch data: for another thread."""
+        other = object.__new__(Kinematics)
+        other.__dict__.update(self.__dict__)
+        other.data = self.model.createData()
+        return other
+
     @property
     def dof(self) -> int:
         return self.model.nq
