@@ -105,7 +105,7 @@ def path_offset(t: float) -> np.ndarray:
     return np.array([0.0, RADIUS * np.sin(phase), RADIUS * (1.0 - np.cos(phase))])
 
 
-def track_row(row: str, env: dict, work: Path, scale: np.ndarray, lead: float = 0.0) -> dict:
+def track_row(row: str, env: dict, work: Path, scale: np.ndarray, lead: float = 0.0, extra: dict | None = None) -> dict:
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import PoseStamped
     from trajectory_msgs.msg import JointTrajectory
@@ -117,8 +117,8 @@ def track_row(row: str, env: dict, work: Path, scale: np.ndarray, lead: float = 
                   "end_on_success": False, "policy_reset_service": "", "wait_for_policy_s": 300.0}
     procs = {"sim_node": _start("ros_nodes.sim_node", "sim_node", sim_params, env, work, f"{row}_sim")}
     if row != "chunk":
-        procs["arm_adapter"] = _start("ros_nodes.arm_adapter", "arm_adapter", {"backend": row, **SIM_BOX}, env,
-                                      work, f"{row}_adapter")
+        procs["arm_adapter"] = _start("ros_nodes.arm_adapter", "arm_adapter", {"backend": row, **SIM_BOX, **(extra or {})},
+                                      env, work, f"{row}_adapter")
     client = Client()
     lock = threading.Lock()
     samples: list[tuple[float, np.ndarray, np.ndarray]] = []
@@ -387,6 +387,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", default="violations,model,estop,tracking")
     ap.add_argument("--joint-tau", type=float, default=0.02, help="model: the joints' first-order time constant, s")
+    ap.add_argument("--model-leads", default="0,0.05", help="model: the scripted follower's leads, s")
+    ap.add_argument("--adapter-param", action="append", default=[], metavar="NAME=VALUE",
+                    help="tracking: extra arm_adapter parameter (YAML value), e.g. joint_state_timeout_s=0.2")
     ap.add_argument("--rows", default="chunk,servo,jtc,pose", help="tracking rows")
     ap.add_argument("--estops", type=int, default=20)
     ap.add_argument("--lead", type=float, default=0.1,
@@ -398,6 +401,7 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="", help="keep the node logs here (default: a temporary folder)")
     args = ap.parse_args(argv)
     parts = args.parts.split(",")
+    extra = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.adapter_param)}
     from hardware.arms.scaling import load_osc_scaling
     scaling = load_osc_scaling()
     scale = scaling.output_max
@@ -414,18 +418,18 @@ def main(argv=None) -> int:
             out["violations"] = [violations_row(b, args.chunks) for b in ("servo", "jtc", "pose")]
             print(json.dumps(out["violations"], indent=1), flush=True)
         if "model" in parts:
-            out["model"] = {"lead_s": args.lead, "rows": [model_row(b, args.lead, args.joint_tau, scale)
-                                                          for b in ("jtc", "servo")]}
+            out["model"] = {"rows": [dict(model_row(b, lead, args.joint_tau, scale), lead_s=lead)
+                                     for lead in (float(x) for x in args.model_leads.split(",")) for b in ("jtc", "servo")]}
             print(json.dumps(out["model"], indent=1), flush=True)
         if "estop" in parts:
             out["estop"] = [estop_row(b, env, work, args.estops) for b in ("servo", "jtc")]
             print(json.dumps(out["estop"], indent=1), flush=True)
         if "tracking" in parts:
             out["tracking"] = {"path": f"circle radius {RADIUS} m in base y-z, {PERIOD} s per lap, ease-in {EASE} s, "
-                                       f"{DURATION} s", "lead_s": args.lead, "rows": []}
+                                       f"{DURATION} s", "lead_s": args.lead, "adapter_params": extra, "rows": []}
             rows = out["tracking"]["rows"]
             for row in args.rows.split(","):
-                r = track_row(row, env, work, scale, args.lead)
+                r = track_row(row, env, work, scale, args.lead, extra)
                 print(json.dumps({k: v for k, v in r.items() if k != "trajectory"}), flush=True)
                 rows.append(r)
             ref = next((r for r in rows if r["row"] == "chunk" and "trajectory" in r), None)

@@ -231,7 +231,7 @@ class ArmAdapterCore:
         stamp, dt, idx = self.follower.last_slot
         delta = self.scaling.scale(action[:6])
         resyncs = getattr(self.backend, "resyncs", 0)
-        ref = self.backend.reference(self.ee)
+        ref = self.backend.reference(self.ee, now)
         events = []
         if getattr(self.backend, "resyncs", 0) != resyncs:
             events.append(self.events.add(S.Event(POSE_RESYNC, "target re-synced to the measured pose"), now))

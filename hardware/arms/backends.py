@@ -10,7 +10,8 @@
   measured position.
 - pose (Cartesian impedance): the commanded pose is integrated from the twist and sent every tick, so
   consecutive targets differ by at most speed * tick (0.25 m/s at 50 Hz: 5 mm). Hold: the same target.
-  More than 2 cm / 0.1 rad between target and measured pose (a reflex, a reset): re-sync to the measured.
+  An arm standing still for 150 ms more than 2 cm / 0.1 rad from the target (a reflex, a reset): re-sync
+  to the measured pose.
   E-stop: the target walks to the measured pose in steps of at most `max_jump` (a jump to it at once
   would be a discontinuity the arm rejects).
 - gripper (all): finger position per finger, metres: pos = 0.04 * (1 - g) / 2 for the policy's g in
@@ -18,6 +19,7 @@
 """
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,7 +85,7 @@ class ServoBackend:
         # Servo keeps executing the last twist until its command timeout: the workspace check looks that far.
         self.horizon_s = tick_s + command_timeout_s
 
-    def reference(self, measured: Pose) -> Pose:
+    def reference(self, measured: Pose, now: float = 0.0) -> Pose:
         return measured
 
     def command(self, v, w, measured: Pose):
@@ -113,22 +115,32 @@ class PoseBackend:
         self.resync_limits = (resync_m, resync_rad)
         self.cmd: Pose | None = None
         self.resyncs = 0
+        self._history: collections.deque = collections.deque()    # (time, measured position), last 0.2 s
 
-    def reference(self, measured: Pose) -> Pose:
-        """The commanded pose to continue from. When the arm is far from it (it was moved by hand or
-        reset, or a discontinuity reflex stopped it: Franka then holds until a target near the MEASURED
-        pose arrives), interpolating on from the old target would never be accepted: start again from
-        the measured pose (one jump, which a reflexed arm accepts and a stopped one does not notice)."""
+    def reference(self, measured: Pose, now: float = 0.0) -> Pose:
+        """The commanded pose to continue from. When the arm stands still far from it (it was moved by
+        hand or reset, or a discontinuity reflex stopped it: Franka then holds until a target near the
+        MEASURED pose arrives), interpolating on from the old target would never be accepted: start again
+        from the measured pose (one jump, which a reflexed arm accepts and a stopped one does not notice).
+        An arm that is still moving is only lagging behind its target: no re-sync."""
+        self._history.append((now, measured.p.copy()))
+        while self._history and now - self._history[0][0] > 0.2:
+            self._history.popleft()
         if self.cmd is None:
             self.cmd = measured.copy()
-        elif (np.linalg.norm(self.cmd.p - measured.p) > self.resync_limits[0]
-              or np.linalg.norm(rotation_error(self.cmd.R, measured.R)) > self.resync_limits[1]):
-            self.cmd = measured.copy()
-            self.resyncs += 1
+            return self.cmd
+        far = (np.linalg.norm(self.cmd.p - measured.p) > self.resync_limits[0]
+               or np.linalg.norm(rotation_error(self.cmd.R, measured.R)) > self.resync_limits[1])
+        if far:
+            span = now - self._history[0][0]
+            moved = max(float(np.linalg.norm(p - measured.p)) for _, p in self._history)
+            if span >= 0.15 and moved < 0.002:      # still for 150 ms: stopped, not lagging
+                self.cmd = measured.copy()
+                self.resyncs += 1
         return self.cmd
 
     def command(self, v, w, measured: Pose):
-        self.cmd = integrate(self.reference(measured), v, w, self.tick_s)
+        self.cmd = integrate(self.cmd if self.cmd is not None else measured.copy(), v, w, self.tick_s)
         return {"pose": self.cmd.copy()}
 
     def hold(self, measured: Pose | None, onset: bool):
@@ -181,7 +193,7 @@ class JtcBackend:
             self.q_cmd = np.array(q_measured, np.float64)
             self.x_cmd = self.measured_pose(self.q_cmd)
 
-    def reference(self, measured: Pose) -> Pose:
+    def reference(self, measured: Pose, now: float = 0.0) -> Pose:
         return self.x_cmd
 
     def command(self, v, w, measured: Pose):

@@ -7,7 +7,7 @@ import pytest
 from hardware.arms import adapter as A
 from bench.adapter_plant import Plant, run_hostile
 from hardware.arms.backends import gripper_position, gripper_value
-from hardware.arms.kinematics import PANDA_NEUTRAL, DifferentialIK, Kinematics
+from hardware.arms.kinematics import DifferentialIK, Kinematics
 from hardware.arms.limits import ROBOSUITE_TABLE_WORKSPACE, MotionLimiter, MotionLimits
 from hardware.arms.scaling import load_osc_scaling
 from policy_stack import safety as S
@@ -235,11 +235,32 @@ def test_pose_backend_resyncs_to_the_measured_pose_after_the_arm_was_moved():
         plant.apply(core.tick(t))
         t += TICK
     plant.pose.p = plant.pose.p + np.array([0.0, 0.06, 0.0])      # teleported (episode reset) 6 cm away
-    core.on_chunk(t, 0.05, chunk, t)
-    plant.feed(t)
-    cmd = core.tick(t)
-    assert A.POSE_RESYNC in [e.kind for e in cmd.events]
+    kinds = []
+    for _ in range(10):                                         # the arm stands there (a reflexed arm would)
+        core.on_chunk(t, 0.05, chunk, t)
+        plant.feed(t)
+        cmd = core.tick(t)
+        kinds += [e.kind for e in cmd.events]
+        if A.POSE_RESYNC in kinds:
+            break
+        t += TICK
+    assert A.POSE_RESYNC in kinds
     assert np.linalg.norm(cmd.pose.p - plant.pose.p) < 0.006      # one step from the measured pose
+    # a moving arm that lags 3 cm behind its target is not re-synced
+    core2 = make_core("pose")
+    plant2 = Plant(core2)
+    t = 80.0
+    core2.on_chunk(t, 0.05, chunk, t)
+    plant2.feed(t)
+    core2.tick(t)
+    core2.backend.cmd.p = core2.backend.cmd.p + np.array([0.03, 0.0, 0.0])
+    for _ in range(15):
+        plant2.pose.p = plant2.pose.p + np.array([0.004, 0.0, 0.0])  # moving 0.2 m/s toward it
+        core2.on_chunk(t, 0.05, chunk, t)
+        plant2.feed(t)
+        core2.tick(t)
+        t += TICK
+    assert core2.events.counts[A.POSE_RESYNC] == 0
 
 
 def test_jtc_backend_drives_a_six_joint_arm_from_its_urdf():

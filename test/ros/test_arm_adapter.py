@@ -1,6 +1,5 @@
 """The arm adapter as a real process over rclpy: a test client stands in for the arm's driver (joint
 states, end-effector pose) and for the controller (it records what the adapter commands)."""
-import os
 import signal
 import subprocess
 import sys
