@@ -78,13 +78,15 @@ def run_hostile(core, chunks: int = 1000, ticks_per_chunk: int = 5, seed: int = 
     t = 1000.0
     prev = prev_R = prev_v = None
     s = {"chunks": chunks, "ticks": 0, "executing": 0, "workspace_violations": 0, "speed_violations": 0,
-         "accel_violations": 0, "accel_over_10pct": 0, "max_accel_m_s2": 0.0, "max_speed_m_s": 0.0, "max_angular_speed_rad_s": 0.0}
+         "accel_violations": 0, "stop_point_violations": 0, "accel_over_10pct": 0, "max_accel_m_s2": 0.0, "max_speed_m_s": 0.0, "max_angular_speed_rad_s": 0.0}
     for _ in range(chunks):
         core.on_chunk(t - rng.uniform(0.0, 0.1), 0.05, hostile_chunk(rng), t)
         for _ in range(ticks_per_chunk):
             plant.feed(t)
             cmd = core.tick(t)
             p = plant.apply(cmd)
+            if cmd.trajectory is not None and not L.inside(plant.kin.fk(cmd.trajectory[-1].positions)[0], tol=1e-4):
+                s["stop_point_violations"] += 1     # where the arm would stop if the stream ended here
             s["ticks"] += 1
             s["executing"] += cmd.hold is None
             if p is not None:

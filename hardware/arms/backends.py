@@ -5,8 +5,8 @@
 - jtc (ros2_control joint_trajectory_controller): the commanded pose is integrated from the twist,
   differential IK turns it into joint positions, and every tick sends a two-point trajectory (stamp 0 =
   start now; a new one replaces the old): the next joint target one tick ahead with its velocity, then a
-  linear stop with zero final velocity. If the stream ends (adapter gone), the arm decelerates and stops
-  within two ticks on its own. Hold: one trajectory to where the last one ended. E-stop: one point at the
+  linear stop at the acceleration limit (at least two ticks) with zero final velocity. If the stream ends
+  (adapter gone), the arm brakes and stops on its own, inside the workspace box. Hold: one trajectory to where the last one ended. E-stop: one point at the
   measured position.
 - pose (Cartesian impedance): the commanded pose is integrated from the twist and sent every tick, so
   consecutive targets differ by at most speed * tick (0.25 m/s at 50 Hz: 5 mm). Hold: the same target.
@@ -177,6 +177,7 @@ class JtcBackend:
         self.q_cmd: np.ndarray | None = None
         self.x_cmd: Pose | None = None
         self.q_end: np.ndarray | None = None       # where the last trajectory sent ends
+        self.end_s = self.stop_s                   # and the length of its stop segment
         self.ik_error_m = 0.0                      # position residual of the last IK step
 
     def measured_pose(self, q_measured) -> Pose:
@@ -217,12 +218,30 @@ class JtcBackend:
                 lo, hi = (mid, hi) if self.limits.inside(self.measured_pose(self.q_cmd + mid * step).p) else (lo, mid)
             q_next = self.q_cmd + lo * step
         qdot = (q_next - self.q_cmd) / self.tick_s
-        q_stop = np.clip(q_next + qdot * self.stop_s / 2.0, self.kin.lower, self.kin.upper)
+        reached = self.measured_pose(q_next)        # what the joints really reach (IK residual included)
+        # The stop segment brakes at the acceleration limit (at least over stop_ticks): if the stream ends,
+        # the arm stops as the limiter would stop it, and the limiter's braking distance keeps that stop
+        # inside the workspace box.
+        # (Linear only: a longer, rotation-driven stop would carry the end effector further than the
+        # limiter's braking distance allows.)
+        brake_s = self.stop_s
+        if self.limits is not None:
+            brake_s = max(brake_s, np.linalg.norm(reached.p - self.x_cmd.p) / self.tick_s / self.limits.max_linear_accel)
+        q_stop = np.clip(q_next + qdot * brake_s / 2.0, self.kin.lower, self.kin.upper)
+        if self.limits is not None and self.limits.inside(reached.p) \
+                and not self.limits.inside(self.measured_pose(q_stop).p):
+            # Joint-space extrapolation bends (a rotating wrist swings the grip site): shorten it to stay inside.
+            lo, hi = 0.0, 1.0
+            for _ in range(12):
+                mid = (lo + hi) / 2.0
+                q_try = np.clip(q_next + mid * (q_stop - q_next), self.kin.lower, self.kin.upper)
+                lo, hi = (mid, hi) if self.limits.inside(self.measured_pose(q_try).p) else (lo, mid)
+            q_stop = q_next + lo * (q_stop - q_next)
         self.q_cmd = q_next
-        self.x_cmd = self.measured_pose(q_next)     # what the joints really reach (IK residual included)
-        self.q_end = q_stop
+        self.x_cmd = reached
+        self.q_end, self.end_s = q_stop, brake_s
         return {"trajectory": [TrajectoryPoint(q_next, qdot, self.tick_s),
-                               TrajectoryPoint(q_stop, np.zeros_like(q_stop), self.tick_s + self.stop_s)]}
+                               TrajectoryPoint(q_stop, np.zeros_like(q_stop), self.tick_s + brake_s)]}
 
     def hold(self, measured: Pose | None, onset: bool):
         if not onset:
@@ -231,7 +250,7 @@ class JtcBackend:
         if q is None:
             return {}
         self.q_end = q
-        return {"trajectory": [TrajectoryPoint(np.array(q), np.zeros_like(q), self.stop_s)]}
+        return {"trajectory": [TrajectoryPoint(np.array(q), np.zeros_like(q), max(self.end_s, self.stop_s))]}
 
     def estop(self, measured: Pose | None, q_measured, onset: bool):
         if not onset or q_measured is None:

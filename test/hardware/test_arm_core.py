@@ -28,6 +28,7 @@ def test_1000_hostile_chunks_never_violate_workspace_or_speed(backend):
     stats = run_hostile(core, chunks=1000, seed={"servo": 0, "pose": 1, "jtc": 2}[backend])
     L = core.config.limits
     assert stats["workspace_violations"] == 0 and stats["speed_violations"] == 0, stats
+    assert stats["stop_point_violations"] == 0, stats       # jtc: the stop segment's end, too
     if backend == "jtc":
         # the end effector moves by FK of the IK's joint targets: the IK's residual (about 0.03 mm per
         # tick) shows as acceleration a little over the commanded limit; more than 10 % over is rare
