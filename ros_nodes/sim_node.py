@@ -10,6 +10,12 @@ from it -> action = chunk[floor((now - stamp)/dt)] or hold -> env.step -> /clock
 /sim/status. Per episode it logs success and loop latency (observation stamp -> chunk received here)
 and appends one JSON line to results_file for `policy-stack up`.
 
+Fake real arm (arm_interface servo | jtc | pose; default chunk = the above): the node does NOT consume
+/policy/action_chunk; it is the robot's controller instead (MoveIt Servo twists, a
+joint_trajectory_controller, or a Cartesian impedance equilibrium pose, plus the gripper's
+forward_command_controller; ros_nodes/fake_arm.py, logic in sim/fake_controllers.py), so the arm adapter
+drives the robosuite arm as it would drive a real one. Observations, /clock and episodes stay as above.
+
 Managed (lifecycle) node: configure builds the environment, activate starts (or resumes) stepping,
 deactivate pauses it between steps, cleanup closes the environment. With autostart (the default) it
 configures and activates itself. Simulated time: /clock advances one period per env step; with
@@ -57,6 +63,7 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         self._period_ns = int(round(1e9 / p["rate_hz"]))
         from sim.envs import default_action_space, make_env  # heavy (robosuite, MuJoCo): only in the process that simulates
 
+        self.arm_interface = p["arm_interface"]
         self.cameras = [c.strip() for c in p["cameras"].split(",") if c.strip()]
         render = list(self.cameras)
         if p["video_path"] and p["video_camera"] not in render:
@@ -65,7 +72,8 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         # The env (and its GL context, current only in the creating thread) is built in the sim thread.
         self._make_env = lambda: make_env(p["env"], cameras=render, image_size=p["image_size"], depth=p["depth"],
                                           seed=p["seed"], horizon=p["max_steps"],
-                                          control_freq=int(round(p["rate_hz"])))
+                                          control_freq=int(round(p["rate_hz"])),
+                                          arm_controller="joint_position" if self.arm_interface == "jtc" else "osc_pose")
         self.env = None
         self.space = default_action_space()
         safety = S.ActionSafety(self.space, S.SafetyLimits(max_step_delta=p["max_step_delta"] or None))
@@ -89,8 +97,13 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             self._video = Mp4Writer(p["video_path"], fps=p["rate_hz"])
 
         inputs, services = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
-        self.create_subscription(JointTrajectory, p["action_chunk_topic"], self._on_chunk, CHUNK_QOS,
-                                 callback_group=inputs)
+        self.fake_arm = None
+        if self.arm_interface == "chunk":
+            self.create_subscription(JointTrajectory, p["action_chunk_topic"], self._on_chunk, CHUNK_QOS,
+                                     callback_group=inputs)
+        else:
+            from ros_nodes.fake_arm import FakeArm
+            self.fake_arm = FakeArm(self, self.arm_interface, callback_group=inputs)
         self.create_service(Trigger, p["reset_service"], self._on_reset, callback_group=services)
         # Teleop (policy-stack record): one-point actions on teleop_topic; see _teleop_action.
         self._teleop: deque | None = deque(maxlen=64) if p["teleop_topic"] else None
@@ -294,7 +307,7 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         try:
             try:
                 self.env = self._make_env()
-                if self.env.action_space.names != self.space.names:
+                if self.arm_interface != "jtc" and self.env.action_space.names != self.space.names:
                     raise ValueError(f"env action names {self.env.action_space.names} != {self.space.names}")
                 self._make_publishers()
             except (ValueError, FileNotFoundError, KeyError) as exc:   # bad parameters (env, cameras): one line
@@ -303,7 +316,9 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             finally:
                 configured = True
                 self._configured.set()
-            self.get_logger().info(f"{self.env!r} at {self.p['rate_hz']:g} Hz, publishing cameras {self.cameras}")
+            self.get_logger().info(f"{self.env!r} at {self.p['rate_hz']:g} Hz, publishing cameras {self.cameras}"
+                                   + (f", fake {self.arm_interface} controller on {self.fake_arm.topics}"
+                                      if self.fake_arm else ""))
             self._publish_clock()
             if not self._wait_active():
                 return
@@ -339,14 +354,21 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         """Publish the initial state (without stepping) until the policy answers: start-up and DDS
         discovery take seconds, and an episode should not start with its clock running on holds."""
         deadline = time.monotonic() + self.p["wait_for_policy_s"]
-        self.get_logger().info("waiting for the first action chunk")
+        what = "action chunk" if self.fake_arm is None else f"{self.arm_interface} command"
+        self.get_logger().info(f"waiting for the first {what}")
+        if self.fake_arm is not None:
+            self.fake_arm.reset(obs)
         while not self._stop.is_set() and time.monotonic() < deadline:
             self._publish_obs(obs, self._capture_stamp()[0])
-            if self.follower.wait_for_chunk(-np.inf, self.period) or self._teleop:
+            if self.fake_arm is not None:
+                if self.fake_arm.wait_for_command(-np.inf, self.period):
+                    self.get_logger().info(f"{self.arm_interface} commands are coming")
+                    return
+            elif self.follower.wait_for_chunk(-np.inf, self.period) or self._teleop:
                 self.get_logger().info("policy is up")
                 return
         if not self._stop.is_set():
-            self.get_logger().warning(f"no action chunk after {self.p['wait_for_policy_s']:g} s; starting anyway (hold)")
+            self.get_logger().warning(f"no {what} after {self.p['wait_for_policy_s']:g} s; starting anyway (hold)")
 
     def _run_episode(self, episode: int) -> dict | None:
         """One episode; returns its result, or None if it was restarted through /sim/reset."""
@@ -354,9 +376,12 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         seed = p["seed"] + episode
         self._restart.clear()
         obs = self.env.reset(seed=seed)
+        if self.fake_arm is not None:
+            self.fake_arm.reset(obs)
         self._reset_policy()
         self.follower.reset(not_before=self._now())
         jumps_before = len(self.follower.handover_jumps)
+        rejections_before = self.fake_arm.rejections if self.fake_arm is not None else 0
         with self._lat_lock:
             self._latencies = []
         holds: Counter = Counter()
@@ -374,7 +399,13 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
                 break                           # teleop recording: the reset ends it; next seed next
             stamp, t_obs = self._capture_stamp()
             self._obs_delay.submit(lambda o=obs, st=stamp: self._publish_obs(o, st))
-            if self._teleop is not None:
+            if self.fake_arm is not None:
+                # The arm adapter gets the same budget a policy gets in chunk mode: up to action_wait_s
+                # for a command sent after this observation (the sim cannot move while it waits).
+                self.fake_arm.wait_for_command(self._now(), p["action_wait_s"])
+                kind, action, reason = self.fake_arm.action(self._now())
+                hold, idx = reason or None, -1
+            elif self._teleop is not None:
                 action, hold, idx = self._teleop_action(t_obs)
             elif p["timing"] == "lockstep":
                 # Wait for the answer to exactly this observation and execute its first action.
@@ -386,12 +417,19 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
                 # Give the policy up to action_wait_s to answer this observation (see module doc).
                 self.follower.wait_for_chunk(t_obs, p["action_wait_s"])
                 action, hold, idx = self.follower.action_at(self._now())
-            chunk_age = self.follower.last_age
-            if hold is not None:
+            chunk_age = self.follower.last_age if self.fake_arm is None else float("nan")
+            if isinstance(hold, str):
+                holds[hold] += 1
+            elif hold is not None:
                 holds[hold.kind] += 1
                 self.events.add(hold)
             executed.append([round(float(a), 7) for a in action])
-            obs, reward, done, info = self.env.step(action)
+            if self.fake_arm is not None and kind == "joints":
+                obs, reward, done, info = self.env.step_joint_positions(action[:7], action[7])
+            else:
+                obs, reward, done, info = self.env.step(action)
+            if self.fake_arm is not None:
+                self.fake_arm.observe(obs)
             self._advance_clock()
             step += 1
             ret += reward
@@ -416,6 +454,8 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
                   "wall_s": round(time.monotonic() - t_start, 3), "holds": dict(holds),
                   "latency_ms": [round(x, 3) for x in lat], "handover_jumps": [round(x, 5) for x in jumps],
                   "actions": executed}
+        if self.fake_arm is not None:     # commands the fake controller refused during the episode
+            result["controller_rejections"] = self.fake_arm.rejections - rejections_before
         pct = (lambda q: float(np.percentile(lat, q))) if lat else (lambda q: float("nan"))
         self.get_logger().info(
             f"episode {episode}: success={success} steps={step} loop latency p50={pct(50):.1f} ms "

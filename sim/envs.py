@@ -39,6 +39,8 @@ ROBOT_KEYS = {"robot0_joint_pos": 7, "robot0_gripper_qpos": 2, "robot0_eef_pos":
 # robosuite body whose frame is the robot base (the real arm's panda_link0; robosuite's robot0_link0 sits
 # at the same pose).
 BASE_BODY = "robot0_base"
+# make_env(arm_controller=...): robosuite arm controllers this wrapper can drive.
+ARM_CONTROLLERS = ("osc_pose", "joint_position")
 # Sign per finger joint that turns robosuite's (+q, -q) into franka_ros2's (+q, +q).
 GRIPPER_SIGN = np.array([1.0, -1.0], np.float32)
 
@@ -85,14 +87,20 @@ def default_action_space() -> ActionSpace:
 
 def make_env(name: str, cameras=(), image_size: int = 84, depth: bool = False, seed: int | None = None,
              horizon: int | None = None, control_freq: int = 20, fast_render: bool = True,
-             randomize: dict | None = None, reward_shaping: bool = False) -> "SimEnv":
+             randomize: dict | None = None, reward_shaping: bool = False,
+             arm_controller: str = "osc_pose") -> "SimEnv":
     """Build a Panda robosuite task with the BASIC composite controller (OSC_POSE delta arm, 7-d action).
 
     cameras: names from the task's model (agentview, robot0_eye_in_hand, ...); () renders nothing.
     image_size: square images, pixels. depth: also return `<cam>_depth` in metres.
     seed: seeds the first reset (later `reset(seed=...)` calls reseed). horizon: None = task default.
     randomize: domain randomization (sim/randomization.py): a preset name, dict or RandomizationConfig.
+    arm_controller: "osc_pose" (robosuite's default, the policies' action space; `step`) or
+    "joint_position" (absolute joint targets, `step_joint_positions`; the fake joint_trajectory_controller
+    of sim/fake_controllers.py drives the arm through it).
     """
+    if arm_controller not in ARM_CONTROLLERS:
+        raise ValueError(f"unknown arm_controller {arm_controller!r}; valid: {list(ARM_CONTROLLERS)}")
     task = resolve_task(name)
     cameras = tuple(cameras)
     for cam in cameras:
@@ -102,7 +110,8 @@ def make_env(name: str, cameras=(), image_size: int = 84, depth: bool = False, s
         from sim.randomization import RandomizationConfig, RandomizedEnv
         randomize = RandomizationConfig.from_spec(randomize)   # a bad spec fails before robosuite starts
     env = SimEnv(task, cameras, int(image_size), bool(depth), seed,
-                 int(horizon or task.default_horizon), int(control_freq), bool(fast_render), bool(reward_shaping))
+                 int(horizon or task.default_horizon), int(control_freq), bool(fast_render), bool(reward_shaping),
+                 arm_controller)
     if randomize:
         return RandomizedEnv(env, randomize)  # camera/lighting/texture/dynamics, drawn per episode seed
     return env
@@ -112,7 +121,7 @@ class SimEnv:
     """One robosuite environment with project-convention observations. Not thread-safe (one GL context)."""
 
     def __init__(self, task: TaskInfo, cameras: tuple, image_size: int, depth: bool, seed, horizon: int,
-                 control_freq: int, fast_render: bool, reward_shaping: bool):
+                 control_freq: int, fast_render: bool, reward_shaping: bool, arm_controller: str = "osc_pose"):
         import contextlib
         import sys
         # heavy imports (MuJoCo, GL), kept out of module import time; robosuite prints warnings (gym
@@ -136,12 +145,17 @@ class SimEnv:
         self._flip_images = macros.IMAGE_CONVENTION == "opengl"
         self._next_seed = seed
         render = bool(cameras)
+        self.arm_controller = arm_controller
+        controller = {}
+        if arm_controller == "joint_position":
+            from sim.fake_controllers import joint_position_composite
+            controller = {"controller_configs": joint_position_composite()}
         self._env = suite.make(
             task.robosuite_class, robots="Panda", has_renderer=False, has_offscreen_renderer=render,
             use_camera_obs=render, use_object_obs=True, camera_names=list(cameras) or "agentview",
             camera_heights=image_size, camera_widths=image_size, camera_depths=depth and render,
             control_freq=control_freq, horizon=horizon, hard_reset=False, ignore_done=False,
-            reward_shaping=reward_shaping, seed=seed)
+            reward_shaping=reward_shaping, seed=seed, **controller)
         if render and fast_render:
             _apply_fast_render(self._env)
         self._raw_obs = None
@@ -165,10 +179,25 @@ class SimEnv:
         self._env.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
 
     def step(self, action) -> tuple[dict, float, bool, dict]:
+        if self.arm_controller != "osc_pose":
+            raise ValueError(f"{self.name}: step() takes OSC_POSE deltas; this env's arm is {self.arm_controller}")
         action = np.asarray(action, dtype=np.float64).reshape(-1)
         if action.shape != (7,):
             raise ValueError(f"{self.name}: action must have 7 values {ACTION_NAMES}, got shape {action.shape}")
-        raw, reward, done, info = self._env.step(np.clip(action, -1.0, 1.0))
+        return self._step(np.clip(action, -1.0, 1.0))
+
+    def step_joint_positions(self, qpos, gripper: float) -> tuple[dict, float, bool, dict]:
+        """One control step toward absolute joint targets (rad, robosuite's joint order = panda_joint1..7)
+        with the gripper command g in [-1, 1] (+1 closes); only with arm_controller="joint_position"."""
+        if self.arm_controller != "joint_position":
+            raise ValueError(f"{self.name}: step_joint_positions() needs arm_controller='joint_position'")
+        q = np.asarray(qpos, dtype=np.float64).reshape(-1)
+        if q.shape != (7,) or not np.all(np.isfinite(q)):
+            raise ValueError(f"{self.name}: joint targets must be 7 finite values, got {q}")
+        return self._step(np.concatenate([q, [float(np.clip(gripper, -1.0, 1.0))]]))
+
+    def _step(self, action: np.ndarray) -> tuple[dict, float, bool, dict]:
+        raw, reward, done, info = self._env.step(action)
         self._raw_obs = raw
         info = dict(info)
         info["success"] = bool(self._env._check_success())
