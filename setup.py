@@ -20,7 +20,7 @@ setup(
     python_requires=">=3.10",
     # bench/ is not installed: benchmarks run from a checkout (`python -m bench.<name>` at its root).
     packages=find_packages(include=["policy_stack*", "ros_nodes*", "sim*", "hardware*"]),
-    package_data={"policy_stack": ["checkpoints/**/*", "checkpoints/*"]},
+    package_data={"policy_stack": ["checkpoints/**/*", "checkpoints/*"], "hardware.arms": ["urdf/*.urdf"]},
     include_package_data=True,
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
@@ -29,7 +29,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
         # `ros2 run policy_stack <node>` looks in lib/<package>/: small wrappers around the modules.
         (f"lib/{PACKAGE}", ["ros_nodes/bin/inference_node", "ros_nodes/bin/sim_node",
-                           "ros_nodes/bin/realsense_node"]),
+                           "ros_nodes/bin/realsense_node", "ros_nodes/bin/arm_adapter"]),
     ],
     entry_points={
         "console_scripts": [
@@ -37,6 +37,7 @@ setup(
             "inference_node = ros_nodes.inference_node:main",
             "sim_node = ros_nodes.sim_node:main",
             "realsense_node = ros_nodes.realsense_node:main",
+            "arm_adapter = ros_nodes.arm_adapter:main",
         ],
     },
 )

@@ -266,6 +266,9 @@ class ChunkFollower:
         self._not_before = -math.inf     # chunks stamped before this are ignored (episode reset)
         self.last_action: np.ndarray | None = None
         self.last_age = math.inf
+        # (chunk stamp, dt, index) the last action_at took its action from, None after a hold: an executor
+        # that plans per policy step (the arm adapters) sees when a new step starts and when it ends.
+        self.last_slot: tuple[float, float, int] | None = None
         self.enabled = True
         self._continuous = np.ones(safety.space.dim, bool)
         self._continuous[list(safety.space.discrete)] = False
@@ -351,6 +354,7 @@ class ChunkFollower:
                     diff = np.abs(action - self.last_action)[self._continuous]
                     self.handover_jumps.append(float(diff.max()) if diff.size else 0.0)
             self._last_from_chunk = event is None
+            self.last_slot = None if event is not None else (self._stamp, self._dt, idx)
             self.last_action = action
             return action, event, idx
 

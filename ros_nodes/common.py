@@ -34,7 +34,7 @@ DIAGNOSTICS_TOPIC = "/diagnostics"
 
 _PTYPE = {"bool": ParameterType.PARAMETER_BOOL, "int": ParameterType.PARAMETER_INTEGER,
           "double": ParameterType.PARAMETER_DOUBLE, "string": ParameterType.PARAMETER_STRING,
-          "string_array": ParameterType.PARAMETER_STRING_ARRAY}
+          "string_array": ParameterType.PARAMETER_STRING_ARRAY, "double_array": ParameterType.PARAMETER_DOUBLE_ARRAY}
 
 
 class WorkerThreadMixin:

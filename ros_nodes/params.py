@@ -11,6 +11,7 @@ Two files per node, as MoveIt Servo has them:
 """
 from __future__ import annotations
 
+import array
 import functools
 import os
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-TYPES = {"bool": bool, "int": int, "double": float, "string": str, "string_array": list}
+TYPES = {"bool": bool, "int": int, "double": float, "string": str, "string_array": list, "double_array": list}
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class ParamDef:
         """Return value converted to the declared type; ValueError names the parameter otherwise."""
         if self.type == "double" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if self.type == "double_array" and isinstance(value, (list, tuple, array.array)):   # rclpy: array('d')
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                raise ValueError(f"parameter {self.name!r}: expected a list of numbers, got {value!r}")
+            value = [float(v) for v in value]
         want = TYPES[self.type]
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
             raise ValueError(f"parameter {self.name!r}: expected {self.type}, got {value!r}")

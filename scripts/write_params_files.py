@@ -17,7 +17,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ros_nodes.params import defaults, load_params_file, params_file  # noqa: E402
 
-NODES = ("inference_node", "sim_node", "realsense_node")
+NODES = ("inference_node", "sim_node", "realsense_node", "arm_adapter")
 HEADER = """# Standard ROS 2 parameter file of the policy_stack {node} (values; definitions with type, bounds
 # and meaning: config/{node}_parameters.yaml). Start the node with it:
 #   python -m ros_nodes.{node} --ros-args --params-file config/{node}.yaml

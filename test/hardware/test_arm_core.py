@@ -1,0 +1,302 @@
+"""The arm adapter's logic without ROS: limits, watchdogs, e-stop, backends (hardware/arms/)."""
+import math
+
+import numpy as np
+import pytest
+
+from hardware.arms import adapter as A
+from hardware.arms.backends import Pose, gripper_position, gripper_value
+from hardware.arms.kinematics import PANDA_NEUTRAL, DifferentialIK, Kinematics
+from hardware.arms.limits import ROBOSUITE_TABLE_WORKSPACE, MotionLimiter, MotionLimits
+from hardware.arms.rotations import matrix_to_quat, rotation_error, rotvec_to_matrix
+from hardware.arms.scaling import load_osc_scaling
+from policy_stack import safety as S
+
+TICK = 0.02
+LIMITS = MotionLimits(*ROBOSUITE_TABLE_WORKSPACE)
+
+
+def make_core(backend, **kw):
+    ik = DifferentialIK(Kinematics()) if backend == "jtc" else None
+    cfg = A.AdapterConfig(backend=backend, rate_hz=1.0 / TICK, limits=kw.pop("limits", LIMITS), **kw)
+    return A.ArmAdapterCore(cfg, load_osc_scaling(), ik)
+
+
+class Plant:
+    """A perfect arm behind each interface: it does exactly what it is told (the worst case for limits)."""
+
+    def __init__(self, core, q0=PANDA_NEUTRAL):
+        self.core = core
+        self.kin = Kinematics()
+        self.q = np.array(q0, np.float64)
+        p, R = self.kin.fk(self.q)
+        self.pose = Pose(p, R)
+
+    def feed(self, now):
+        self.core.on_joint_state(self.q, now)
+        self.core.on_ee_pose(self.pose.p, matrix_to_quat(self.pose.R), now)
+
+    def apply(self, cmd):
+        """Returns the commanded end-effector position for this tick (None: nothing commanded)."""
+        if cmd.twist is not None:
+            v, w = cmd.twist
+            self.pose = Pose(self.pose.p + v * TICK, rotvec_to_matrix(w * TICK) @ self.pose.R)
+            return self.pose.p
+        if cmd.pose is not None:
+            self.pose = cmd.pose.copy()
+            return self.pose.p
+        if cmd.trajectory is not None:
+            self.q = np.array(cmd.trajectory[0].positions)
+            p, R = self.kin.fk(self.q)
+            self.pose = Pose(p, R)
+            return p
+        return None
+
+
+def hostile_chunk(rng, n=8):
+    """Mostly plausible chunks, with NaN, Inf, huge and out-of-range values mixed in."""
+    chunk = rng.uniform(-1.0, 1.0, (n, 7))
+    r = rng.random()
+    if r < 0.1:
+        chunk[rng.integers(n), rng.integers(7)] = np.nan
+    elif r < 0.2:
+        chunk[rng.integers(n), rng.integers(7)] = np.inf * rng.choice([-1, 1])
+    elif r < 0.3:
+        chunk[rng.integers(n), rng.integers(6)] = rng.choice([-1, 1]) * 1e30
+    elif r < 0.5:
+        chunk *= rng.uniform(2.0, 50.0)          # out of range: clamped to [-1, 1]
+    elif r < 0.7:
+        chunk[:, :3] = rng.choice([-1.0, 1.0], 3)  # full speed into a wall
+    return chunk
+
+
+@pytest.mark.parametrize("backend", ["servo", "pose", "jtc"])
+def test_1000_hostile_chunks_never_violate_workspace_or_speed(backend):
+    rng = np.random.default_rng({"servo": 0, "pose": 1, "jtc": 2}[backend])
+    core = make_core(backend)
+    plant = Plant(core)
+    L = core.config.limits
+    t = 1000.0
+    prev, prev_v = None, None
+    stats = {"ticks": 0, "executing": 0, "workspace_violations": 0, "speed_violations": 0, "accel_violations": 0,
+             "max_speed": 0.0, "max_angular_speed": 0.0}
+    prev_R = None
+    for _ in range(1000):
+        core.on_chunk(t - rng.uniform(0.0, 0.1), 0.05, hostile_chunk(rng), t)
+        for _ in range(5):
+            plant.feed(t)
+            cmd = core.tick(t)
+            p = plant.apply(cmd)
+            stats["ticks"] += 1
+            if cmd.hold is None:
+                stats["executing"] += 1
+            if p is not None:
+                if not L.inside(p, tol=1e-6):
+                    stats["workspace_violations"] += 1
+                if prev is not None:
+                    speed = np.linalg.norm(p - prev) / TICK
+                    ang = np.linalg.norm(rotation_error(plant.pose.R, prev_R)) / TICK
+                    stats["max_speed"] = max(stats["max_speed"], speed)
+                    stats["max_angular_speed"] = max(stats["max_angular_speed"], ang)
+                    if speed > L.max_linear_speed * (1 + 1e-6) or ang > L.max_angular_speed * (1 + 1e-3):
+                        stats["speed_violations"] += 1
+                    v = (p - prev) / TICK
+                    # the workspace wall wins over the acceleration limit (limits.py): ticks it cut are excluded
+                    walled = any(e.kind == "limited_workspace" for e in cmd.events)
+                    if cmd.hold is None and prev_v is not None and not walled and \
+                            np.linalg.norm(v - prev_v) > L.max_linear_accel * TICK * (1 + 1e-3) + 1e-9:
+                        stats["accel_violations"] += 1
+                    prev_v = v if cmd.hold is None else np.zeros(3)
+                prev, prev_R = p.copy(), plant.pose.R.copy()
+            t += TICK
+    assert stats["workspace_violations"] == 0 and stats["speed_violations"] == 0, stats
+    if backend != "jtc":     # jtc: the IK's residual bends the path a little: accel checked on the twist below
+        assert stats["accel_violations"] == 0, stats
+    # the test exercised what it claims: mostly executing, walls reached, NaN chunks rejected, speed saturated
+    assert stats["executing"] > 0.5 * stats["ticks"], stats
+    assert core.events.counts["limited_workspace"] > 0 and core.events.counts[S.NAN_CHUNK] > 0
+    assert stats["max_speed"] > 0.9 * L.max_linear_speed, stats
+
+
+def test_limiter_caps_speed_accel_and_workspace():
+    lim = MotionLimiter(MotionLimits((0, 0, 0), (1, 1, 1), 0.25, 1.0, 2.5, 10.0), TICK)
+    v, w, what = lim.limit([10, 0, 0], [0, 0, 10], [0.5, 0.5, 0.5], TICK)
+    assert np.linalg.norm(v) == pytest.approx(2.5 * TICK) and "speed" in what and "accel" in what
+    for _ in range(50):
+        v, w, what = lim.limit([10, 0, 0], [0, 0, 10], [0.5, 0.5, 0.5], TICK)
+    assert np.linalg.norm(v) == pytest.approx(0.25) and np.linalg.norm(w) == pytest.approx(1.0)
+    # at the wall: no further motion outward, motion inward allowed
+    lim.stop()
+    v, _, what = lim.limit([0.1, 0, 0], [0, 0, 0], [1.0, 0.5, 0.5], TICK)
+    assert v[0] == 0.0 and "workspace" in what
+    v, _, _ = lim.limit([-0.01, 0, 0], [0, 0, 0], [1.2, 0.5, 0.5], TICK)   # outside: back in only
+    assert v[0] < 0
+    v, w, what = lim.limit([np.nan, 0, 0], [0, 0, 0], [0.5, 0.5, 0.5], TICK)
+    assert what == ["non_finite"] and not v.any() and not w.any()
+
+
+def test_gripper_mapping_is_lossless_and_matches_the_contract():
+    assert gripper_position(1.0) == 0.0 and gripper_position(-1.0) == pytest.approx(0.04)
+    for g in np.linspace(-1, 1, 21):
+        assert gripper_value(gripper_position(g)) == pytest.approx(g, abs=1e-12)
+
+
+def _run(core, plant, t0, seconds, chunk_every=None, rng=None):
+    cmds, t = [], t0
+    while t < t0 + seconds - 1e-9:
+        if chunk_every and rng is not None and round((t - t0) / TICK) % chunk_every == 0:
+            core.on_chunk(t, 0.05, np.tile([0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], (8, 1)), t)
+        plant.feed(t)
+        cmd = core.tick(t)
+        plant.apply(cmd)
+        cmds.append(cmd)
+        t += TICK
+    return cmds, t
+
+
+@pytest.mark.parametrize("backend", ["servo", "jtc", "pose"])
+def test_estop_latches_stops_at_once_and_needs_reset(backend):
+    core = make_core(backend)
+    plant = Plant(core)
+    rng = np.random.default_rng(0)
+    cmds, t = _run(core, plant, 100.0, 0.5, chunk_every=2, rng=rng)
+    assert cmds[-1].hold is None and np.linalg.norm(plant.pose.p - Plant(core).pose.p) > 0.02   # it moved
+    stop = core.estop("test", t)
+    assert stop is not None and stop.hold.kind == A.ESTOP
+    if backend == "servo":
+        assert not np.any(stop.twist[0]) and not np.any(stop.twist[1]) and stop.stop
+    elif backend == "jtc":
+        assert len(stop.trajectory) == 1 and not np.any(stop.trajectory[0].velocities)
+        np.testing.assert_allclose(stop.trajectory[0].positions, core.q)     # the last measured position
+    else:
+        assert np.linalg.norm(stop.pose.p - plant.pose.p) < 0.02
+    assert core.estop("again", t) is None           # latched: idempotent
+    frozen = plant.pose.p.copy()
+    cmds, t = _run(core, plant, t, 1.0, chunk_every=2, rng=rng)        # the policy keeps sending
+    assert all(c.hold is not None and c.hold.kind == A.ESTOP for c in cmds)
+    assert all(c.gripper is None for c in cmds)
+    if backend == "servo":
+        assert all(not np.any(c.twist[0]) for c in cmds)
+    if backend == "jtc":
+        assert all(c.trajectory is None for c in cmds)   # the one stop trajectory holds
+    assert np.linalg.norm(plant.pose.p - frozen) < 0.02       # pose: walks back to the measured pose only
+    # reset: chunks stamped before it are ignored; a fresh one moves the arm again
+    assert core.reset_estop(t)
+    core.on_chunk(t - 0.05, 0.05, np.tile([0.5, 0, 0, 0, 0, 0, 1.0], (8, 1)), t)
+    plant.feed(t)
+    assert core.tick(t).hold.kind == S.NO_CHUNK
+    cmds, t = _run(core, plant, t, 0.3, chunk_every=2, rng=rng)
+    assert cmds[-1].hold is None
+    assert not core.reset_estop(t)
+
+
+@pytest.mark.parametrize("backend", ["servo", "jtc"])
+def test_a_150_ms_joint_state_gap_holds(backend):
+    core = make_core(backend)
+    plant = Plant(core)
+    t = 50.0
+    cmds, t = _run(core, plant, t, 0.3, chunk_every=2, rng=np.random.default_rng(0))
+    assert cmds[-1].hold is None
+    holds = []
+    for _ in range(int(round(0.15 / TICK))):            # 150 ms without /joint_states (chunks keep coming)
+        core.on_chunk(t, 0.05, np.tile([0.5, 0, 0, 0, 0, 0, 1.0], (8, 1)), t)
+        cmd = core.tick(t)
+        holds.append(cmd.hold.kind if cmd.hold else None)
+        plant.apply(cmd)
+        t += TICK
+    assert holds[:4] == [None] * 4 or holds[0] is None       # fresh for the first 100 ms
+    assert holds[-1] == A.STALE_JOINTS and A.STALE_JOINTS in core.events.counts
+    if backend == "servo":
+        assert not np.any(cmd.twist[0])
+    plant.feed(t)
+    assert core.tick(t).hold is None                     # a fresh message resumes
+
+
+def test_camera_watchdog_holds_after_200_ms():
+    core = make_core("servo", cameras=("/agentview/color/image_raw",))
+    plant = Plant(core)
+    t = 10.0
+    core.on_camera("/agentview/color/image_raw", t)
+    core.on_chunk(t, 0.05, np.tile([0.5, 0, 0, 0, 0, 0, 1.0], (8, 1)), t)
+    plant.feed(t)
+    assert core.tick(t).hold is None
+    plant.feed(t + 0.19)
+    assert core.tick(t + 0.19).hold is None
+    plant.feed(t + 0.21)
+    assert core.tick(t + 0.21).hold.kind == A.STALE_CAMERA
+
+
+def test_garbage_state_is_refused_and_ends_in_a_hold():
+    core = make_core("servo")
+    plant = Plant(core)
+    t = 5.0
+    core.on_chunk(t, 0.05, np.tile([0.5, 0, 0, 0, 0, 0, 1.0], (8, 1)), t)
+    plant.feed(t)
+    assert core.tick(t).hold is None
+    assert core.on_joint_state([np.nan] * 7, t + 0.05).kind == A.BAD_STATE
+    assert core.on_ee_pose([1e9, 0, 0], [0, 0, 0, 1], t + 0.05).kind == A.BAD_STATE
+    assert core.on_ee_pose([0.5, 0, 0], [0, 0, 0, 0], t + 0.05).kind == A.BAD_STATE
+    assert core.tick(t + 0.15).hold.kind == A.STALE_JOINTS
+
+
+def test_servo_twist_is_delta_times_scale_over_dt_and_latency_is_compensated_by_stamp():
+    lim = MotionLimits(*ROBOSUITE_TABLE_WORKSPACE, max_linear_speed=5.0, max_angular_speed=50.0,
+                       max_linear_accel=1e3, max_angular_accel=1e4)
+    core = make_core("servo", limits=lim)
+    plant = Plant(core)
+    t = 20.0
+    chunk = np.zeros((8, 7))
+    chunk[:, 0] = np.linspace(0.1, 0.8, 8)    # action k: dx = 0.1 k-th value
+    chunk[:, 5] = 0.2
+    # stamped 0.12 s ago (a slow network): action index 2 is due now
+    core.on_chunk(t - 0.12, 0.05, chunk, t)
+    plant.feed(t)
+    cmd = core.tick(t)
+    assert cmd.chunk_index == 2
+    np.testing.assert_allclose(cmd.twist[0], [chunk[2, 0] * 0.05 / 0.05, 0, 0], atol=1e-9)
+    np.testing.assert_allclose(cmd.twist[1], [0, 0, 0.2 * 0.5 / 0.05], atol=1e-9)
+    assert cmd.gripper == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("backend", ["jtc", "pose"])
+def test_target_backends_reach_the_osc_target_of_each_step(backend):
+    """target_i = measured pose at step i + delta_i * scale, reached within the step (slow deltas)."""
+    core = make_core(backend)
+    plant = Plant(core)
+    t = 30.0
+    start = plant.pose.p.copy()
+    chunk = np.tile([0.1, -0.1, 0.05, 0.0, 0.0, 0.0, -1.0], (4, 1))    # 5 mm, -5 mm, 2.5 mm per 50 ms step
+    core.on_chunk(t, 0.05, chunk, t)
+    for _ in range(10):                                # 4 steps of 50 ms = 200 ms
+        plant.feed(t)
+        plant.apply(core.tick(t))
+        t += TICK
+    np.testing.assert_allclose(plant.pose.p - start, 4 * np.array([0.005, -0.005, 0.0025]), atol=1.5e-3)
+
+
+def test_jtc_trajectory_ends_at_rest_and_stops_on_its_own():
+    core = make_core("jtc")
+    plant = Plant(core)
+    t = 40.0
+    core.on_chunk(t, 0.05, np.tile([0.5, 0.2, 0.0, 0.0, 0.0, 0.3, 1.0], (8, 1)), t)
+    for _ in range(10):
+        plant.feed(t)
+        cmd = core.tick(t)
+        plant.apply(cmd)
+        t += TICK
+    traj = cmd.trajectory
+    assert len(traj) == 2 and traj[0].time_from_start == pytest.approx(TICK)
+    assert np.any(traj[0].velocities) and not np.any(traj[-1].velocities)
+    kin = Kinematics()
+    assert np.all(traj[-1].positions >= kin.lower) and np.all(traj[-1].positions <= kin.upper)
+    # the stop segment's end keeps to the workspace too
+    assert LIMITS.inside(kin.fk(traj[-1].positions)[0], tol=1e-4)
+
+
+def test_bad_limits_are_refused():
+    with pytest.raises(ValueError, match="empty"):
+        MotionLimits((0, 0, 0), (0, 1, 1))
+    with pytest.raises(ValueError, match="max_linear_speed"):
+        MotionLimits(max_linear_speed=math.nan)
+    with pytest.raises(ValueError, match="backend"):
+        make_core("velocity")
