@@ -53,6 +53,10 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
                              "a device; empty with fake_arm = the sim node renders the cameras"),
 }
 ARM_BACKENDS = ("servo", "jtc", "pose")
+# The robosuite arm stands on a pedestal: its table top lies 0.112 m BELOW the base frame's origin, under
+# the adapter's default box (made for a Panda on its table, z >= 0.02), which would keep the gripper off
+# every object. The fake arm's box: the table's reach, a little above its top.
+FAKE_ARM_WORKSPACE = {"workspace_min": [0.25, -0.35, -0.12], "workspace_max": [0.85, 0.35, 0.45]}
 
 
 @dataclass(frozen=True)
@@ -160,13 +164,16 @@ def describe(args: dict | None = None) -> Graph:
         recording = a["camera_recording"].strip()
         real_cameras = [] if fake_arm and not recording else cameras
         nodes += _camera_nodes(real_cameras, a["camera_serials"], recording, depth, sim_time, fake_arm)
-        nodes.append(NodeSpec(
-            name="arm_adapter", executable="arm_adapter", module="ros_nodes.arm_adapter",
-            parameters={**sim_time, **_typed_if_defined("arm_adapter", {
-                "backend": arm,
-                # /ee_pose: the fake arm publishes it from physics; for a real arm the adapter computes it
-                # by forward kinematics from /joint_states.
-                "publish_ee_pose": not fake_arm})}))
+        adapter = {"backend": arm,
+                   # /ee_pose: the fake arm publishes it from physics; for a real arm the adapter computes
+                   # it by forward kinematics from /joint_states.
+                   "publish_ee_pose": not fake_arm,
+                   # Hold when a camera the policy sees goes stale (the adapter's camera watchdog).
+                   "camera_topics": ",".join(f"/{cam}/color/image_raw" for cam in cameras)}
+        if fake_arm:
+            adapter.update(FAKE_ARM_WORKSPACE)
+        nodes.append(NodeSpec(name="arm_adapter", executable="arm_adapter", module="ros_nodes.arm_adapter",
+                              parameters={**sim_time, **_typed_if_defined("arm_adapter", adapter)}))
         if fake_arm:
             # Cameras: rendered by the sim (as in the sim graph) unless a recording plays them.
             nodes.insert(0, _sim_node(a, [] if recording else cameras, depth, sim_time, {"arm_interface": arm}))

@@ -170,6 +170,8 @@ def test_real_robot_graph_starts_cameras_adapter_and_inference():
     assert cams["agentview"].params_file is None and "fps" in cams["agentview"].parameters
     adapter = g.node("arm_adapter")
     assert adapter.parameters["backend"] == "jtc" and adapter.parameters["publish_ee_pose"] is True
+    assert adapter.parameters["camera_topics"] == "/agentview/color/image_raw,/robot0_eye_in_hand/color/image_raw"
+    assert "workspace_min" not in adapter.parameters      # a real arm: the deployment's own box
     assert g.lifetime_node is None and "ROS_AUTOMATIC_DISCOVERY_RANGE" not in g.environment
 
 
@@ -177,7 +179,10 @@ def test_fake_arm_graph_puts_the_sim_node_behind_the_controller_interface():
     g = G.describe(CASES[5])
     assert sorted(n.name for n in g.nodes) == ["arm_adapter", "inference_node", "sim_node"]
     assert g.node("sim_node").parameters["arm_interface"] == "servo" == g.node("arm_adapter").parameters["backend"]
-    assert g.node("arm_adapter").parameters["publish_ee_pose"] is False     # the sim publishes /ee_pose
+    adapter = g.node("arm_adapter").parameters
+    assert adapter["publish_ee_pose"] is False     # the sim publishes /ee_pose
+    # The sim's table top is below the base frame's origin: the box must reach it (the cube rests there).
+    assert adapter["workspace_min"][2] < -0.09 < adapter["workspace_max"][2]
     assert g.lifetime_node == "sim_node" and g.environment["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
     # With a recording, realsense_node plays it and the sim renders no camera.
     g = G.describe(CASES[6])
