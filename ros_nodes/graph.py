@@ -246,8 +246,10 @@ def process_command(spec: NodeSpec, python: str, overrides_file: str) -> list[st
     standard parameter file config/<node>.yaml first, then the graph's overrides (later files win)."""
     if spec.external:
         raise ValueError(f"node {spec.name}: package {spec.package} is external; start it with ros2 launch")
-    cmd = [python, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}",
-           "--params-file", spec.params_file, "--params-file", overrides_file]
+    cmd = [python, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
+    if spec.params_file:        # None for a renamed node: the standard values are in its overrides
+        cmd += ["--params-file", spec.params_file]
+    cmd += ["--params-file", overrides_file]
     if spec.namespace:
         cmd += ["-r", f"__ns:={spec.namespace}"]
     for src, dst in spec.remappings:

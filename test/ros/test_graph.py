@@ -212,6 +212,17 @@ def test_up_real_runs_the_fake_arm_graph(monkeypatch):
     assert g.node("sim_node").parameters["arm_interface"] == "jtc" == g.node("arm_adapter").parameters["backend"]
 
 
+def test_up_starts_renamed_camera_nodes_with_their_standard_values_inline(monkeypatch, tmp_path):
+    started = []
+    monkeypatch.setattr("subprocess.Popen", lambda cmd, **kw: started.append(cmd) or _FakeProc())
+    GraphProcesses(G.describe(CASES[6]), tmp_path, env={}).start()
+    cam = next(cmd for cmd in started if "__node:=realsense_agentview" in cmd)
+    files = [cam[i + 1] for i, a in enumerate(cam) if a == "--params-file"]
+    assert len(files) == 1            # no standard file: it would not apply to this node name
+    params = yaml.safe_load(Path(files[0]).read_text())["realsense_agentview"]["ros__parameters"]
+    assert params["recording"] == "/data/lift.db3" and "fps" in params
+
+
 def test_real_robot_graph_with_cameras_uses_large_data():
     env = G.describe({"sim": "false", "cameras": "agentview", "depth": "true"}).environment
     assert env == {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}   # discovery range: the user's own
