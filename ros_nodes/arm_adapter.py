@@ -62,8 +62,8 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
         self._stop = threading.Event()
         self._active = False
         self._thread: threading.Thread | None = None
-        # The loop and the e-stop service both publish commands: a tick computed before the e-stop must
-        # not go out after the stop command, so tick + publish and e-stop + publish are each atomic.
+        # The loop and the e-stop service both publish commands: the service latches and publishes the stop
+        # under this lock; the loop publishes under it only what was computed knowing about the latch.
         self._publish_lock = threading.RLock()
         self._fk = None                           # publish_ee_pose: this thread's own kinematics
         self._last_limit_report: dict[str, float] = {}
@@ -282,9 +282,12 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
         next_tick = time.monotonic()
         while not self._stop.is_set():
             try:
+                cmd = self.core.tick(self._now())
                 with self._publish_lock:
-                    cmd = self.core.tick(self._now())
-                    self._publish(cmd)
+                    # a command computed before the e-stop latched never goes out after the stop command
+                    late = self.core.estop_latch.latched and (cmd.hold is None or cmd.hold.kind != "estop")
+                    if not late:
+                        self._publish(cmd)
                 for e in cmd.events:
                     self._report(e, self._now())
             except Exception as exc:    # never die silently with the arm moving: hold and say why

@@ -44,6 +44,7 @@ NO_POSE = "no_ee_pose"                   # no valid end-effector pose (yet): hol
 BAD_STATE = "bad_state"                  # a measured state with NaN/Inf/absurd values: ignored (then stale)
 LIMITED = "limited_"                     # + speed / accel / workspace / non_finite: the command was cut
 IK_RESIDUAL = "ik_residual"              # jtc: the IK could not reach the commanded pose within 5 mm
+POSE_RESYNC = "pose_resync"              # pose: target far from the measured pose (reflex, reset): restart there
 ADAPTER_HOLDS = {ESTOP, STALE_JOINTS, STALE_CAMERA, NO_POSE}
 
 MAX_ABS_JOINT_RAD = 4 * math.pi          # beyond this a joint reading is garbage, not a pose
@@ -92,7 +93,8 @@ class ArmAdapterCore:
         self.tick_s = 1.0 / config.rate_hz
         self.scaling = scaling
         self.backend = make_backend(config.backend, self.tick_s, ik, config.servo_timeout_s,
-                                    (config.limits.max_linear_speed, config.limits.max_angular_speed))
+                                    (config.limits.max_linear_speed, config.limits.max_angular_speed),
+                                    config.limits)
         self.limiter = MotionLimiter(config.limits, self.tick_s)
         self.space = eef_action_space()
         self.follower = S.ChunkFollower(S.ActionSafety(self.space), max_age_s=config.max_chunk_age_s,
@@ -120,12 +122,13 @@ class ArmAdapterCore:
         q = np.asarray(q, np.float64).reshape(-1)
         if q.size != self.config.joint_count or not np.all(np.isfinite(q)) or np.any(np.abs(q) > MAX_ABS_JOINT_RAD):
             return self._event(BAD_STATE, f"joint positions rejected: {np.array2string(q, precision=3)[:120]}", now)
-        with self._lock:
-            self.q = q
-            self.joints_watch.touch(now)
-            if self.config.backend == "jtc":      # the IK's pose is FK of the measured joints (one model)
-                self.ee = self.backend.measured_pose(q)
-                self.pose_watch.touch(now)
+        # No lock: the tick may be inside an IK step, and the executor thread that delivers this also
+        # serves the e-stop service. The fields are replaced whole (atomic), never mutated.
+        if self.config.backend == "jtc":          # the IK's pose is FK of the measured joints (one model)
+            self.ee = self.backend.pose_of_measurement(q)
+            self.pose_watch.touch(now)
+        self.q = q
+        self.joints_watch.touch(now)
         return None
 
     def on_ee_pose(self, p, quat_xyzw, now: float) -> S.Event | None:
@@ -137,9 +140,8 @@ class ArmAdapterCore:
             return self._event(BAD_STATE, f"end-effector pose rejected: p={p.tolist()} q={quat.tolist()}"[:200], now)
         if self.config.backend == "jtc":
             return None
-        with self._lock:
-            self.ee = Pose(p, quat_to_matrix(quat))
-            self.pose_watch.touch(now)
+        self.ee = Pose(p, quat_to_matrix(quat))    # no lock: see on_joint_state
+        self.pose_watch.touch(now)
         return None
 
     def on_camera(self, name: str, now: float) -> None:
@@ -158,15 +160,19 @@ class ArmAdapterCore:
         return accepted, events
 
     def estop(self, reason: str, now: float) -> Command | None:
-        """Latch the e-stop and return the stop command to publish AT ONCE (None: it already was latched)."""
-        with self._lock:
-            if not self.estop_latch.trigger(reason, now):
-                return None
-            self.limiter.stop()
-            ev = self._event(ESTOP, reason, now)
-            self._hold_kind = ESTOP
-            fields = self.backend.estop(self.ee, self.q, onset=True)
-            return Command(**fields, hold=ev, events=[ev])
+        """Latch the e-stop and return the stop command to publish AT ONCE (None: it already was latched).
+
+        Deliberately without the tick's lock: a tick may be in the middle of an IK step (milliseconds, far
+        more on a loaded machine), and the stop must not wait for it. The stop is built from the newest
+        measurements (references, replaced whole, never mutated); the next tick sees the latch. The node
+        drops any command of a tick that started before the latch (see ArmAdapterNode._loop)."""
+        if not self.estop_latch.trigger(reason, now):
+            return None
+        ev = self._event(ESTOP, reason, now)
+        self._hold_kind = ESTOP
+        self.limiter.stop()
+        fields = self.backend.estop(self.ee, self.q, onset=True)
+        return Command(**fields, hold=ev, events=[ev])
 
     def reset_estop(self, now: float) -> bool:
         """Release the e-stop. Chunks computed before now are ignored: the policy must answer afresh."""
@@ -224,7 +230,11 @@ class ArmAdapterCore:
     def _execute(self, action: np.ndarray, idx: int, now: float) -> Command:
         stamp, dt, idx = self.follower.last_slot
         delta = self.scaling.scale(action[:6])
-        ref = self.backend.reference(self.ee)
+        resyncs = getattr(self.backend, "resyncs", 0)
+        ref = self.backend.reference(self.ee, now)
+        events = []
+        if getattr(self.backend, "resyncs", 0) != resyncs:
+            events.append(self.events.add(S.Event(POSE_RESYNC, "target re-synced to the measured pose"), now))
         if self.backend.mode == "rate":
             v, w = delta[:3] / dt, delta[3:] / dt
         else:
@@ -237,7 +247,7 @@ class ArmAdapterCore:
             v = (self._target.p - ref.p) / left
             w = rotation_error(self._target.R, ref.R) / left
         v, w, limited = self.limiter.limit(v, w, ref.p, self.backend.horizon_s)
-        events = [self.events.add(S.Event(LIMITED + k), now) for k in limited]
+        events += [self.events.add(S.Event(LIMITED + k), now) for k in limited]
         fields = self.backend.command(v, w, self.ee)
         if getattr(self.backend, "ik_error_m", 0.0) > 0.005:
             events.append(self.events.add(S.Event(IK_RESIDUAL, f"{self.backend.ik_error_m * 1e3:.1f} mm"), now))

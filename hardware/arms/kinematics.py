@@ -43,6 +43,13 @@ class Kinematics:
         self.upper = np.array(self.model.upperPositionLimit, np.float64)
         self.max_velocity = np.array(self.model.velocityLimit, np.float64)
 
+    def copy(self) -> "Kinematics":
+        """The same model with its own scratch data: for another thread."""
+        other = object.__new__(Kinematics)
+        other.__dict__.update(self.__dict__)
+        other.data = self.model.createData()
+        return other
+
     @property
     def dof(self) -> int:
         return self.model.nq
@@ -78,8 +85,10 @@ class DifferentialIK:
         self.iterations = iterations
         self.lower = kin.lower + limit_margin
         self.upper = kin.upper - limit_margin
-        self.neutral = np.clip(PANDA_NEUTRAL if neutral is None else np.asarray(neutral, np.float64),
-                               self.lower, self.upper)
+        if neutral is None:
+            # the Panda's comfortable posture for the Panda model, the middle of the joint ranges otherwise
+            neutral = PANDA_NEUTRAL if kin.dof == len(PANDA_NEUTRAL) else (kin.lower + kin.upper) / 2.0
+        self.neutral = np.clip(np.asarray(neutral, np.float64), self.lower, self.upper)
         self.max_velocity = kin.max_velocity * velocity_scale
 
     def solve(self, q0, p_target, R_target, dt: float) -> tuple[np.ndarray, float]:

@@ -113,10 +113,10 @@ class MotionLimiter:
 
     def _allowed(self, distance: np.ndarray, horizon_s: float) -> np.ndarray:
         """Fastest speed toward a wall `distance` away (per axis; <= 0 when at or beyond it): the point
-        `horizon_s` ahead stays inside, and the arm can still brake at max_linear_accel before the wall
-        (speeds v, v - aT, v - 2aT, ... summed over ticks T fit into the distance), so the approach slows
-        down smoothly instead of stopping dead."""
+        `horizon_s` ahead stays inside, and after one more tick at that speed the arm can still brake at
+        max_linear_accel before the wall (v T + v^2 / 2a <= d), so the approach slows down smoothly
+        instead of stopping dead, and a jtc stop segment (braking at that rate) ends inside."""
         d = np.maximum(np.asarray(distance, np.float64), 0.0)
-        aT = self.limits.max_linear_accel * self.tick_s
-        braking = aT * (np.sqrt(1.0 + 8.0 * d / (aT * self.tick_s)) - 1.0) / 2.0
+        a, T = self.limits.max_linear_accel, self.tick_s
+        braking = a * (np.sqrt(T * T + 2.0 * d / a) - T)
         return np.minimum(d / max(float(horizon_s), 1e-6), braking)

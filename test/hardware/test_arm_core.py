@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from hardware.arms import adapter as A
-from hardware.arms.backends import Pose, gripper_position, gripper_value
-from hardware.arms.kinematics import PANDA_NEUTRAL, DifferentialIK, Kinematics
+from bench.adapter_plant import Plant, run_hostile
+from hardware.arms.backends import gripper_position, gripper_value
+from hardware.arms.kinematics import DifferentialIK, Kinematics
 from hardware.arms.limits import ROBOSUITE_TABLE_WORKSPACE, MotionLimiter, MotionLimits
-from hardware.arms.rotations import matrix_to_quat, rotation_error, rotvec_to_matrix
 from hardware.arms.scaling import load_osc_scaling
 from policy_stack import safety as S
 
@@ -22,100 +22,23 @@ def make_core(backend, **kw):
     return A.ArmAdapterCore(cfg, load_osc_scaling(), ik)
 
 
-class Plant:
-    """A perfect arm behind each interface: it does exactly what it is told (the worst case for limits)."""
-
-    def __init__(self, core, q0=PANDA_NEUTRAL):
-        self.core = core
-        self.kin = Kinematics()
-        self.q = np.array(q0, np.float64)
-        p, R = self.kin.fk(self.q)
-        self.pose = Pose(p, R)
-
-    def feed(self, now):
-        self.core.on_joint_state(self.q, now)
-        self.core.on_ee_pose(self.pose.p, matrix_to_quat(self.pose.R), now)
-
-    def apply(self, cmd):
-        """Returns the commanded end-effector position for this tick (None: nothing commanded)."""
-        if cmd.twist is not None:
-            v, w = cmd.twist
-            self.pose = Pose(self.pose.p + v * TICK, rotvec_to_matrix(w * TICK) @ self.pose.R)
-            return self.pose.p
-        if cmd.pose is not None:
-            self.pose = cmd.pose.copy()
-            return self.pose.p
-        if cmd.trajectory is not None:
-            self.q = np.array(cmd.trajectory[0].positions)
-            p, R = self.kin.fk(self.q)
-            self.pose = Pose(p, R)
-            return p
-        return None
-
-
-def hostile_chunk(rng, n=8):
-    """Mostly plausible chunks, with NaN, Inf, huge and out-of-range values mixed in."""
-    chunk = rng.uniform(-1.0, 1.0, (n, 7))
-    r = rng.random()
-    if r < 0.1:
-        chunk[rng.integers(n), rng.integers(7)] = np.nan
-    elif r < 0.2:
-        chunk[rng.integers(n), rng.integers(7)] = np.inf * rng.choice([-1, 1])
-    elif r < 0.3:
-        chunk[rng.integers(n), rng.integers(6)] = rng.choice([-1, 1]) * 1e30
-    elif r < 0.5:
-        chunk *= rng.uniform(2.0, 50.0)          # out of range: clamped to [-1, 1]
-    elif r < 0.7:
-        chunk[:, :3] = rng.choice([-1.0, 1.0], 3)  # full speed into a wall
-    return chunk
-
-
 @pytest.mark.parametrize("backend", ["servo", "pose", "jtc"])
 def test_1000_hostile_chunks_never_violate_workspace_or_speed(backend):
-    rng = np.random.default_rng({"servo": 0, "pose": 1, "jtc": 2}[backend])
     core = make_core(backend)
-    plant = Plant(core)
+    stats = run_hostile(core, chunks=1000, seed={"servo": 0, "pose": 1, "jtc": 2}[backend])
     L = core.config.limits
-    t = 1000.0
-    prev, prev_v = None, None
-    stats = {"ticks": 0, "executing": 0, "workspace_violations": 0, "speed_violations": 0, "accel_violations": 0,
-             "max_speed": 0.0, "max_angular_speed": 0.0}
-    prev_R = None
-    for _ in range(1000):
-        core.on_chunk(t - rng.uniform(0.0, 0.1), 0.05, hostile_chunk(rng), t)
-        for _ in range(5):
-            plant.feed(t)
-            cmd = core.tick(t)
-            p = plant.apply(cmd)
-            stats["ticks"] += 1
-            if cmd.hold is None:
-                stats["executing"] += 1
-            if p is not None:
-                if not L.inside(p, tol=1e-6):
-                    stats["workspace_violations"] += 1
-                if prev is not None:
-                    speed = np.linalg.norm(p - prev) / TICK
-                    ang = np.linalg.norm(rotation_error(plant.pose.R, prev_R)) / TICK
-                    stats["max_speed"] = max(stats["max_speed"], speed)
-                    stats["max_angular_speed"] = max(stats["max_angular_speed"], ang)
-                    if speed > L.max_linear_speed * (1 + 1e-6) or ang > L.max_angular_speed * (1 + 1e-3):
-                        stats["speed_violations"] += 1
-                    v = (p - prev) / TICK
-                    # the workspace wall wins over the acceleration limit (limits.py): ticks it cut are excluded
-                    walled = any(e.kind == "limited_workspace" for e in cmd.events)
-                    if cmd.hold is None and prev_v is not None and not walled and \
-                            np.linalg.norm(v - prev_v) > L.max_linear_accel * TICK * (1 + 1e-3) + 1e-9:
-                        stats["accel_violations"] += 1
-                    prev_v = v if cmd.hold is None else np.zeros(3)
-                prev, prev_R = p.copy(), plant.pose.R.copy()
-            t += TICK
     assert stats["workspace_violations"] == 0 and stats["speed_violations"] == 0, stats
-    if backend != "jtc":     # jtc: the IK's residual bends the path a little: accel checked on the twist below
+    assert stats["stop_point_violations"] == 0, stats       # jtc: the stop segment's end, too
+    if backend == "jtc":
+        # the end effector moves by FK of the IK's joint targets: the IK's residual (about 0.03 mm per
+        # tick) shows as acceleration a little over the commanded limit; more than 10 % over is rare
+        assert stats["accel_over_10pct"] < 0.01 * stats["ticks"], stats
+    else:
         assert stats["accel_violations"] == 0, stats
-    # the test exercised what it claims: mostly executing, walls reached, NaN chunks rejected, speed saturated
+    # the run exercised what it claims: mostly executing, walls reached, NaN chunks rejected, speed saturated
     assert stats["executing"] > 0.5 * stats["ticks"], stats
-    assert core.events.counts["limited_workspace"] > 0 and core.events.counts[S.NAN_CHUNK] > 0
-    assert stats["max_speed"] > 0.9 * L.max_linear_speed, stats
+    assert stats["events"]["limited_workspace"] > 0 and stats["events"][S.NAN_CHUNK] > 0
+    assert stats["max_speed_m_s"] > 0.9 * L.max_linear_speed, stats
 
 
 def test_limiter_caps_speed_accel_and_workspace():
@@ -175,10 +98,8 @@ def test_estop_latches_stops_at_once_and_needs_reset(backend):
     cmds, t = _run(core, plant, t, 1.0, chunk_every=2, rng=rng)        # the policy keeps sending
     assert all(c.hold is not None and c.hold.kind == A.ESTOP for c in cmds)
     assert all(c.gripper is None for c in cmds)
-    if backend == "servo":
-        assert all(not np.any(c.twist[0]) for c in cmds)
-    if backend == "jtc":
-        assert all(c.trajectory is None for c in cmds)   # the one stop trajectory holds
+    if backend in ("servo", "jtc"):
+        assert all(c.trajectory is None and c.twist is None for c in cmds)   # the one stop command holds
     assert np.linalg.norm(plant.pose.p - frozen) < 0.02       # pose: walks back to the measured pose only
     # reset: chunks stamped before it are ignored; a fresh one moves the arm again
     assert core.reset_estop(t)
@@ -300,3 +221,67 @@ def test_bad_limits_are_refused():
         MotionLimits(max_linear_speed=math.nan)
     with pytest.raises(ValueError, match="backend"):
         make_core("velocity")
+
+
+def test_pose_backend_resyncs_to_the_measured_pose_after_the_arm_was_moved():
+    """A reset or a discontinuity reflex leaves the arm far from the last target: the next targets start
+    from the measured pose (a Franka accepts nothing else after a reflex), not from the stale target."""
+    core = make_core("pose")
+    plant = Plant(core)
+    t = 60.0
+    chunk = np.tile([0.2, 0, 0, 0, 0, 0, -1.0], (8, 1))
+    core.on_chunk(t, 0.05, chunk, t)
+    for _ in range(3):
+        plant.feed(t)
+        plant.apply(core.tick(t))
+        t += TICK
+    plant.pose.p = plant.pose.p + np.array([0.0, 0.06, 0.0])      # teleported (episode reset) 6 cm away
+    kinds = []
+    for _ in range(10):                                         # the arm stands there (a reflexed arm would)
+        core.on_chunk(t, 0.05, chunk, t)
+        plant.feed(t)
+        cmd = core.tick(t)
+        kinds += [e.kind for e in cmd.events]
+        if A.POSE_RESYNC in kinds:
+            break
+        t += TICK
+    assert A.POSE_RESYNC in kinds
+    assert np.linalg.norm(cmd.pose.p - plant.pose.p) < 0.006      # one step from the measured pose
+    # a moving arm that lags 3 cm behind its target is not re-synced
+    core2 = make_core("pose")
+    plant2 = Plant(core2)
+    t = 80.0
+    core2.on_chunk(t, 0.05, chunk, t)
+    plant2.feed(t)
+    core2.tick(t)
+    core2.backend.cmd.p = core2.backend.cmd.p + np.array([0.03, 0.0, 0.0])
+    for _ in range(15):
+        plant2.pose.p = plant2.pose.p + np.array([0.004, 0.0, 0.0])  # moving 0.2 m/s toward it
+        core2.on_chunk(t, 0.05, chunk, t)
+        plant2.feed(t)
+        core2.tick(t)
+        t += TICK
+    assert core2.events.counts[A.POSE_RESYNC] == 0
+
+
+def test_jtc_backend_drives_a_six_joint_arm_from_its_urdf():
+    """UR arms have 6 joints: the kinematics come from the URDF given, joint count and names included."""
+    from pathlib import Path
+    urdf = Path(__file__).parent / "data" / "six_dof.urdf"
+    kin = Kinematics(urdf, "tool", ["j1", "j2", "j3", "j4", "j5", "j6"])
+    q = np.array([0.0, -1.0, 1.2, -0.5, 0.3, 0.2])
+    p0, R0 = kin.fk(q)
+    box = MotionLimits(p0 - 0.3, p0 + 0.3)
+    core = A.ArmAdapterCore(A.AdapterConfig(backend="jtc", rate_hz=1.0 / TICK, limits=box, joint_count=6),
+                            load_osc_scaling(), DifferentialIK(kin))
+    t = 1.0
+    core.on_chunk(t, 0.05, np.tile([0.2, 0, 0, 0, 0, 0, -1.0], (8, 1)), t)
+    for _ in range(10):
+        core.on_joint_state(q, t)
+        cmd = core.tick(t)
+        assert cmd.hold is None, cmd.hold
+        q = np.array(cmd.trajectory[0].positions)
+        assert q.shape == (6,)
+        t += TICK
+    moved = kin.fk(q)[0] - p0
+    assert moved[0] > 0.02 and abs(moved[1]) < 2e-3 and abs(moved[2]) < 2e-3, moved   # along +x only
