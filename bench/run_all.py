@@ -19,6 +19,7 @@ BENCHES = [
     ("latency", ["-m", "bench.bench_latency", "--out", str(RESULTS / "latency.json")], None),
     ("ros", ["-m", "bench.bench_ros", "--out", str(RESULTS / "ros.json")], None),
     ("fuzz", ["-m", "bench.bench_fuzz", "--no-progress"], None),     # JSON: runs/bench/fuzz.json
+    ("camera", ["-m", "bench.bench_camera", "--out", str(RESULTS / "camera.json")], None),
 ]
 
 

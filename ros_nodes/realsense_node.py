@@ -113,6 +113,7 @@ class RealSenseNode(WorkerThreadMixin, LifecycleNode):
         self._color_info = self.source.color_intrinsics.as_dict()
         self._stop.clear()
         self._last_frame_mono = time.monotonic()
+        self._worker_join_s = self.p["frame_timeout_s"] + 5.0   # the thread notices _stop after a read
         self._thread = threading.Thread(target=self._loop, name="realsense", daemon=True)
         self._thread.start()
         return TransitionCallbackReturn.SUCCESS
@@ -145,7 +146,6 @@ class RealSenseNode(WorkerThreadMixin, LifecycleNode):
     # ------------------------------------------------------------------------------ capture thread
     def _loop(self) -> None:
         source, timeout = self.source, self.p["frame_timeout_s"]
-        self._worker_join_s = timeout + 5.0
         while not self._stop.is_set():
             try:
                 frame = source.read(timeout)

@@ -67,8 +67,14 @@ def expected_color(width: int, height: int, k: int) -> np.ndarray:
 
 
 def synthesize(path, width: int = 640, height: int = 480, fps: int = 30, frames: int = 60,
-               depth_mm: int = 1000, coeffs=(0.0, 0.0, 0.0, 0.0, 0.0)) -> SynthSpec:
-    """Write the recording at `path` (must end in .db3) and return what it holds."""
+               depth_mm: int = 1000, coeffs=(0.0, 0.0, 0.0, 0.0, 0.0), real_time: bool = False) -> SynthSpec:
+    """Write the recording at `path` (must end in .db3) and return what it holds.
+
+    The recorder files each frame under the host time it arrived, and librealsense's REAL-TIME playback
+    follows those times, not the frames' own timestamps: a recording written as fast as possible plays
+    in real time far faster than its fps. real_time=True writes one frame pair per 1/fps (takes
+    frames/fps seconds) so that real-time playback runs at fps; frame-by-frame playback (the camera
+    node's default) paces by the frame timestamps and needs no such care."""
     import pyrealsense2 as rs
 
     path = Path(path)
@@ -115,8 +121,12 @@ def synthesize(path, width: int = 640, height: int = 480, fps: int = 30, frames:
     depth_sensor.start(lambda f: None)       # the recorder taps frames on their way to these callbacks
     color_sensor.start(lambda f: None)
     depth = np.full((height, width), depth_mm, np.uint16)
+    next_write = time.monotonic()
     try:
         for k in range(frames):
+            if real_time:
+                next_write += 1.0 / fps
+                time.sleep(max(0.0, next_write - time.monotonic()))
             for sensor, profile, pixels, bpp in ((depth_sensor, depth_profile, depth, 2),
                                                  (color_sensor, color_profile, expected_color(width, height, k), 3)):
                 f = rs.software_video_frame()

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("up", "start the ROS 2 node graph (sim + inference) as processes"),
     "finetune": ("finetune", "online RL fine-tuning session (EXPO, PA-RL)"),
     "run-default": ("run_default", "what `make run` runs"),
+    "camera": ("camera", "RealSense: synthesize a test recording (synth), check a camera or recording (check)"),
 }
 
 
