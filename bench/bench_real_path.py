@@ -16,7 +16,7 @@ Every row is one `policy-stack up --json` run with the shipped default checkpoin
 
 Per row: success rate, hold steps by reason (the fake controller's: "halted (command timeout)", "no
 trajectory", ...), steps, wall time, and for the OSC rows (chunk, servo, pose) the executed actions
-outside [-1, 1] or non-finite (must be 0). The episode machinery (`up`, episodes.jsonl) and its helpers
+outside [-1, 1] or non-finite (must be 0) and the p50/p90 of the executed linear delta norm. The episode machinery (`up`, episodes.jsonl) and its helpers
 are bench_robustness's.
 """
 from __future__ import annotations
@@ -58,9 +58,20 @@ def run_row(name: str, args, work: Path) -> dict:
             "hold_steps": _sum_holds(episodes), "steps": sum(ep.get("steps", 0) for ep in episodes),
             "controller_rejections": sum(ep.get("controller_rejections", 0) for ep in episodes),
             "action_violations": _violations(episodes) if name in OSC_ROWS else None,
+            "linear_delta_norm": _linear_delta_norm(episodes) if name in OSC_ROWS else None,
             "wall_s": round(time.monotonic() - t0, 1),
             "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
             "stderr_tail": proc.stderr[-3000:] if proc.returncode else ""}
+
+
+def _linear_delta_norm(episodes: list[dict]) -> dict | None:
+    """p50/p90 of |(dx, dy, dz)| over the executed OSC actions: how hard the speed limits cut."""
+    import numpy as np
+    a = [np.asarray(ep["actions"], np.float64)[:, :3] for ep in episodes if ep.get("actions")]
+    if not a:
+        return None
+    n = np.linalg.norm(np.concatenate(a), axis=1)
+    return {"p50": round(float(np.percentile(n, 50)), 3), "p90": round(float(np.percentile(n, 90)), 3)}
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,9 @@
 """ROS 2 launch file of the manipulation stack: `ros2 launch policy_stack manipulation.launch.py`.
 
     ros2 launch policy_stack manipulation.launch.py                      # sim + shipped policy
-    ros2 launch policy_stack manipulation.launch.py sim:=false policy:=/path/ckpt device:=cuda cameras:=agentview
+    ros2 launch policy_stack manipulation.launch.py sim:=false arm:=jtc camera_serials:=S1,S2 \
+        cameras:=agentview,robot0_eye_in_hand policy:=/path/ckpt device:=cuda       # real arm + RealSenses
+    ros2 launch policy_stack manipulation.launch.py sim:=false fake_arm:=true arm:=servo  # sim arm behind Servo
 
 The node graph itself (which nodes, their parameters and remappings as a function of the arguments)
 lives in ros_nodes/graph.py, which `policy-stack up` also runs (as plain processes, on machines
@@ -9,7 +11,8 @@ without ROS 2's launch). This file only declares the graph's arguments and turns
 launch_ros Node action, so the two front ends cannot describe different graphs
 (test/ros/test_graph.py checks it). Each node gets its standard parameter file config/<node>.yaml, then
 the graph's overrides. When the sim node exits (its episodes are done, or it failed), the whole launch
-shuts down, as `policy-stack up` does; the sim node's exit code is in the shutdown reason.
+shuts down, as `policy-stack up` does; the sim node's exit code is in the shutdown reason (also with
+fake_arm:=true, where the sim node stands in for the arm).
 """
 import os
 import sys

@@ -20,7 +20,8 @@ PACKAGE = "policy_stack"
 
 # name -> (default, description). The launch file declares exactly these; `up` maps its flags onto them.
 LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
-    "sim": ("true", "true: robosuite sim node; false: real robot (camera drivers here, arm bringup separately)"),
+    "sim": ("true", "true: robosuite sim node executes the chunks; false: real robot (realsense_node per camera + "
+                    "arm_adapter; the arm's controllers come from its own bringup, or fake_arm)"),
     "env": ("lift", "sim task: lift, pick_place_can, stack, nut_assembly_square"),
     "policy": ("", "checkpoint folder; empty = the shipped default"),
     "device": ("auto", "auto | cuda | cpu"),
@@ -43,7 +44,19 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "delay_jitter": ("0.0", "sim: each injected delay scaled by U[1 - j, 1 + j]"),
     "blend_steps": ("0", "sim: actions over which a new chunk is blended in at a hand-over (0 = switch at once)"),
     "use_sim_time": ("false", "true: every node follows the sim node's /clock (simulated time) instead of the wall clock"),
+    "arm": ("servo", "sim:=false: the arm_adapter backend (the arm's controller): servo | jtc | pose"),
+    "camera_serials": ("", "sim:=false: comma-separated RealSense serials, one per camera in `cameras` order "
+                           "(empty = the first device found, for one camera)"),
+    "fake_arm": ("false", "sim:=false: true = the sim node stands in for the arm behind the `arm` controller "
+                          "interface (policy-stack up --real --arm fake-...)"),
+    "camera_recording": ("", "sim:=false: realsense_node plays this librealsense recording (.db3/.bag) instead of "
+                             "a device; empty with fake_arm = the sim node renders the cameras"),
 }
+ARM_BACKENDS = ("servo", "jtc", "pose")
+# The robosuite arm stands on a pedestal: its table top lies 0.112 m BELOW the base frame's origin, under
+# the adapter's default box (made for a Panda on its table, z >= 0.02), which would keep the gripper off
+# every object. The fake arm's box: the table's reach, a little above its top.
+FAKE_ARM_WORKSPACE = {"workspace_min": [0.25, -0.35, -0.12], "workspace_max": [0.85, 0.35, 0.45]}
 
 
 @dataclass(frozen=True)
@@ -62,8 +75,10 @@ class NodeSpec:
 
     @property
     def params_file(self) -> str | None:
-        """The node's standard ROS 2 parameter file, passed before the overrides (None: external node)."""
-        return None if self.external else str(params_file(self.executable))
+        """The node's standard ROS 2 parameter file, passed before the overrides. None for an external node,
+        and for a node renamed from its executable (one realsense_node per camera): a parameter file
+        applies by node name, so describe() puts the standard values into such a node's overrides."""
+        return None if self.external or self.name != self.executable else str(params_file(self.executable))
 
 
 @dataclass(frozen=True)
@@ -136,33 +151,38 @@ def describe(args: dict | None = None) -> Graph:
             # Chunk time step = the control period the sim steps at.
             "action_dt_s": repr(1.0 / rate)})})
     nodes = [inference]
-    if _bool("sim", a["sim"]):
-        nodes.insert(0, NodeSpec(
-            name="sim_node", executable="sim_node", module="ros_nodes.sim_node",
-            parameters={**sim_time, **_typed("sim_node", {
-                "env": a["env"], "cameras": ",".join(cameras), "depth": str(depth),
-                "image_size": a["image_size"], "episodes": a["episodes"], "seed": a["seed"],
-                "max_steps": a["max_steps"], "rate_hz": a["rate_hz"], "video_path": a["video_path"],
-                "results_file": a["results_file"], "timing": a["timing"], "obs_delay_s": a["obs_delay_s"],
-                "action_delay_s": a["action_delay_s"], "delay_jitter": a["delay_jitter"],
-                "blend_steps": a["blend_steps"]})}))
-    else:
-        # Real robot: one realsense-ros driver per camera. Its topics already follow the contract
-        # (/<camera>/color/image_raw, aligned_depth_to_color, color/camera_info) when camera_name is
-        # the camera and the namespace is empty. The arm (joint_states, ee_pose, chunk execution) comes
-        # from the robot's own ros2_control bringup, launched separately.
-        for cam in cameras:
-            nodes.append(NodeSpec(
-                name=cam, executable="realsense2_camera_node", module=None, package="realsense2_camera",
-                parameters={"camera_name": cam, "camera_namespace": "", "align_depth.enable": depth,
-                            "enable_depth": depth, "rgb_camera.color_format": "RGB8",
-                            "rgb_camera.color_profile": "640x480x30"}))
-    # The sim graph lives on one machine: keep its traffic there. A real robot spans machines: the
-    # user's own ROS_AUTOMATIC_DISCOVERY_RANGE (default SUBNET) applies. Every participant of a graph
-    # must agree: LOCALHOST and SUBNET peers did not match under LARGE_DATA in our measurements.
     sim = _bool("sim", a["sim"])
-    environment = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"} if sim else {}
-    if cameras and sim:
+    fake_arm = not sim and _bool("fake_arm", a["fake_arm"])
+    if sim:
+        nodes.insert(0, _sim_node(a, cameras, depth, sim_time, {}))
+    else:
+        # Real robot: one realsense_node per camera, the arm adapter turning chunks into the arm
+        # controller's commands, and, here without an arm, the sim node behind that controller interface.
+        arm = a["arm"].strip()
+        if arm not in ARM_BACKENDS:
+            raise ValueError(f"graph argument arm={arm!r}: expected one of {list(ARM_BACKENDS)}")
+        recording = a["camera_recording"].strip()
+        real_cameras = [] if fake_arm and not recording else cameras
+        nodes += _camera_nodes(real_cameras, a["camera_serials"], recording, depth, sim_time, fake_arm)
+        adapter = {"backend": arm,
+                   # /ee_pose: the fake arm publishes it from physics; for a real arm the adapter computes
+                   # it by forward kinematics from /joint_states.
+                   "publish_ee_pose": not fake_arm,
+                   # Hold when a camera the policy sees goes stale (the adapter's camera watchdog).
+                   "camera_topics": ",".join(f"/{cam}/color/image_raw" for cam in cameras)}
+        if fake_arm:
+            adapter.update(FAKE_ARM_WORKSPACE)
+        nodes.append(NodeSpec(name="arm_adapter", executable="arm_adapter", module="ros_nodes.arm_adapter",
+                              parameters={**sim_time, **_typed_if_defined("arm_adapter", adapter)}))
+        if fake_arm:
+            # Cameras: rendered by the sim (as in the sim graph) unless a recording plays them.
+            nodes.insert(0, _sim_node(a, [] if recording else cameras, depth, sim_time, {"arm_interface": arm}))
+    # The sim graph (and the fake arm) lives on one machine: keep its traffic there. A real robot spans
+    # machines: the user's own ROS_AUTOMATIC_DISCOVERY_RANGE (default SUBNET) applies. Every participant of
+    # a graph must agree: LOCALHOST and SUBNET peers did not match under LARGE_DATA in our measurements.
+    local = sim or fake_arm
+    environment = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"} if local else {}
+    if cameras and local:
         # 640x480 frames need large shared-memory buffers (best effort drops ~98% otherwise). Under
         # LOCALHOST, LARGE_DATA still lost about half of them; a profile with a 16 MiB SHM segment
         # delivered all (ros_nodes/transport.py). Every process of the graph loads it.
@@ -170,7 +190,55 @@ def describe(args: dict | None = None) -> Graph:
     elif cameras:
         # Real robot (discovery range SUBNET): Fast DDS's large-data transport.
         environment["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
-    return Graph(tuple(nodes), environment, lifetime_node="sim_node" if sim else None)
+    return Graph(tuple(nodes), environment, lifetime_node="sim_node" if local else None)
+
+
+def _sim_node(a: dict, cameras: list[str], depth: bool, sim_time: dict, extra: dict) -> NodeSpec:
+    return NodeSpec(
+        name="sim_node", executable="sim_node", module="ros_nodes.sim_node",
+        parameters={**sim_time, **_typed("sim_node", {
+            "env": a["env"], "cameras": ",".join(cameras), "depth": str(depth),
+            "image_size": a["image_size"], "episodes": a["episodes"], "seed": a["seed"],
+            "max_steps": a["max_steps"], "rate_hz": a["rate_hz"], "video_path": a["video_path"],
+            "results_file": a["results_file"], "timing": a["timing"], "obs_delay_s": a["obs_delay_s"],
+            "action_delay_s": a["action_delay_s"], "delay_jitter": a["delay_jitter"],
+            "blend_steps": a["blend_steps"], **extra})})
+
+
+def _camera_nodes(cameras: list[str], serials_arg: str, recording: str, depth: bool, sim_time: dict,
+                  fake_arm: bool) -> list[NodeSpec]:
+    """One realsense_node per camera, the i-th serial for the i-th camera (or every camera plays the same
+    recording). Its `camera` parameter prefixes its topics (/<camera>/color/image_raw, ...), so the nodes
+    share the root namespace and are told apart by name: realsense_<camera>."""
+    serials = [s.strip() for s in serials_arg.split(",") if s.strip()]
+    if not serials:
+        if len(cameras) > 1 and not recording:
+            raise ValueError(f"cameras {cameras}: give camera_serials (one RealSense serial per camera)")
+        serials = [""] * len(cameras)
+    if len(serials) != len(cameras):
+        raise ValueError(f"camera_serials {serials} do not match cameras {cameras} (one serial per camera)")
+    nodes = []
+    for cam, serial in zip(cameras, serials):
+        params = {"serial": serial, "camera": cam, "align": depth, "recording": recording}
+        if fake_arm:
+            params["stamp_source"] = "now"     # playback stamps lie in the past; the fake arm's are now
+        nodes.append(NodeSpec(name=f"realsense_{cam}", executable="realsense_node", module="ros_nodes.realsense_node",
+                              parameters={**_standard_values("realsense_node"), **sim_time,
+                                          **_typed_if_defined("realsense_node", params)}))
+    return nodes
+
+
+def _standard_values(node: str) -> dict:
+    """config/<node>.yaml's values (for a node whose name differs from its executable; see NodeSpec)."""
+    from ros_nodes.params import load_params_file, params_file
+    return load_params_file(node) if params_file(node).is_file() else {}
+
+
+def _typed_if_defined(node: str, params: dict) -> dict:
+    """_typed when config/<node>_parameters.yaml exists; the raw strings otherwise (a node another branch
+    delivers; test/ros/test_graph.py checks the overrides against its definitions once they are there)."""
+    from ros_nodes.params import definitions_file
+    return _typed(node, params) if definitions_file(node).is_file() else dict(params)
 
 
 def process_command(spec: NodeSpec, python: str, overrides_file: str) -> list[str]:
@@ -178,8 +246,10 @@ def process_command(spec: NodeSpec, python: str, overrides_file: str) -> list[st
     standard parameter file config/<node>.yaml first, then the graph's overrides (later files win)."""
     if spec.external:
         raise ValueError(f"node {spec.name}: package {spec.package} is external; start it with ros2 launch")
-    cmd = [python, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}",
-           "--params-file", spec.params_file, "--params-file", overrides_file]
+    cmd = [python, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
+    if spec.params_file:        # None for a renamed node: the standard values are in its overrides
+        cmd += ["--params-file", spec.params_file]
+    cmd += ["--params-file", overrides_file]
     if spec.namespace:
         cmd += ["-r", f"__ns:={spec.namespace}"]
     for src, dst in spec.remappings:

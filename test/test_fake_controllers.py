@@ -230,3 +230,18 @@ def test_rotation_delta_is_the_osc_convention():
     r = np.array([0.0, 0.05, -0.02])
     target = Rotation.from_rotvec(r) * cur            # OSC: goal = R(delta) @ current
     np.testing.assert_allclose(rotation_delta(cur.as_quat(), target.as_quat()), r, atol=1e-12)
+
+
+def test_the_arm_adapters_conversions_are_inverted_exactly_by_the_fakes():
+    """The adapter (hardware/arms) and the fake arm read the scales and map the gripper independently; a
+    round trip through both must give back what the policy sent (the contract's lossless mapping)."""
+    from hardware.arms.backends import gripper_position
+    from hardware.arms.scaling import load_osc_scaling
+    delta = np.array([0.3, -1.0, 0.05, 0.7, -0.2, 1.0])
+    servo = FakeServo("panda_link0", osc_config().scale, dt=0.05)
+    twist = load_osc_scaling().scale(delta) / 0.05                 # the adapter's twist = delta * scale / dt
+    servo.command("panda_link0", twist[:3], twist[3:], now=0.0)
+    np.testing.assert_allclose(servo.arm_delta(0.0), delta, atol=1e-12)
+    grip = FakeGripper()
+    for g in np.linspace(-1.0, 1.0, 9):
+        assert grip.command([gripper_position(g)]) == pytest.approx(g, abs=1e-12)

@@ -50,6 +50,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: a random one in 1-99)")
     p.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (default: from episodes)")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout (logs go to stderr)")
+    p.add_argument("--real", action="store_true",
+                   help="run the real-robot graph (sim:=false: arm_adapter + realsense_node) with the sim node "
+                        "standing in for the arm behind --arm's controller interface")
+    p.add_argument("--arm", default="fake-servo", choices=["fake-servo", "fake-jtc", "fake-pose"],
+                   help="--real: the fake arm controller the arm adapter drives (default fake-servo)")
+    p.add_argument("--camera-recording", default="",
+                   help="--real: realsense_node plays this recording (.db3/.bag) instead of the sim's cameras")
 
 
 def graph_args(args) -> dict:
@@ -63,7 +70,15 @@ def graph_args(args) -> dict:
             "policy_seed": str(args.policy_seed),
             "obs_delay_s": str(args.obs_delay), "action_delay_s": str(args.action_delay),
             "delay_jitter": str(args.delay_jitter), "blend_steps": str(args.blend_steps),
-            "video_path": str(Path(args.video).resolve()) if args.video else ""}
+            "video_path": str(Path(args.video).resolve()) if args.video else "",
+            **(real_graph_args(args) if getattr(args, "real", False) else {})}
+
+
+def real_graph_args(args) -> dict:
+    """--real: the sim:=false graph, its arm replaced by the sim node behind the fake controller."""
+    recording = getattr(args, "camera_recording", "")
+    return {"sim": "false", "fake_arm": "true", "arm": args.arm.removeprefix("fake-"),
+            "camera_recording": str(Path(recording).resolve()) if recording else ""}
 
 
 def run(args) -> int:
@@ -83,7 +98,8 @@ def run(args) -> int:
     domain = args.domain_id if args.domain_id is not None else random.randint(1, 99)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
     sim = graph.node("sim_node").parameters
-    print(f"[up] domain {domain}, env {args.env}, policy {args.policy or '(shipped default)'}, cameras "
+    print(f"[up] domain {domain}, {'real-robot graph, fake ' + args.arm[5:] + ' arm, ' if args.real else ''}"
+          f"env {args.env}, policy {args.policy or '(shipped default)'}, cameras "
           f"{sim['cameras'] or 'none'}{' + depth' if sim['depth'] else ''}, {args.episodes} episodes, "
           f"logs and results in {run_dir}", file=log, flush=True)
     # Start-up (imports, checkpoint, DDS discovery) plus twice the episodes' real time.

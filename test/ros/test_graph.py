@@ -32,6 +32,12 @@ CASES = [
     {"policy": STANDIN_RGBD},        # cameras/depth auto -> agentview + depth, from the policy's obs_spec
     {"cameras": "agentview,robot0_eye_in_hand", "depth": "true", "episodes": "3", "device": "cpu", "seed": "7"},
     {"sim": "false", "cameras": "agentview", "depth": "true", "policy": "/ckpt", "device": "cuda", "backend": "onnx"},
+    # The real-robot graph: two cameras by serial, the jtc adapter; and with the sim node as a fake arm.
+    {"sim": "false", "arm": "jtc", "camera_serials": "111,222", "cameras": "agentview,robot0_eye_in_hand",
+     "depth": "true", "policy": "/ckpt"},
+    {"sim": "false", "fake_arm": "true", "arm": "servo", "cameras": "", "depth": "false"},
+    {"sim": "false", "fake_arm": "true", "arm": "jtc", "cameras": "agentview", "depth": "false",
+     "camera_recording": "/data/lift.db3"},
 ]
 
 
@@ -151,6 +157,72 @@ def test_up_starts_the_launch_file_graph(monkeypatch, tmp_path):
     assert "FASTDDS_BUILTIN_TRANSPORTS" not in env
 
 
+def test_real_robot_graph_starts_cameras_adapter_and_inference():
+    """sim:=false arm:=jtc camera_serials:=S1,S2: one realsense_node per serial (the i-th serial for the
+    i-th camera), the adapter with that backend, the inference node; nothing ends the graph but the operator."""
+    g = G.describe(CASES[4])
+    assert sorted(n.name for n in g.nodes) == ["arm_adapter", "inference_node", "realsense_agentview",
+                                                "realsense_robot0_eye_in_hand"]
+    cams = {n.parameters["camera"]: n for n in g.nodes if n.executable == "realsense_node"}
+    assert cams["agentview"].parameters["serial"] == "111" and cams["robot0_eye_in_hand"].parameters["serial"] == "222"
+    assert all(n.parameters["align"] is True and n.parameters["recording"] == "" for n in cams.values())
+    # Renamed nodes get their standard file's values inline (a parameter file applies by node name).
+    assert cams["agentview"].params_file is None and "fps" in cams["agentview"].parameters
+    adapter = g.node("arm_adapter")
+    assert adapter.parameters["backend"] == "jtc" and adapter.parameters["publish_ee_pose"] is True
+    assert adapter.parameters["camera_topics"] == "/agentview/color/image_raw,/robot0_eye_in_hand/color/image_raw"
+    assert "workspace_min" not in adapter.parameters      # a real arm: the deployment's own box
+    assert g.lifetime_node is None and "ROS_AUTOMATIC_DISCOVERY_RANGE" not in g.environment
+
+
+def test_fake_arm_graph_puts_the_sim_node_behind_the_controller_interface():
+    g = G.describe(CASES[5])
+    assert sorted(n.name for n in g.nodes) == ["arm_adapter", "inference_node", "sim_node"]
+    assert g.node("sim_node").parameters["arm_interface"] == "servo" == g.node("arm_adapter").parameters["backend"]
+    adapter = g.node("arm_adapter").parameters
+    assert adapter["publish_ee_pose"] is False     # the sim publishes /ee_pose
+    # The sim's table top is below the base frame's origin: the box must reach it (the cube rests there).
+    assert adapter["workspace_min"][2] < -0.09 < adapter["workspace_max"][2]
+    assert g.lifetime_node == "sim_node" and g.environment["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    # With a recording, realsense_node plays it and the sim renders no camera.
+    g = G.describe(CASES[6])
+    assert g.node("sim_node").parameters["cameras"] == "" and g.node("sim_node").parameters["arm_interface"] == "jtc"
+    cam = g.node("realsense_agentview")
+    assert cam.parameters["recording"] == "/data/lift.db3" and cam.parameters["stamp_source"] == "now"
+
+
+@pytest.mark.parametrize("bad,match", [({"arm": "moveit"}, "arm='moveit'"),
+                                       ({"camera_serials": "1,2", "cameras": "agentview"}, "do not match"),
+                                       ({"cameras": "agentview,robot0_eye_in_hand"}, "give camera_serials")])
+def test_real_robot_graph_rejects_bad_arguments(bad, match):
+    with pytest.raises(ValueError, match=match):
+        G.describe({"sim": "false", "depth": "false", "cameras": "", **bad})
+
+
+def test_up_real_runs_the_fake_arm_graph(monkeypatch):
+    from policy_stack.cli import up
+    parser = argparse.ArgumentParser()
+    up.add_arguments(parser)
+    args = parser.parse_args(["--real", "--arm", "fake-jtc", "--cameras", "", "--depth", "false"])
+    gargs = up.graph_args(args)
+    assert (gargs["sim"], gargs["fake_arm"], gargs["arm"]) == ("false", "true", "jtc")
+    _, launch_nodes, _ = _run_launch_file(monkeypatch, gargs)
+    assert sorted(n["name"] for n in launch_nodes) == ["arm_adapter", "inference_node", "sim_node"]
+    g = G.describe(gargs)
+    assert g.node("sim_node").parameters["arm_interface"] == "jtc" == g.node("arm_adapter").parameters["backend"]
+
+
+def test_up_starts_renamed_camera_nodes_with_their_standard_values_inline(monkeypatch, tmp_path):
+    started = []
+    monkeypatch.setattr("subprocess.Popen", lambda cmd, **kw: started.append(cmd) or _FakeProc())
+    GraphProcesses(G.describe(CASES[6]), tmp_path, env={}).start()
+    cam = next(cmd for cmd in started if "__node:=realsense_agentview" in cmd)
+    files = [cam[i + 1] for i, a in enumerate(cam) if a == "--params-file"]
+    assert len(files) == 1            # no standard file: it would not apply to this node name
+    params = yaml.safe_load(Path(files[0]).read_text())["realsense_agentview"]["ros__parameters"]
+    assert params["recording"] == "/data/lift.db3" and "fps" in params
+
+
 def test_real_robot_graph_with_cameras_uses_large_data():
     env = G.describe({"sim": "false", "cameras": "agentview", "depth": "true"}).environment
     assert env == {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}   # discovery range: the user's own
@@ -204,7 +276,7 @@ def test_every_parameter_is_documented():
     for overrides in CASES:
         for n in G.describe(overrides).nodes:
             if not n.external:
-                assert set(n.parameters) - {"use_sim_time"} <= set(load_definitions(n.name)), n.name
+                assert set(n.parameters) - {"use_sim_time"} <= set(load_definitions(n.executable)), n.name
 
 
 def test_unknown_graph_argument_is_an_error():
