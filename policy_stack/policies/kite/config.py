@@ -30,14 +30,15 @@ class KiteConfig(PolicyConfig):
     crop_shape: tuple[int, int] | None = None   # the grounding model sees the whole image
     depth_max_m: float = 2.0
 
-    # ---- horizons: one observation, chunks as long as a primitive plans ahead ----
+    # ---- horizons: one observation, one action (the primitives are closed loop, one step at a time) ----
     n_obs_steps: int = 1
-    horizon: int = 8
-    n_action_steps: int = 8
+    horizon: int = 1
+    n_action_steps: int = 1
 
     # ---- grounding model ----
     grounding_channels: tuple[int, ...] = (16, 32, 64, 96)
     text_hidden: int = 128
+    stem_stride: int = 2             # the U-Net runs at image_shape / stem_stride (1 or 2)
     depth_input: bool = False        # feed depth to the network as a 4th channel (it is always used for 3-D)
     loss: str = "softmax_ce"         # softmax_ce | bce (chosen by measurement: docs/kite.md)
     sigma_px: float = 2.0            # Gaussian target width at image_shape
@@ -45,7 +46,8 @@ class KiteConfig(PolicyConfig):
     depth_window: int = 2            # robust depth: median over (2w+1)^2 pixels around the keypoint
 
     # ---- skills: the instruction's verb -> primitive (classes learned from the data's task labels) ----
-    skills: list[str] = field(default_factory=lambda: ["pick"])
+    skills: list[str] = field(default_factory=lambda: ["pick", "place"])
+    object_window: int = 12          # px half-width of the point cloud the skill parameters come from
 
     # ---- filled in by training (stored in the checkpoint) ----
     instruction_vocab: list[str] = field(default_factory=list)   # rows of the instruction_embeddings buffer
@@ -85,7 +87,9 @@ class KiteConfig(PolicyConfig):
                 if arr.shape != shape or not np.all(np.isfinite(arr)):
                     raise ValueError(f"KiteConfig.{name} must be a finite {shape[0]}x{shape[1]} matrix")
                 setattr(self, name, arr.tolist())
-        factor = 2 ** (len(self.grounding_channels) - 1)
+        if self.stem_stride not in (1, 2):
+            raise ValueError(f"KiteConfig.stem_stride must be 1 or 2, got {self.stem_stride}")
+        factor = self.stem_stride * 2 ** (len(self.grounding_channels) - 1)
         if any(s % factor for s in self.image_shape):
             raise ValueError(f"KiteConfig.image_shape {self.image_shape} must be divisible by {factor}")
 

@@ -49,12 +49,19 @@ class GroundingUNet(nn.Module):
     """(B, C_in, H, W) image in [0,1] (+ depth), (B, text_dim) embedding -> (B, H, W) heatmap logits."""
 
     def __init__(self, in_channels: int = 3, channels: tuple[int, ...] = (16, 32, 64, 96), text_dim: int = 384,
-                 text_hidden: int = 128):
+                 text_hidden: int = 128, stem_stride: int = 2):
         super().__init__()
         self.in_channels = in_channels
         self.text_mlp = nn.Sequential(nn.Linear(text_dim, text_hidden), nn.SiLU())
-        self.encoders = nn.ModuleList()
+        # A strided stem: the U-Net runs at 1/stem_stride resolution (4x fewer operations at stride 2,
+        # what makes CPU training affordable) and its logits are upsampled bilinearly to the input size;
+        # the soft-argmax refinement recovers sub-pixel positions.
         c_prev = in_channels + 2  # + coordinate channels
+        self.stem = nn.Identity() if stem_stride == 1 else nn.Sequential(
+            nn.Conv2d(c_prev, channels[0], 3, stride=stem_stride, padding=1), nn.SiLU())
+        if stem_stride != 1:
+            c_prev = channels[0]
+        self.encoders = nn.ModuleList()
         for c in channels:
             self.encoders.append(_block(c_prev, c))
             c_prev = c
@@ -72,7 +79,7 @@ class GroundingUNet(nn.Module):
         ys = torch.linspace(-1, 1, h, device=image.device, dtype=image.dtype)
         xs = torch.linspace(-1, 1, w, device=image.device, dtype=image.dtype)
         grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-        x = torch.cat([image, grid_x.expand(b, 1, h, w), grid_y.expand(b, 1, h, w)], dim=1)
+        x = self.stem(torch.cat([image, grid_x.expand(b, 1, h, w), grid_y.expand(b, 1, h, w)], dim=1))
         t = self.text_mlp(text)
         skips = []
         for i, enc in enumerate(self.encoders):
@@ -85,7 +92,10 @@ class GroundingUNet(nn.Module):
             skip = skips.pop()
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = film(dec(torch.cat([x, skip], dim=1)), t)
-        return self.head(x)[:, 0]
+        logits = self.head(x)
+        if logits.shape[-2:] != (h, w):
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        return logits[:, 0]
 
 
 # ---------------------------------------------------------------------------------- targets and loss

@@ -64,7 +64,8 @@ class KitePolicy(nn.Module, Policy):
         self.normalizer = stats if isinstance(stats, Normalizer) else Normalizer(stats, depth_max_m=config.depth_max_m)
         self.obs_spec = self._obs_spec(obs_spec)
         in_channels = 4 if config.depth_input else 3
-        self.grounding = GroundingUNet(in_channels, config.grounding_channels, EMBED_DIM, config.text_hidden)
+        self.grounding = GroundingUNet(in_channels, config.grounding_channels, EMBED_DIM, config.text_hidden,
+                                       config.stem_stride)
         self.skill_head = nn.Linear(EMBED_DIM, len(config.skills))
         self.register_buffer("instruction_embeddings", torch.zeros(len(config.instruction_vocab), EMBED_DIM))
         self._cache: EmbeddingCache | None = None
@@ -72,6 +73,10 @@ class KitePolicy(nn.Module, Policy):
         self.to(self.device_)
         self.eval()
         self._info: dict = {}
+        # instruction -> [(skill or None, sub-instruction)]; None = the skill head decides. The default
+        # splits on sequencing words; an env that knows its templates may install their parser (the
+        # stand-in for KITE's language-model decomposition), e.g. `policy-stack eval` for multi_cube.
+        self.instruction_parser = lambda text: [(None, part) for part in split_instruction(text)]
         self.reset()
 
     # ------------------------------------------------------------------ construction helpers
@@ -162,8 +167,9 @@ class KitePolicy(nn.Module, Policy):
     # ------------------------------------------------------------------ acting
     def reset(self, seed: int | None = None) -> None:
         self._instruction: str | None = None
-        self._subtasks: list[str] = []
+        self._subtasks: list[tuple] = []
         self._skill = None
+        self._held = None          # what the last pick learned (a following place needs it)
         self._gripper = float(self.action_space.low[-1]) if self.action_space.discrete else 0.0
         self._debug: dict = {}
         self._info = {}
@@ -182,7 +188,12 @@ class KitePolicy(nn.Module, Policy):
             return self._hold("no instruction", t0)
         instruction = normalize_instruction(instruction)
         if instruction != self._instruction:
-            self._instruction, self._subtasks, self._skill = instruction, split_instruction(instruction), None
+            self._instruction, self._skill, self._held = instruction, None, None
+            try:
+                self._subtasks = list(self.instruction_parser(instruction))
+            except ValueError as exc:
+                self._subtasks = []
+                return self._hold(f"instruction not understood: {exc}", t0)
         while self._subtasks:
             if self._skill is None:
                 reason = self._start_subtask(obs)
@@ -191,6 +202,7 @@ class KitePolicy(nn.Module, Policy):
             chunk = self._skill.act(obs)
             if not self._skill.done:
                 return self._emit(chunk, t0)
+            self._held = getattr(self._skill.primitive, "held", None) or self._held
             self._subtasks.pop(0)
             self._skill = None
             if chunk is not None and len(chunk):
@@ -199,21 +211,23 @@ class KitePolicy(nn.Module, Policy):
 
     def _start_subtask(self, obs: dict) -> str:
         """Ground the current sub-instruction and start its skill; a non-empty return is a hold reason."""
-        from policy_stack.policies.kite.skills import start_skill
+        from policy_stack.policies.kite.skills import object_parameters, start_skill
 
         cam = self.config.grounding_camera
-        sub = self._subtasks[0]
+        skill, sub = self._subtasks[0]
         depth = np.asarray(obs[f"{cam}_depth"], np.float32)
         if depth.dtype == np.uint16:
             depth = depth.astype(np.float32) / 1000.0
         g = self.ground(obs[f"{cam}_rgb"], depth, sub)
-        p = keypoint_to_base(g["uv"][0], g["uv"][1], depth, self.camera_K(obs), self.camera_pose(),
-                             self.config.depth_window)
-        self._debug = {"keypoint_px": g["uv"], "heatmap": g["heatmap"], "skill": g["skill"], "sub_instruction": sub}
+        skill = skill or g["skill"]
+        K, T = self.camera_K(obs), self.camera_pose()
+        p = keypoint_to_base(g["uv"][0], g["uv"][1], depth, K, T, self.config.depth_window)
+        self._debug = {"keypoint_px": g["uv"], "heatmap": g["heatmap"], "skill": skill, "sub_instruction": sub}
         if p is None:
             return f"no valid depth at keypoint ({g['uv'][0]:.1f}, {g['uv'][1]:.1f})"
-        self._debug["keypoint_base"] = p
-        self._skill = start_skill(g["skill"], p, obs, self.config.n_action_steps)
+        params = object_parameters(depth, g["uv"], p, K, T, self.config.object_window)
+        self._debug.update(keypoint_base=p, yaw=params["yaw"], height=params["height"])
+        self._skill = start_skill(skill, p, params, self._held)
         return ""
 
     def _emit(self, chunk: np.ndarray, t0: float) -> np.ndarray:
