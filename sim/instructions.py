@@ -316,3 +316,23 @@ def matches_description(description: str, cube: CubeSpec) -> bool:
     """'small red cube' / 'red cube' / 'red one' names `cube`?"""
     words = description.replace(" one", "").replace(" cube", "").split()
     return all(w in (cube.colour, cube.size) for w in words) and cube.colour in words
+
+
+def grounding_queries(rng: random.Random, split: str, layout, target: str, n: int = 1) -> list[tuple]:
+    """n sub-instructions naming `target` in this layout, for grounding data: [(template_id, skill, text)].
+
+    Each is one step (pick or place phrasing) of a random template of the split, with every slot filled
+    by the target's description (a place step names the object it goes on: that object is its keypoint).
+    heldout_attributes uses the full description ('large red cube'), like its episodes."""
+    _check_split(split)
+    cube = next(c for c in layout if c.name == target)
+    pool = [t for t in TEMPLATES if t.heldout == (split == "heldout_templates")]
+    out = []
+    for _ in range(n):
+        template = rng.choice(pool)
+        skill, _slot, sub = rng.choice(template.steps)
+        desc = describe(cube, list(layout), rng, full=split == "heldout_attributes")
+        fill = {k: desc for k in "abc"}
+        fill.update({f"{k}_one": _one_form(desc) for k in "abc"})
+        out.append((template.id, skill, sub.format(x=desc, **fill)))
+    return out
