@@ -24,7 +24,7 @@ class KiteConfig(PolicyConfig):
     lowdim_keys: list[str] = field(default_factory=lambda: ["robot0_eef_pos", "robot0_eef_quat",
                                                             "robot0_gripper_qpos"])
     derived_features: list[str] = field(default_factory=list)
-    cameras: list[str] = field(default_factory=lambda: ["agentview"])   # [grounding camera]
+    cameras: list[str] = field(default_factory=lambda: ["grounding"])   # [grounding camera]
     use_depth: bool = True                      # depth is needed to lift the keypoint to 3-D
     image_shape: tuple[int, int] = (128, 128)
     crop_shape: tuple[int, int] | None = None   # the grounding model sees the whole image

@@ -1,0 +1,151 @@
+"""Train the KITE grounding model on another machine (a GPU box) from a compact pack, then finish the
+checkpoint here. The training itself is the same `train_grounding` that `policy-stack train --policy
+kite` runs; only the data travel differently (RGB + labels + precomputed instruction embeddings, no
+depth: the network input is RGB, depth is used only to lift keypoints at run time).
+
+    python scripts/kite_offload_train.py pack   --train DIR [--val NAME=DIR ...] --out PACK
+    python scripts/kite_offload_train.py train  --pack PACK --out OUT --steps N --batch B --loss softmax_ce,bce
+    python scripts/kite_offload_train.py finish --pack PACK --weights OUT/LOSS.safetensors --train DIR --out CKPT
+
+`train` needs only torch, numpy and safetensors (no transformers: the embeddings come in the pack).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from policy_stack.policies.kite.data import GroundingData, grounding_metrics, load_grounding  # noqa: E402
+
+
+def _pack(args) -> None:
+    from policy_stack.policies.kite.text_encoder import EmbeddingCache
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sets = {"train": args.train, **dict(v.split("=", 1) for v in args.val)}
+    cache = EmbeddingCache()
+    meta = {}
+    for name, folder in sets.items():
+        d = load_grounding(folder)
+        rows = np.arange(len(d)) if name == "train" else np.arange(min(len(d), args.val_rows))
+        d = d.subset(rows)
+        cache.get(d.instructions)
+        arrays = {"rgb": d.rgb.numpy(), "kp_px": d.kp_px.numpy()}
+        if name != "train":
+            arrays["target_mask"] = d.target_mask.numpy()
+        np.savez_compressed(out / f"{name}.npz", **arrays)
+        meta[name] = {"instructions": d.instructions, "task": d.task, "K": d.K[0].tolist(),
+                      "T_base_cam": d.T_base_cam[0].tolist(), "meta": d.meta, "folder": str(Path(folder).resolve())}
+    cache.save(out)
+    (out / "pack.json").write_text(json.dumps(meta))
+    print({p.name: p.stat().st_size for p in out.iterdir()})
+
+
+def _load_pack_set(pack: Path, name: str, meta: dict) -> GroundingData:
+    z = np.load(pack / f"{name}.npz")
+    m = meta[name]
+    n, h, w = z["rgb"].shape[:3]
+    mask = torch.from_numpy(z["target_mask"]) if "target_mask" in z else torch.zeros(n, h, w, dtype=torch.uint8)
+    K = torch.tensor(m["K"], dtype=torch.float32).expand(n, 3, 3).clone()
+    T = torch.tensor(m["T_base_cam"], dtype=torch.float32).expand(n, 4, 4).clone()
+    return GroundingData(torch.from_numpy(z["rgb"]), torch.zeros(n, h, w), torch.from_numpy(z["kp_px"]), mask, K, T,
+                         torch.zeros(n, 3), m["instructions"], m["task"], [], dict(m["meta"]))
+
+
+def _policy_for(pack: Path, data: GroundingData, overrides: dict):
+    from policy_stack.policies.kite.build import build_policy
+    from policy_stack.policies.kite.text_encoder import EmbeddingCache
+
+    policy = build_policy(data, overrides)
+    policy._cache = EmbeddingCache.load(pack)      # precomputed: no transformer needed here
+    return policy
+
+
+def _train(args) -> None:
+    from safetensors.torch import save_file
+
+    from policy_stack.policies.kite.train_grounding import predict, train_grounding
+
+    pack, out = Path(args.pack), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((pack / "pack.json").read_text())
+    train = _load_pack_set(pack, "train", meta)
+    vals = {name: _load_pack_set(pack, name, meta) for name in meta if name != "train"}
+    report = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "runs": {}}
+    for loss in args.loss.split(","):
+        torch.manual_seed(args.seed)
+        policy = _policy_for(pack, train, {"loss": loss, "device": args.device})
+        t0 = time.perf_counter()
+        result = train_grounding(policy, train, args.steps, batch=args.batch, seed=args.seed, progress=False,
+                                 log_every=100, log_path=out / f"{loss}_log.jsonl")
+        run = {"train_s": round(time.perf_counter() - t0, 1), "final_loss": result["final_loss"], "val": {}}
+        for name, val in vals.items():
+            m = grounding_metrics(predict(policy, val), val)
+            run["val"][name] = {k: m[k] for k in ("samples", "correct_object_rate", "pixel_error_px_median",
+                                                  "pixel_error_px_p90")}
+        report["runs"][loss] = run
+        save_file({k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()},
+                  str(out / f"{loss}.safetensors"))
+        print(json.dumps({loss: run}), flush=True)
+    report.update(steps=args.steps, batch=args.batch, seed=args.seed, rows=len(train))
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+
+
+def _finish(args) -> None:
+    from safetensors.torch import load_file
+
+    from policy_stack.checkpoint import save_checkpoint
+    from policy_stack.policies.kite.build import build_policy
+
+    data = load_grounding(args.train)
+    weights = load_file(args.weights)
+    loss = Path(args.weights).stem
+    policy = build_policy(data, {"loss": loss, "device": "cpu"})
+    policy._cache = __import__("policy_stack.policies.kite.text_encoder", fromlist=["x"]).EmbeddingCache.load(args.pack)
+    weights.pop("instruction_embeddings", None)
+    missing, unexpected = torch.nn.Module.load_state_dict(policy, weights, strict=False)
+    if [k for k in missing if k != "instruction_embeddings"] or unexpected:
+        raise SystemExit(f"weights do not fit: missing {missing}, unexpected {unexpected}")
+    policy.freeze_instruction_cache()
+    meta = json.loads(Path(args.report).read_text()) if args.report else {}
+    save_checkpoint(policy, args.out, meta={"trained_with": "scripts/kite_offload_train.py", "report": meta,
+                                            "data": str(Path(args.train).resolve()), "rows": len(data)})
+    print(f"wrote {args.out}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("pack")
+    a.add_argument("--train", required=True)
+    a.add_argument("--val", action="append", default=[], metavar="NAME=DIR")
+    a.add_argument("--val-rows", type=int, default=400)
+    a.add_argument("--out", required=True)
+    b = sub.add_parser("train")
+    b.add_argument("--pack", required=True)
+    b.add_argument("--out", required=True)
+    b.add_argument("--steps", type=int, default=3000)
+    b.add_argument("--batch", type=int, default=64)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--loss", default="softmax_ce,bce")
+    b.add_argument("--device", default="auto")
+    c = sub.add_parser("finish")
+    c.add_argument("--pack", required=True)
+    c.add_argument("--weights", required=True)
+    c.add_argument("--train", required=True)
+    c.add_argument("--report", default=None)
+    c.add_argument("--out", required=True)
+    args = p.parse_args()
+    {"pack": _pack, "train": _train, "finish": _finish}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
