@@ -77,6 +77,9 @@ class KitePolicy(nn.Module, Policy):
         # splits on sequencing words; an env that knows its templates may install their parser (the
         # stand-in for KITE's language-model decomposition), e.g. `policy-stack eval` for multi_cube.
         self.instruction_parser = lambda text: [(None, part) for part in split_instruction(text)]
+        # (sub_index, sub_instruction, obs) -> pixel (u, v) used instead of the grounding model; set only by
+        # evaluations that measure the rest of the pipeline with ground-truth keypoints (the oracle baseline).
+        self.keypoint_source = None
         self.reset()
 
     # ------------------------------------------------------------------ construction helpers
@@ -168,11 +171,13 @@ class KitePolicy(nn.Module, Policy):
     def reset(self, seed: int | None = None) -> None:
         self._instruction: str | None = None
         self._subtasks: list[tuple] = []
+        self._n_subtasks = 0
         self._skill = None
         self._held = None          # what the last pick learned (a following place needs it)
         self._gripper = float(self.action_space.low[-1]) if self.action_space.discrete else 0.0
         self._debug: dict = {}
         self._info = {}
+        self._groundings = 0       # sub-instructions grounded this episode (evaluations pair them with labels)
 
     def observe(self, obs: dict) -> None:
         """Executed steps of a chunk: the primitive re-plans from the newest state at the next act()."""
@@ -191,6 +196,7 @@ class KitePolicy(nn.Module, Policy):
             self._instruction, self._skill, self._held = instruction, None, None
             try:
                 self._subtasks = list(self.instruction_parser(instruction))
+                self._n_subtasks = len(self._subtasks)
             except ValueError as exc:
                 self._subtasks = []
                 return self._hold(f"instruction not understood: {exc}", t0)
@@ -219,10 +225,14 @@ class KitePolicy(nn.Module, Policy):
         if depth.dtype == np.uint16:
             depth = depth.astype(np.float32) / 1000.0
         g = self.ground(obs[f"{cam}_rgb"], depth, sub)
+        if self.keypoint_source is not None:
+            g["uv"] = np.asarray(self.keypoint_source(self._n_subtasks - len(self._subtasks), sub, obs), np.float64)
+        self._groundings += 1
         skill = skill or g["skill"]
         K, T = self.camera_K(obs), self.camera_pose()
         p = keypoint_to_base(g["uv"][0], g["uv"][1], depth, K, T, self.config.depth_window)
-        self._debug = {"keypoint_px": g["uv"], "heatmap": g["heatmap"], "skill": skill, "sub_instruction": sub}
+        self._debug = {"keypoint_px": g["uv"], "heatmap": g["heatmap"], "skill": skill, "sub_instruction": sub,
+                       "sub_index": self._n_subtasks - len(self._subtasks)}
         if p is None:
             return f"no valid depth at keypoint ({g['uv'][0]:.1f}, {g['uv'][1]:.1f})"
         params = object_parameters(depth, g["uv"], p, K, T, self.config.object_window)
@@ -246,6 +256,7 @@ class KitePolicy(nn.Module, Policy):
     def _tick_info(self, t0: float, hold: str) -> dict:
         d = self._debug
         return {"latency_ms": (time.perf_counter() - t0) * 1e3, "sampler": "kite", "steps": 0, "hold": hold,
+                "groundings": self._groundings, "sub_index": d.get("sub_index", 0),
                 "instruction": self._instruction or "", "sub_instruction": d.get("sub_instruction", ""),
                 "skill": d.get("skill", ""),
                 "keypoint_px": [float(x) for x in d["keypoint_px"]] if "keypoint_px" in d else None,
