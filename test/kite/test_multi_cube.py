@@ -81,3 +81,16 @@ def test_touching_a_wrong_cube_fails_the_episode(env):
             break
     assert info["failure"] and wrong in info["failure"]
     assert not info["success"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,seed", [("multi_cube_pick", 11), ("multi_cube_stack", 12)])
+def test_primitive_expert_solves_the_instruction(name, seed):
+    """The scripted expert = skill primitives on ground-truth keypoints; 50-seed rates: bench/bench_kite_sim.py."""
+    from policy_stack.episode import run_episode
+    from sim.envs import make_env
+    from sim.experts import make_expert
+    with make_env(name) as env:
+        ep = run_episode(env, make_expert(name, rng=seed).bind(env), seed=seed, record_obs=False)
+        assert ep["episode_success"], (env.task, env._failure)
+        assert env._failure is None
