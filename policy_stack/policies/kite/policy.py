@@ -41,6 +41,10 @@ from policy_stack.policies.kite.text_encoder import EMBED_DIM, EmbeddingCache, n
 from policy_stack.policies.registry import register_policy
 from policy_stack.spaces import ActionSpace, FeatureSpec
 
+class NoKeypoint(RuntimeError):
+    """A sub-instruction could not be grounded to a 3-D point (no valid depth under the keypoint)."""
+
+
 LOWDIM_DIMS = {"robot0_eef_pos": 3, "robot0_eef_quat": 4, "robot0_gripper_qpos": 2, "robot0_joint_pos": 7}
 
 
@@ -171,9 +175,7 @@ class KitePolicy(nn.Module, Policy):
     def reset(self, seed: int | None = None) -> None:
         self._instruction: str | None = None
         self._subtasks: list[tuple] = []
-        self._n_subtasks = 0
-        self._skill = None
-        self._held = None          # what the last pick learned (a following place needs it)
+        self._sequence = None      # policy_stack.skills.primitives.SkillSequence over the sub-instructions
         self._gripper = float(self.action_space.low[-1]) if self.action_space.discrete else 0.0
         self._debug: dict = {}
         self._info = {}
@@ -183,9 +185,10 @@ class KitePolicy(nn.Module, Policy):
         """Executed steps of a chunk: the primitive re-plans from the newest state at the next act()."""
 
     def act(self, obs: dict) -> np.ndarray:
+        from policy_stack.skills.primitives import SkillSequence
+
         t0 = time.perf_counter()
-        keys = list(self.obs_spec)
-        validate_observation(obs, self.obs_spec, keys)
+        validate_observation(obs, self.obs_spec, list(self.obs_spec))
         instruction = obs.get("instruction")
         if isinstance(instruction, np.ndarray):
             instruction = str(instruction.item()) if instruction.size == 1 else None
@@ -193,52 +196,48 @@ class KitePolicy(nn.Module, Policy):
             return self._hold("no instruction", t0)
         instruction = normalize_instruction(instruction)
         if instruction != self._instruction:
-            self._instruction, self._skill, self._held = instruction, None, None
+            self._instruction, self._sequence = instruction, None
             try:
                 self._subtasks = list(self.instruction_parser(instruction))
-                self._n_subtasks = len(self._subtasks)
             except ValueError as exc:
                 self._subtasks = []
                 return self._hold(f"instruction not understood: {exc}", t0)
-        while self._subtasks:
-            if self._skill is None:
-                reason = self._start_subtask(obs)
-                if reason:
-                    return self._hold(reason, t0)
-            chunk = self._skill.act(obs)
-            if not self._skill.done:
-                return self._emit(chunk, t0)
-            self._held = getattr(self._skill.primitive, "held", None) or self._held
-            self._subtasks.pop(0)
-            self._skill = None
-            if chunk is not None and len(chunk):
-                return self._emit(chunk, t0)
-        return self._hold("instruction done", t0)
+            if not self._subtasks:
+                return self._hold("instruction has no steps", t0)
+            self._sequence = SkillSequence(len(self._subtasks), self._plan_subtask)
+        if self._sequence is None:
+            return self._hold("instruction not understood", t0)
+        if self._sequence.done:
+            return self._hold("instruction done", t0)
+        try:
+            action = self._sequence.step(obs)
+        except NoKeypoint as exc:       # retried at the next tick (SkillSequence plans the step again)
+            return self._hold(str(exc), t0)
+        return self._emit(action[None], t0)
 
-    def _start_subtask(self, obs: dict) -> str:
-        """Ground the current sub-instruction and start its skill; a non-empty return is a hold reason."""
-        from policy_stack.policies.kite.skills import object_parameters, start_skill
+    def _plan_subtask(self, index: int, obs: dict):
+        """SkillSequence's planner: ground sub-instruction `index` in this observation, lift the keypoint
+        to 3-D, measure the skill parameters, and return the primitive."""
+        from policy_stack.policies.kite.skills import make_primitive, object_parameters
 
         cam = self.config.grounding_camera
-        skill, sub = self._subtasks[0]
-        depth = np.asarray(obs[f"{cam}_depth"], np.float32)
-        if depth.dtype == np.uint16:
-            depth = depth.astype(np.float32) / 1000.0
+        skill, sub = self._subtasks[index]
+        depth = np.asarray(obs[f"{cam}_depth"])
+        depth = depth.astype(np.float32) / 1000.0 if depth.dtype == np.uint16 else depth.astype(np.float32)
         g = self.ground(obs[f"{cam}_rgb"], depth, sub)
         if self.keypoint_source is not None:
-            g["uv"] = np.asarray(self.keypoint_source(self._n_subtasks - len(self._subtasks), sub, obs), np.float64)
+            g["uv"] = np.asarray(self.keypoint_source(index, sub, obs), np.float64)
         self._groundings += 1
         skill = skill or g["skill"]
         K, T = self.camera_K(obs), self.camera_pose()
         p = keypoint_to_base(g["uv"][0], g["uv"][1], depth, K, T, self.config.depth_window)
         self._debug = {"keypoint_px": g["uv"], "heatmap": g["heatmap"], "skill": skill, "sub_instruction": sub,
-                       "sub_index": self._n_subtasks - len(self._subtasks)}
+                       "sub_index": index}
         if p is None:
-            return f"no valid depth at keypoint ({g['uv'][0]:.1f}, {g['uv'][1]:.1f})"
+            raise NoKeypoint(f"no valid depth at keypoint ({g['uv'][0]:.1f}, {g['uv'][1]:.1f})")
         params = object_parameters(depth, g["uv"], p, K, T, self.config.object_window)
         self._debug.update(keypoint_base=p, yaw=params["yaw"], height=params["height"])
-        self._skill = start_skill(skill, p, params, self._held)
-        return ""
+        return make_primitive(skill, p, params, obs["robot0_eef_quat"])
 
     def _emit(self, chunk: np.ndarray, t0: float) -> np.ndarray:
         chunk = np.asarray(chunk, np.float32).reshape(-1, self.action_dim)

@@ -53,30 +53,14 @@ def object_parameters(depth: np.ndarray, uv, keypoint_base: np.ndarray, K, T_bas
     return {"yaw": yaw, "height": float(np.clip(height, 0.01, 0.2)), "points": int(len(top))}
 
 
-class SkillRun:
-    """One primitive stepped per control step; act(obs) -> (1, 7) chunk; done when the primitive is."""
-
-    def __init__(self, primitive):
-        self.primitive = primitive
-
-    @property
-    def done(self) -> bool:
-        return bool(self.primitive.done)
-
-    @property
-    def failed(self) -> bool:
-        return bool(getattr(self.primitive, "failed", False))
-
-    def act(self, obs: dict) -> np.ndarray:
-        return np.asarray(self.primitive.step(obs), np.float32)[None]
-
-
-def start_skill(name: str, keypoint_base: np.ndarray, params: dict, held: dict | None = None) -> SkillRun:
-    """The primitive for `name` ("pick" | "place") at a base-frame keypoint with measured parameters."""
+def make_primitive(name: str, keypoint_base: np.ndarray, params: dict, eef_quat_xyzw):
+    """The primitive for `name` ("pick" | "place") at a base-frame keypoint with measured parameters;
+    of the box's four equivalent yaws, the one needing the least wrist turn."""
     from policy_stack.skills import primitives
 
+    yaw = primitives.nearest_yaw(params["yaw"], np.pi / 2, eef_quat_xyzw)
     if name == "pick":
-        return SkillRun(primitives.Pick(keypoint_base, params["yaw"], object_height=params["height"]))
+        return primitives.Pick(keypoint_base, yaw, object_height=params["height"])
     if name == "place":
-        return SkillRun(primitives.Place(keypoint_base, params["yaw"], held=held))
+        return primitives.Place(keypoint_base, yaw)      # SkillSequence hands it what the pick holds
     raise ValueError(f"skill {name!r}: the kite policy runs 'pick' and 'place'")

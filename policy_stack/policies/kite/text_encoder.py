@@ -79,6 +79,17 @@ class SentenceEncoder:
         return torch.nn.functional.normalize(pooled, p=2, dim=1).float()
 
 
+_SHARED: SentenceEncoder | None = None
+
+
+def shared_encoder() -> SentenceEncoder:
+    """One frozen encoder per process (loading it costs seconds and 90 MB)."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = SentenceEncoder()
+    return _SHARED
+
+
 def normalize_instruction(text: str) -> str:
     """The cache key: surrounding whitespace and repeated spaces do not change an instruction."""
     return " ".join(str(text).split())
@@ -101,7 +112,7 @@ class EmbeddingCache:
     @property
     def encoder(self) -> SentenceEncoder:
         if self._encoder is None:
-            self._encoder = SentenceEncoder()
+            self._encoder = shared_encoder()
         return self._encoder
 
     def get(self, texts: list[str]) -> torch.Tensor:
