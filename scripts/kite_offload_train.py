@@ -33,17 +33,27 @@ def _pack(args) -> None:
     sets = {"train": args.train, **dict(v.split("=", 1) for v in args.val)}
     cache = EmbeddingCache()
     meta = {}
-    for name, folder in sets.items():
-        d = load_grounding(folder)
-        rows = np.arange(len(d)) if name == "train" else np.arange(min(len(d), args.val_rows))
-        d = d.subset(rows)
+    full = load_grounding(args.train)
+    # Validation rows for choosing the loss: the train folder's last episodes (whole episodes, since rows
+    # of one episode share a rendered frame), never seen in training.
+    episodes = np.asarray(full.meta.get("episode_seed", np.arange(len(full))))
+    cut = np.quantile(np.unique(episodes), 1.0 - args.holdout_frac)
+    parts = {"train": np.flatnonzero(episodes < cut), "val_episodes": np.flatnonzero(episodes >= cut)}
+    for name, folder in [("train", None), ("val_episodes", None), *[(k, v) for k, v in sets.items() if k != "train"]]:
+        if folder is None:
+            d = full.subset(parts[name])
+        else:
+            d = load_grounding(folder)
+            d = d.subset(np.arange(min(len(d), args.val_rows)))
         cache.get(d.instructions)
         arrays = {"rgb": d.rgb.numpy(), "kp_px": d.kp_px.numpy()}
         if name != "train":
             arrays["target_mask"] = d.target_mask.numpy()
         np.savez_compressed(out / f"{name}.npz", **arrays)
         meta[name] = {"instructions": d.instructions, "task": d.task, "K": d.K[0].tolist(),
-                      "T_base_cam": d.T_base_cam[0].tolist(), "meta": d.meta, "folder": str(Path(folder).resolve())}
+                      "T_base_cam": d.T_base_cam[0].tolist(), "rows": len(d),
+                      "meta": {k: v for k, v in d.meta.items() if not isinstance(v, list)},
+                      "folder": str(Path(folder or args.train).resolve())}
     cache.save(out)
     (out / "pack.json").write_text(json.dumps(meta))
     print({p.name: p.stat().st_size for p in out.iterdir()})
@@ -128,6 +138,7 @@ def main() -> None:
     a.add_argument("--train", required=True)
     a.add_argument("--val", action="append", default=[], metavar="NAME=DIR")
     a.add_argument("--val-rows", type=int, default=400)
+    a.add_argument("--holdout-frac", type=float, default=0.15)
     a.add_argument("--out", required=True)
     b = sub.add_parser("train")
     b.add_argument("--pack", required=True)

@@ -44,9 +44,11 @@ class GroundingData:
     def subset(self, index) -> "GroundingData":
         idx = torch.as_tensor(index, dtype=torch.long)
         pick = lambda seq: [seq[i] for i in idx.tolist()] if seq else []
+        n = len(self)
+        meta = {k: pick(v) if isinstance(v, list) and len(v) == n else v for k, v in self.meta.items()}  # per-row lists
         return GroundingData(self.rgb[idx], self.depth[idx], self.kp_px[idx], self.target_mask[idx], self.K[idx],
                              self.T_base_cam[idx], self.kp_base[idx], pick(self.instructions), pick(self.task),
-                             pick(self.split), dict(self.meta))
+                             pick(self.split), meta)
 
     def save(self, folder: str | os.PathLike) -> Path:
         from policy_stack.file_modes import save_safetensors
