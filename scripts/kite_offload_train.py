@@ -125,9 +125,13 @@ def _finish(args) -> None:
     if [k for k in missing if k != "instruction_embeddings"] or unexpected:
         raise SystemExit(f"weights do not fit: missing {missing}, unexpected {unexpected}")
     policy.freeze_instruction_cache()
-    meta = json.loads(Path(args.report).read_text()) if args.report else {}
-    save_checkpoint(policy, args.out, meta={"trained_with": "scripts/kite_offload_train.py", "report": meta,
-                                            "data": str(Path(args.train).resolve()), "rows": len(data)})
+    report = json.loads(Path(args.report).read_text()) if args.report else {}
+    cfg = policy.config
+    train_config = {"steps": report.get("steps"), "batch": report.get("batch"), "seed": report.get("seed"),
+                    "rows": report.get("rows"), "loss": cfg.loss, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
+                    "warmup": cfg.lr_warmup_steps, "grad_clip": cfg.grad_clip, "device": report.get("device")}
+    save_checkpoint(policy, args.out, meta={"trained_with": "scripts/kite_offload_train.py", "train_config": train_config,
+                                            "report": report, "data": str(Path(args.train).resolve())})
     print(f"wrote {args.out}")
 
 

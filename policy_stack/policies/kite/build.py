@@ -60,8 +60,12 @@ def train_kite(data_dir: str, out: str, steps: int, batch: int = 32, seed: int =
     if val is not None:
         result["val"] = grounding_metrics(predict(policy, val), val, policy.config.depth_window)
     policy.freeze_instruction_cache()
-    meta = {"data": str(Path(data_dir).resolve()), "rows": len(data), "steps": steps, "batch": batch, "seed": seed,
-            "final_loss": result["final_loss"], "wall_s": result["wall_s"], "env": data.meta.get("env")}
+    cfg = policy.config
+    meta = {"data": str(Path(data_dir).resolve()), "rows": len(data), "final_loss": result["final_loss"],
+            "wall_s": result["wall_s"], "env": data.meta.get("env"),
+            "train_config": {"steps": steps, "batch": batch, "seed": seed, "loss": cfg.loss, "lr": cfg.lr,
+                             "weight_decay": cfg.weight_decay, "warmup": cfg.lr_warmup_steps,
+                             "grad_clip": cfg.grad_clip, "device": str(policy.device)}}
     save_checkpoint(policy.to("cpu"), out_path / "checkpoint", meta=meta)
     summary = {k: v for k, v in result.items() if k != "history"}
     summary.update(checkpoint=str(out_path / "checkpoint"), rows=len(data))
