@@ -36,7 +36,7 @@ class KiteConfig(PolicyConfig):
     n_action_steps: int = 1
 
     # ---- grounding model ----
-    grounding_channels: tuple[int, ...] = (16, 32, 64, 96)
+    grounding_channels: tuple[int, ...] = (8, 16, 32, 64)
     text_hidden: int = 128
     stem_stride: int = 2             # the U-Net runs at image_shape / stem_stride (1 or 2)
     depth_input: bool = False        # feed depth to the network as a 4th channel (it is always used for 3-D)
