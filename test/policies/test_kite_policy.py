@@ -91,3 +91,23 @@ def test_checkpoint_round_trip_keeps_weights_and_instruction_cache(data, tmp_pat
     assert np.allclose(a["uv"], b["uv"]) and np.allclose(a["heatmap"], b["heatmap"], atol=1e-6)
     assert loaded.text_cache.misses == 0 and loaded.text_cache._encoder is None   # no transformer loaded
     assert torch.equal(loaded.text_cache.get([data.instructions[2]]), policy.text_cache.get([data.instructions[2]]))
+
+
+def test_policy_stack_train_kite_writes_a_loadable_checkpoint(tmp_path):
+    """`policy-stack train --policy kite` on a grounding folder: checkpoint by the usual loader, camera and
+    instruction embeddings from the data, train_config in its meta."""
+    from policy_stack.checkpoint import read_config
+    from policy_stack.cli import main
+
+    d = make_grounding_data(24, 32, seed=2)
+    d.meta["camera"] = "grounding"
+    d.save(tmp_path / "data")
+    rc = main(["train", "--policy", "kite", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+               "--steps", "3", "--batch", "4", "--no-progress", "--device", "cpu",
+               "--set", "grounding_channels=[8,16,32]", "--set", "text_hidden=16"])
+    assert rc == 0
+    policy = load_checkpoint(tmp_path / "run" / "checkpoint", device="cpu").policy
+    assert set(policy.config.instruction_vocab) == set(d.instructions)
+    assert policy.config.cameras == ["grounding"] and np.allclose(policy.config.camera_K, d.K[0].numpy())
+    meta = read_config(tmp_path / "run" / "checkpoint")["meta"]
+    assert meta["train_config"]["steps"] == 3 and meta["rows"] == 24
