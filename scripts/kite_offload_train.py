@@ -5,7 +5,7 @@ depth: the network input is RGB, depth is used only to lift keypoints at run tim
 
     python scripts/kite_offload_train.py pack   --train DIR [--val NAME=DIR ...] --out PACK
     python scripts/kite_offload_train.py train  --pack PACK --out OUT --steps N --batch B --loss softmax_ce,bce
-    python scripts/kite_offload_train.py finish --pack PACK --weights OUT/LOSS.safetensors --train DIR --out CKPT
+    python scripts/kite_offload_train.py finish --pack PACK --weights OUT/LOSS.safetensors [--train DIR] --out CKPT
 
 `train` needs only torch, numpy and safetensors (no transformers: the embeddings come in the pack).
 """
@@ -115,7 +115,13 @@ def _finish(args) -> None:
     from policy_stack.checkpoint import save_checkpoint
     from policy_stack.policies.kite.build import build_policy
 
-    data = load_grounding(args.train)
+    pack = Path(args.pack)
+    if args.train:
+        data = load_grounding(args.train)
+    else:       # the pack's training rows carry what the policy is built from (size, skills, camera)
+        meta_all = json.loads((pack / "pack.json").read_text())
+        data = _load_pack_set(pack, "train", meta_all)
+        data.meta.setdefault("camera", (meta_all["train"]["meta"].get("summary") or {}).get("camera", "grounding"))
     weights = load_file(args.weights)
     loss = Path(args.weights).stem
     policy = build_policy(data, {"loss": loss, "device": "cpu"})
@@ -131,7 +137,9 @@ def _finish(args) -> None:
                     "rows": report.get("rows"), "loss": cfg.loss, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
                     "warmup": cfg.lr_warmup_steps, "grad_clip": cfg.grad_clip, "device": report.get("device")}
     save_checkpoint(policy, args.out, meta={"trained_with": "scripts/kite_offload_train.py", "train_config": train_config,
-                                            "report": report, "data": str(Path(args.train).resolve())})
+                                            "report": report,
+                                            "data": str(Path(args.train).resolve()) if args.train else
+                                            json.loads((pack / "pack.json").read_text())["train"]["folder"]})
     print(f"wrote {args.out}")
 
 
@@ -155,7 +163,7 @@ def main() -> None:
     c = sub.add_parser("finish")
     c.add_argument("--pack", required=True)
     c.add_argument("--weights", required=True)
-    c.add_argument("--train", required=True)
+    c.add_argument("--train", default=None, help="grounding folder (default: the pack's training rows)")
     c.add_argument("--report", default=None)
     c.add_argument("--out", required=True)
     args = p.parse_args()
