@@ -44,3 +44,16 @@ def test_grounding_needs_a_language_task(tmp_path, capsys):
     from policy_stack.cli import main
     assert main(["collect", "--env", "lift", "--grounding", "--episodes", "1", "--out", str(tmp_path / "x")]) == 2
     assert "language task" in capsys.readouterr().err
+
+
+def test_collect_demos_of_a_language_task_store_the_instruction_as_the_task(tmp_path):
+    from policy_stack.cli import main
+    from policy_stack.data.reader import LeRobotDatasetReader
+    from sim.instructions import split_instruction
+    out = tmp_path / "demos"
+    assert main(["collect", "--env", "multi_cube_pick", "--episodes", "2", "--seed", "3", "--out", str(out)]) == 0
+    reader = LeRobotDatasetReader(out)
+    assert len(reader.tasks) >= 1
+    for task in reader.tasks:
+        assert [s.skill for s in split_instruction(task)] == ["pick"]   # an instruction, not the env name
+    assert not any("instruction" in k for k in reader.info["features"])
