@@ -94,3 +94,19 @@ def test_primitive_expert_solves_the_instruction(name, seed):
         ep = run_episode(env, make_expert(name, rng=seed).bind(env), seed=seed, record_obs=False)
         assert ep["episode_success"], (env.task, env._failure)
         assert env._failure is None
+
+
+def test_cube_yaw_from_its_mask_and_depth(env):
+    """What a keypoint-conditioned pick needs besides the keypoint: the cube's heading, from the object's
+    own pixels (mask + metric depth) only."""
+    from policy_stack.skills.geometry import mask_points, top_face_yaw
+    from policy_stack.skills.primitives import wrap, yaw_of
+    errs = []
+    for seed in range(4):
+        obs = env.reset(seed=seed)
+        gt = env.ground_truth(obs=obs)
+        for name, o in gt["objects"].items():
+            pts = mask_points(o["mask"], obs["grounding_depth"], gt["camera"]["K"], gt["camera"]["T_base_cam"])
+            est = top_face_yaw(pts)
+            errs.append(abs(wrap(est - yaw_of(obs[f"{name}_quat"]), np.pi / 2)))
+    assert np.median(errs) < 0.03 and max(errs) < 0.1, errs     # measured: median 0.26 deg, max 0.9 deg (20 layouts)
