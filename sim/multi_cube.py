@@ -174,7 +174,6 @@ class LanguageSimEnv(SimEnv):
         obs = super().reset(seed=seed)
         self._start_pos = {name: self._cube_pos(name) for name, _ in CUBE_SLOTS}
         self._failure = None
-        self._success_latched = False
         return obs
 
     def step(self, action):
