@@ -64,16 +64,18 @@ def collect_grounding(env_name: str, split: str, episodes: int, seed: int, out, 
             frames = [("reset", env.reset(seed=ep_seed))]
             for _ in range(arm_frames):
                 frames.append(("arm", _arm_frame(env, np_rng)))
+            ep_split = env.episode.split          # "heldout" draws one of the three per episode
             for frame_name, obs in frames:
                 gt = env.ground_truth(camera=CAMERA, obs=obs)
                 for name, o in gt["objects"].items():
-                    if split == "heldout_attributes" and (o["size"], o["colour"]) not in HELDOUT_COMBOS:
+                    if ep_split == "heldout_attributes" and (o["size"], o["colour"]) not in HELDOUT_COMBOS:
                         continue
                     seen += 1
                     if not o["visible"]:
                         continue
                     visible += 1
-                    for tid, skill, text in grounding_queries(rng, split, env.episode.layout, name, queries_per_object):
+                    for tid, skill, text in grounding_queries(rng, ep_split, env.episode.layout, name,
+                                                              queries_per_object):
                         arrays["rgb"].append(obs[f"{CAMERA}_rgb"])
                         arrays["depth"].append(obs[f"{CAMERA}_depth"])
                         arrays["kp_px"].append(o["kp_px"])
@@ -81,7 +83,7 @@ def collect_grounding(env_name: str, split: str, episodes: int, seed: int, out, 
                         arrays["K"].append(gt["camera"]["K"])
                         arrays["T_base_cam"].append(gt["camera"]["T_base_cam"])
                         arrays["kp_base"].append(o["kp_base"])
-                        for key, val in (("instructions", text), ("template_ids", tid), ("split", split),
+                        for key, val in (("instructions", text), ("template_ids", tid), ("split", ep_split),
                                          ("task", skill), ("target", name), ("episode_seed", ep_seed),
                                          ("frame", frame_name), ("target_colour", o["colour"]),
                                          ("target_size", o["size"])):
