@@ -61,12 +61,15 @@ def collect_grounding(env_name: str, split: str, episodes: int, seed: int, out, 
             ep_seed = seed + k
             rng = random.Random(f"grounding:{split}:{ep_seed}")
             np_rng = np.random.default_rng(ep_seed + 7_000_003)
-            frames = [("reset", env.reset(seed=ep_seed))]
-            for _ in range(arm_frames):
-                frames.append(("arm", _arm_frame(env, np_rng)))
+            # Label each frame in the state it was rendered in: the segmentation is rendered from the
+            # current sim state, so a frame labelled after the arm moved on would get the wrong masks.
+            obs = env.reset(seed=ep_seed)
             ep_split = env.episode.split          # "heldout" draws one of the three per episode
-            for frame_name, obs in frames:
-                gt = env.ground_truth(camera=CAMERA, obs=obs)
+            labelled = [("reset", obs, env.ground_truth(camera=CAMERA, obs=obs))]
+            for _ in range(arm_frames):
+                obs = _arm_frame(env, np_rng)
+                labelled.append(("arm", obs, env.ground_truth(camera=CAMERA, obs=obs)))
+            for frame_name, obs, gt in labelled:
                 for name, o in gt["objects"].items():
                     if ep_split == "heldout_attributes" and (o["size"], o["colour"]) not in HELDOUT_COMBOS:
                         continue
@@ -107,6 +110,7 @@ def collect_grounding(env_name: str, split: str, episodes: int, seed: int, out, 
     tmp_st, tmp_js = out / ".grounding.safetensors.tmp", out / ".grounding.json.tmp"
     save_file(tensors, str(tmp_st))
     tmp_js.write_text(json.dumps(meta))
+    os.chmod(tmp_st, 0o644)    # safetensors writes 0600; the trainer may run as another user
     os.replace(tmp_st, out / "grounding.safetensors")
     os.replace(tmp_js, out / "grounding.json")
     return summary
