@@ -66,9 +66,11 @@ def label_quality(episodes: int, seed: int, split: str) -> dict:
     residual = []
     try:
         for s in range(seed, seed + episodes):
-            frames = [("reset", env.reset(seed=s)), ("arm", _arm_frame(env, np.random.default_rng(s + 7_000_003)))]
-            for frame, obs in frames:
-                gt = env.ground_truth(obs=obs)
+            obs = env.reset(seed=s)
+            frames = [("reset", obs, env.ground_truth(obs=obs))]     # label each frame in its own state
+            obs = _arm_frame(env, np.random.default_rng(s + 7_000_003))
+            frames.append(("arm", obs, env.ground_truth(obs=obs)))
+            for frame, obs, gt in frames:
                 K, T = gt["camera"]["K"], gt["camera"]["T_base_cam"]
                 for o in gt["objects"].values():
                     seen[frame] += 1
