@@ -61,19 +61,24 @@ def collect_grounding(env_name: str, split: str, episodes: int, seed: int, out, 
             ep_seed = seed + k
             rng = random.Random(f"grounding:{split}:{ep_seed}")
             np_rng = np.random.default_rng(ep_seed + 7_000_003)
-            frames = [("reset", env.reset(seed=ep_seed))]
+            # Label each frame in the state it was rendered in: the segmentation is rendered from the
+            # current sim state, so a frame labelled after the arm moved on would get the wrong masks.
+            obs = env.reset(seed=ep_seed)
+            ep_split = env.episode.split          # "heldout" draws one of the three per episode
+            labelled = [("reset", obs, env.ground_truth(camera=CAMERA, obs=obs))]
             for _ in range(arm_frames):
-                frames.append(("arm", _arm_frame(env, np_rng)))
-            for frame_name, obs in frames:
-                gt = env.ground_truth(camera=CAMERA, obs=obs)
+                obs = _arm_frame(env, np_rng)
+                labelled.append(("arm", obs, env.ground_truth(camera=CAMERA, obs=obs)))
+            for frame_name, obs, gt in labelled:
                 for name, o in gt["objects"].items():
-                    if split == "heldout_attributes" and (o["size"], o["colour"]) not in HELDOUT_COMBOS:
+                    if ep_split == "heldout_attributes" and (o["size"], o["colour"]) not in HELDOUT_COMBOS:
                         continue
                     seen += 1
                     if not o["visible"]:
                         continue
                     visible += 1
-                    for tid, skill, text in grounding_queries(rng, split, env.episode.layout, name, queries_per_object):
+                    for tid, skill, text in grounding_queries(rng, ep_split, env.episode.layout, name,
+                                                              queries_per_object):
                         arrays["rgb"].append(obs[f"{CAMERA}_rgb"])
                         arrays["depth"].append(obs[f"{CAMERA}_depth"])
                         arrays["kp_px"].append(o["kp_px"])
@@ -81,7 +86,7 @@ def collect_grounding(env_name: str, split: str, episodes: int, seed: int, out, 
                         arrays["K"].append(gt["camera"]["K"])
                         arrays["T_base_cam"].append(gt["camera"]["T_base_cam"])
                         arrays["kp_base"].append(o["kp_base"])
-                        for key, val in (("instructions", text), ("template_ids", tid), ("split", split),
+                        for key, val in (("instructions", text), ("template_ids", tid), ("split", ep_split),
                                          ("task", skill), ("target", name), ("episode_seed", ep_seed),
                                          ("frame", frame_name), ("target_colour", o["colour"]),
                                          ("target_size", o["size"])):
@@ -105,6 +110,7 @@ def collect_grounding(env_name: str, split: str, episodes: int, seed: int, out, 
     tmp_st, tmp_js = out / ".grounding.safetensors.tmp", out / ".grounding.json.tmp"
     save_file(tensors, str(tmp_st))
     tmp_js.write_text(json.dumps(meta))
+    os.chmod(tmp_st, 0o644)    # safetensors writes 0600; the trainer may run as another user
     os.replace(tmp_st, out / "grounding.safetensors")
     os.replace(tmp_js, out / "grounding.json")
     return summary

@@ -20,6 +20,7 @@ Splits (for evaluation, everything a model never saw in training is held out alo
                        size sits beside it, so the size word must be understood
 - heldout_layouts:     train templates and attributes, layouts from a disjoint seed stream (unseen
                        arrangements of the same distribution)
+- heldout:             the three above in turn, by seed (the episode records which one it drew)
 """
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ SIZES = {"small": 0.02, "large": 0.026}
 # (size, colour) pairs that never appear in a train layout; only heldout_attributes targets them.
 HELDOUT_COMBOS = frozenset({("large", "red"), ("small", "blue"), ("large", "yellow")})
 
-SPLITS = ("train", "heldout_templates", "heldout_attributes", "heldout_layouts")
+HELDOUT_SPLITS = ("heldout_templates", "heldout_attributes", "heldout_layouts")
+# "heldout": the three held-out axes mixed, episode by episode (seed % 3 picks one; Episode.split says which)
+SPLITS = ("train",) + HELDOUT_SPLITS + ("heldout",)
 SKILLS = ("pick", "place")
 # Task kind -> number of objects named in the instruction.
 TASK_OBJECTS = {"pick": 1, "stack": 2, "tower": 3}
@@ -219,8 +222,11 @@ def draw_episode(seed: int, split: str, slots: list[tuple[str, str]], kinds=("pi
     """Deterministic in (seed, split, slots, kinds): layout colours, task kind, template, objects, text.
 
     slots: the env's cube slots [(object name, size word)], e.g. [("cube0", "small"), ...].
-    heldout_layouts uses a seed stream disjoint from the others (same distribution, unseen layouts)."""
+    heldout_layouts uses a seed stream disjoint from the others (same distribution, unseen layouts);
+    heldout takes heldout_templates, heldout_attributes, heldout_layouts in turn by seed."""
     _check_split(split)
+    if split == "heldout":
+        split = HELDOUT_SPLITS[seed % len(HELDOUT_SPLITS)]
     stream = 1_000_003 if split == "heldout_layouts" else 0
     rng = random.Random(f"{split}:{seed + stream}")
     kind = rng.choice(list(kinds))

@@ -174,7 +174,6 @@ class LanguageSimEnv(SimEnv):
         obs = super().reset(seed=seed)
         self._start_pos = {name: self._cube_pos(name) for name, _ in CUBE_SLOTS}
         self._failure = None
-        self._success_latched = False
         return obs
 
     def step(self, action):
@@ -276,8 +275,12 @@ class LanguageSimEnv(SimEnv):
         from sim.keypoint_labels import label_objects
         if camera not in self.cameras or not self.depth:
             raise ValueError(f"ground_truth needs camera {camera!r} rendered with depth; env renders {self.cameras}, depth={self.depth}")
+        current = self._convert_obs(self._raw_obs)
         if obs is None:
-            obs = self._convert_obs(self._raw_obs)
+            obs = current
+        elif not np.array_equal(obs["robot0_joint_pos"], current["robot0_joint_pos"]):
+            # masks and visibility are rendered from the current state: an older frame would get wrong labels
+            raise ValueError("ground_truth: obs is not the observation of the current sim state")
         info = self.camera_info(camera)
         names = self.object_names()
         kp_base = {n: self.base_frame.position(self.keypoint_world(n)).astype(np.float64) for n in names}

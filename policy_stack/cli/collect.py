@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
     # language tasks (multi_cube*): which instruction split the episodes draw from, and grounding data
     p.add_argument("--instruction-split", default="train",
-                   help="train | heldout_templates | heldout_attributes | heldout_layouts (language tasks)")
+                   help="train | heldout_templates | heldout_attributes | heldout_layouts | heldout (the three "
+                        "held-out splits in turn by seed); language tasks")
     p.add_argument("--grounding", action="store_true",
                    help="write grounding data (grounding.safetensors + grounding.json: image, sub-instruction, "
                         "keypoint labels) instead of demonstrations; language tasks only")

@@ -46,3 +46,30 @@ def robust_depth(depth, uv, mask=None, radius: int = 2) -> float:
     if mask is not None:
         ok &= np.asarray(mask[r0:r1, c0:c1]) > 0
     return float(np.median(window[ok])) if ok.any() else float("nan")
+
+
+def mask_points(mask, depth, K, T_base_cam) -> np.ndarray:
+    """Base-frame 3-D points (M, 3) of the pixels where mask > 0 (and depth is valid)."""
+    rows, cols = np.nonzero(np.asarray(mask) > 0)
+    d = np.asarray(depth, np.float64)[rows, cols]
+    ok = np.isfinite(d) & (d > 0)
+    return deproject(np.stack([cols[ok], rows[ok]], axis=1).astype(np.float64), d[ok], K, T_base_cam)
+
+
+def top_face_yaw(points_base, symmetry: float = np.pi / 2, band: float = 0.008, steps: int = 90) -> float:
+    """Yaw of a box's top face from its 3-D points: the points within `band` of the highest are the top
+    face; the yaw (in [0, symmetry)) whose axis-aligned bounding box of those points is smallest is the
+    face's heading. A skill lines its fingers up with it (what a grasp needs from the object's shape)."""
+    p = np.asarray(points_base, np.float64)
+    if len(p) < 3:
+        return 0.0
+    top = p[p[:, 2] > p[:, 2].max() - band][:, :2]
+    top = top - top.mean(axis=0)
+    best, best_area = 0.0, np.inf
+    for yaw in np.linspace(0.0, symmetry, steps, endpoint=False):
+        c, s = np.cos(yaw), np.sin(yaw)
+        local = top @ np.array([[c, -s], [s, c]])        # rotate the points by -yaw
+        area = np.prod(local.max(axis=0) - local.min(axis=0))
+        if area < best_area:
+            best, best_area = float(yaw), area
+    return best

@@ -38,9 +38,39 @@ def test_collect_grounding_writes_the_agreed_format(tmp_path):
         assert (meta["target_size"][i], meta["target_colour"][i]) in HELDOUT_COMBOS
         assert f"{meta['target_size'][i]} {meta['target_colour'][i]}" in meta["instructions"][i]
     assert 0 < meta["summary"]["visibility_rate"] <= 1
+    # each row's mask is the one of the state its image shows: replay episode 5 and compare
+    from sim.envs import make_env
+    from sim.grounding_data import _arm_frame
+    with make_env("multi_cube", cameras=("grounding",), image_size=128, depth=True,
+                  instruction_split="heldout_attributes") as env:
+        frames = {"reset": env.reset(seed=5)}
+        frames["reset_gt"] = env.ground_truth()
+        frames["arm"] = _arm_frame(env, np.random.default_rng(5 + 7_000_003))
+        frames["arm_gt"] = env.ground_truth()
+        with pytest.raises(ValueError, match="current sim state"):
+            env.ground_truth(obs=frames["reset"])          # an older frame cannot be labelled
+    rows = [i for i in range(n) if meta["episode_seed"][i] == 5]
+    assert {meta["frame"][i] for i in rows} == {"reset", "arm"}
+    for i in rows:
+        frame = meta["frame"][i]
+        np.testing.assert_array_equal(t["rgb"][i], frames[frame]["grounding_rgb"])
+        np.testing.assert_array_equal(t["target_mask"][i], frames[frame + "_gt"]["objects"][meta["target"][i]]["mask"])
 
 
 def test_grounding_needs_a_language_task(tmp_path, capsys):
     from policy_stack.cli import main
     assert main(["collect", "--env", "lift", "--grounding", "--episodes", "1", "--out", str(tmp_path / "x")]) == 2
     assert "language task" in capsys.readouterr().err
+
+
+def test_collect_demos_of_a_language_task_store_the_instruction_as_the_task(tmp_path):
+    from policy_stack.cli import main
+    from policy_stack.data.reader import LeRobotDatasetReader
+    from sim.instructions import split_instruction
+    out = tmp_path / "demos"
+    assert main(["collect", "--env", "multi_cube_pick", "--episodes", "2", "--seed", "3", "--out", str(out)]) == 0
+    reader = LeRobotDatasetReader(out)
+    assert len(reader.tasks) >= 1
+    for task in reader.tasks:
+        assert [s.skill for s in split_instruction(task)] == ["pick"]   # an instruction, not the env name
+    assert not any("instruction" in k for k in reader.info["features"])

@@ -52,6 +52,13 @@ def test_splits_are_disjoint_along_their_axis():
     assert [e.layout for e in held_l] != [e.layout for e in train]
 
 
+def test_heldout_mixes_the_three_heldout_axes_by_seed():
+    drawn = [draw_episode(s, "heldout", SLOTS, KINDS) for s in range(30)]
+    assert {e.split for e in drawn} == {"heldout_templates", "heldout_attributes", "heldout_layouts"}
+    for s, e in enumerate(drawn):
+        assert e == draw_episode(s, e.split, SLOTS, KINDS)
+
+
 def test_every_description_is_unambiguous_in_its_layout():
     for split in SPLITS:
         for e in _episodes(split, 100):

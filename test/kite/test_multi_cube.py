@@ -94,3 +94,57 @@ def test_primitive_expert_solves_the_instruction(name, seed):
         ep = run_episode(env, make_expert(name, rng=seed).bind(env), seed=seed, record_obs=False)
         assert ep["episode_success"], (env.task, env._failure)
         assert env._failure is None
+
+
+def test_cube_yaw_from_its_mask_and_depth(env):
+    """What a keypoint-conditioned pick needs besides the keypoint: the cube's heading, from the object's
+    own pixels (mask + metric depth) only."""
+    from policy_stack.skills.geometry import mask_points, top_face_yaw
+    from policy_stack.skills.primitives import wrap, yaw_of
+    errs = []
+    for seed in range(4):
+        obs = env.reset(seed=seed)
+        gt = env.ground_truth(obs=obs)
+        for name, o in gt["objects"].items():
+            pts = mask_points(o["mask"], obs["grounding_depth"], gt["camera"]["K"], gt["camera"]["T_base_cam"])
+            est = top_face_yaw(pts)
+            errs.append(abs(wrap(est - yaw_of(obs[f"{name}_quat"]), np.pi / 2)))
+    assert np.median(errs) < 0.03 and max(errs) < 0.1, errs     # measured: median 0.26 deg, max 0.9 deg (20 layouts)
+
+
+def test_object_geometry_from_depth_around_the_keypoint(env):
+    """Heading and height of each cube from the depth image around its (true) keypoint alone, no mask."""
+    from policy_stack.skills.keypoint_skills import object_geometry
+    from policy_stack.skills.primitives import wrap, yaw_of
+    yaw_err, height_err = [], []
+    for seed in range(3):
+        obs = env.reset(seed=seed)
+        gt = env.ground_truth(obs=obs)
+        for name, o in gt["objects"].items():
+            g = object_geometry(o["kp_base"], obs["grounding_depth"], gt["camera"]["K"], gt["camera"]["T_base_cam"])
+            yaw_err.append(abs(wrap(g["yaw"] - yaw_of(obs[f"{name}_quat"]), np.pi / 2)))
+            height_err.append(abs(g["height"] - 2 * env._cube_half(name)))
+    assert max(yaw_err) < 0.1 and max(height_err) < 0.006, (yaw_err, height_err)
+
+
+@pytest.mark.slow
+def test_keypoint_skills_stack_from_true_keypoints_and_depth_only():
+    """The oracle a KITE policy is compared with: true keypoints, everything else from the RGB-D view."""
+    from policy_stack.skills.keypoint_skills import pick_at, place_at
+    from policy_stack.skills.primitives import SkillSequence
+    from sim.envs import make_env
+    with make_env("multi_cube_stack", cameras=("grounding",), image_size=128, depth=True) as e:
+        obs = e.reset(seed=21)
+        steps = e.episode.steps
+
+        def plan(i, o):
+            gt = e.ground_truth(obs=o)
+            cam, kp = gt["camera"], gt["objects"][steps[i].target]["kp_base"]
+            make = pick_at if steps[i].skill == "pick" else place_at
+            return make(kp, o["grounding_depth"], cam["K"], cam["T_base_cam"], o["robot0_eef_quat"])
+        seq = SkillSequence(len(steps), plan)
+        for _ in range(e.horizon):
+            obs, _, _, info = e.step(seq.step(obs))
+            if info["success"] or info["failure"]:
+                break
+        assert info["success"], (e.task, info["failure"])
