@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from policy_stack.policies.kite.data import GroundingData
-from policy_stack.policies.kite.geometry import deproject, transform
+from policy_stack.skills.geometry import deproject
 
 COLORS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220), "yellow": (230, 210, 30)}
 SIZES = {"small": 0.6, "large": 1.0}        # side, as a fraction of the large side
@@ -54,7 +54,7 @@ def make_grounding_data(n: int, size: int = 32, objects: int = 3, seed: int = 0,
             if k == target:
                 mask[i, r:r + s, c:c + s] = 1
                 kp[i] = (c + (s - 1) / 2, r + (s - 1) / 2)
-                kp_base[i] = transform(T, deproject(kp[i, 0], kp[i, 1], CUBE_TOP_M[sz], K))
+                kp_base[i] = deproject(np.array([kp[i]], np.float64), [CUBE_TOP_M[sz]], K, T)[0]
         sz, col = chosen[target]
         instructions.append(templates[int(rng.integers(len(templates)))].format(size=sz, color=col))
     return GroundingData(torch.from_numpy(rgb), torch.from_numpy(depth), torch.from_numpy(kp), torch.from_numpy(mask),

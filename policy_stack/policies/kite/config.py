@@ -47,7 +47,6 @@ class KiteConfig(PolicyConfig):
 
     # ---- skills: the instruction's verb -> primitive (classes learned from the data's task labels) ----
     skills: list[str] = field(default_factory=lambda: ["pick", "place"])
-    object_window: int = 12          # px half-width of the point cloud the skill parameters come from
 
     # ---- filled in by training (stored in the checkpoint) ----
     instruction_vocab: list[str] = field(default_factory=list)   # rows of the instruction_embeddings buffer

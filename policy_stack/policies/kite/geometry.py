@@ -5,6 +5,10 @@ Camera convention (as `SimEnv.camera_info` and realsense-ros give it): OpenCV pi
 z forward; K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] for pixel (u=column, v=row) of the stored image;
 `T_base_cam` (4x4) maps camera-frame points into the base frame.
 
+The projection math is policy_stack/skills/geometry.py's (one implementation); this module adds the
+robust depth KITE needs for a keypoint WITHOUT an object mask (skills.geometry.robust_depth restricts
+its window to a mask when one is known, as the label checks do).
+
 Robust depth: a single pixel's depth is fragile at a keypoint on an object edge (it may read the table
 behind it) and at holes (0 / NaN / inf in real depth). `robust_depth` takes the median of the valid
 depths in a small window, restricted to the NEAR mode: pixels within `near_band_m` of the window's
@@ -14,6 +18,8 @@ also see.
 from __future__ import annotations
 
 import numpy as np
+
+from policy_stack.skills.geometry import deproject as _deproject, project as _project
 
 
 def robust_depth(depth: np.ndarray, u: float, v: float, window: int = 2, near_band_m: float = 0.02,
@@ -33,23 +39,13 @@ def robust_depth(depth: np.ndarray, u: float, v: float, window: int = 2, near_ba
 
 
 def deproject(u: float, v: float, z: float, K: np.ndarray) -> np.ndarray:
-    """Pixel (u, v) at depth z (m, along the optical axis) -> (3,) point in the camera frame."""
-    K = np.asarray(K, dtype=np.float64)
-    x = (float(u) - K[0, 2]) * z / K[0, 0]
-    y = (float(v) - K[1, 2]) * z / K[1, 1]
-    return np.array([x, y, z], dtype=np.float64)
+    """Pixel (u, v) at depth z -> (3,) point in the camera frame (skills.geometry with the identity pose)."""
+    return _deproject(np.array([[u, v]], np.float64), [z], K, np.eye(4))[0]
 
 
 def project(p_cam: np.ndarray, K: np.ndarray) -> np.ndarray:
     """(3,) camera-frame point -> (2,) pixel (u, v)."""
-    K = np.asarray(K, dtype=np.float64)
-    p = np.asarray(p_cam, dtype=np.float64)
-    return np.array([K[0, 0] * p[0] / p[2] + K[0, 2], K[1, 1] * p[1] / p[2] + K[1, 2]])
-
-
-def transform(T: np.ndarray, p: np.ndarray) -> np.ndarray:
-    T = np.asarray(T, dtype=np.float64)
-    return T[:3, :3] @ np.asarray(p, dtype=np.float64) + T[:3, 3]
+    return _project(np.asarray(p_cam, np.float64)[None], K, np.eye(4))[0][0]
 
 
 def keypoint_to_base(u: float, v: float, depth: np.ndarray, K: np.ndarray, T_base_cam: np.ndarray,
@@ -58,11 +54,9 @@ def keypoint_to_base(u: float, v: float, depth: np.ndarray, K: np.ndarray, T_bas
     z = robust_depth(depth, u, v, window)
     if z is None:
         return None
-    return transform(T_base_cam, deproject(u, v, z, K))
+    return _deproject(np.array([[u, v]], np.float64), [z], K, T_base_cam)[0]
 
 
 def base_to_pixel(p_base: np.ndarray, K: np.ndarray, T_base_cam: np.ndarray) -> np.ndarray:
     """(3,) base-frame point -> (2,) pixel (u, v) (the inverse of keypoint_to_base on the surface)."""
-    T = np.asarray(T_base_cam, dtype=np.float64)
-    R, t = T[:3, :3], T[:3, 3]
-    return project(R.T @ (np.asarray(p_base, dtype=np.float64) - t), K)
+    return _project(np.asarray(p_base, np.float64)[None], K, T_base_cam)[0][0]

@@ -7,8 +7,10 @@ One tick of act(obs):
      pixel; the robust depth around it, K and the camera pose give the base-frame point; the skill head
      (a linear classifier over the same embedding) picks the skill. Grounding runs once per
      sub-instruction, on the first image, as in KITE: later images show the arm over the object.
-  3. The skill (policy_stack/skills primitives, a small state machine) is stepped with the current
-     robot state and returns the chunk; when it reports done, the next sub-instruction starts.
+  3. The skill: policy_stack/skills/keypoint_skills reads the object's heading and height from the
+     depth around the 3-D point and builds the Pick / Place primitive (the motion code the scripted
+     experts use); SkillSequence steps it with the current robot state (one action per tick), retries an
+     empty pick, hands the pick's grasp to the following place, and starts the next sub-instruction.
 Without an instruction, or when no valid depth lies under the keypoint, it holds (zero motion, last
 gripper command) and says why in `info["hold"]`.
 
@@ -218,7 +220,7 @@ class KitePolicy(nn.Module, Policy):
     def _plan_subtask(self, index: int, obs: dict):
         """SkillSequence's planner: ground sub-instruction `index` in this observation, lift the keypoint
         to 3-D, measure the skill parameters, and return the primitive."""
-        from policy_stack.policies.kite.skills import make_primitive, object_parameters
+        from policy_stack.skills.keypoint_skills import pick_at, place_at
 
         cam = self.config.grounding_camera
         skill, sub = self._subtasks[index]
@@ -235,9 +237,11 @@ class KitePolicy(nn.Module, Policy):
                        "sub_index": index}
         if p is None:
             raise NoKeypoint(f"no valid depth at keypoint ({g['uv'][0]:.1f}, {g['uv'][1]:.1f})")
-        params = object_parameters(depth, g["uv"], p, K, T, self.config.object_window)
-        self._debug.update(keypoint_base=p, yaw=params["yaw"], height=params["height"])
-        return make_primitive(skill, p, params, obs["robot0_eef_quat"])
+        if skill not in ("pick", "place"):
+            raise ValueError(f"skill {skill!r}: the kite policy runs 'pick' and 'place'")
+        self._debug.update(keypoint_base=p)
+        make = pick_at if skill == "pick" else place_at   # SkillSequence hands a place what the pick holds
+        return make(p, depth, K, T, obs["robot0_eef_quat"])
 
     def _emit(self, chunk: np.ndarray, t0: float) -> np.ndarray:
         chunk = np.asarray(chunk, np.float32).reshape(-1, self.action_dim)
