@@ -47,6 +47,13 @@ def _pack(args) -> None:
             d = d.subset(np.arange(min(len(d), args.val_rows)))
         cache.get(d.instructions)
         arrays = {"rgb": d.rgb.numpy(), "kp_px": d.kp_px.numpy()}
+        if args.jpeg:     # smaller to carry; decoded back to uint8 RGB on load (quality >= 95: ~1 grey level)
+            import cv2
+            blobs = [cv2.imencode(".jpg", im[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, args.jpeg])[1].ravel()
+                     for im in arrays.pop("rgb")]
+            arrays["jpeg"] = np.concatenate(blobs)
+            arrays["jpeg_offsets"] = np.cumsum([0] + [len(b) for b in blobs])
+            arrays["shape"] = np.array(d.rgb.shape)
         if name != "train":
             arrays["target_mask"] = d.target_mask.numpy()
         np.savez_compressed(out / f"{name}.npz", **arrays)
@@ -60,8 +67,13 @@ def _pack(args) -> None:
 
 
 def _load_pack_set(pack: Path, name: str, meta: dict) -> GroundingData:
-    z = np.load(pack / f"{name}.npz")
+    z = dict(np.load(pack / f"{name}.npz"))
     m = meta[name]
+    if "jpeg" in z:
+        import cv2
+        off = z["jpeg_offsets"]
+        z["rgb"] = np.stack([cv2.imdecode(z["jpeg"][off[i]:off[i + 1]], cv2.IMREAD_COLOR)[..., ::-1]
+                             for i in range(len(off) - 1)]).astype(np.uint8)
     n, h, w = z["rgb"].shape[:3]
     mask = torch.from_numpy(z["target_mask"]) if "target_mask" in z else torch.zeros(n, h, w, dtype=torch.uint8)
     K = torch.tensor(m["K"], dtype=torch.float32).expand(n, 3, 3).clone()
@@ -92,7 +104,7 @@ def _train(args) -> None:
     report = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "runs": {}}
     for loss in args.loss.split(","):
         torch.manual_seed(args.seed)
-        policy = _policy_for(pack, train, {"loss": loss, "device": args.device})
+        policy = _policy_for(pack, train, dict(json.loads(args.set), loss=loss, device=args.device))
         t0 = time.perf_counter()
         result = train_grounding(policy, train, args.steps, batch=args.batch, seed=args.seed, progress=False,
                                  log_every=100, log_path=out / f"{loss}_log.jsonl")
@@ -151,6 +163,7 @@ def main() -> None:
     a.add_argument("--val", action="append", default=[], metavar="NAME=DIR")
     a.add_argument("--val-rows", type=int, default=400)
     a.add_argument("--holdout-frac", type=float, default=0.15)
+    a.add_argument("--jpeg", type=int, default=0, metavar="QUALITY", help="store RGB as JPEG (0 = raw, compressed npz)")
     a.add_argument("--out", required=True)
     b = sub.add_parser("train")
     b.add_argument("--pack", required=True)
@@ -160,6 +173,7 @@ def main() -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--loss", default="softmax_ce,bce")
     b.add_argument("--device", default="auto")
+    b.add_argument("--set", default="{}", help="KiteConfig fields as a JSON object")
     c = sub.add_parser("finish")
     c.add_argument("--pack", required=True)
     c.add_argument("--weights", required=True)
