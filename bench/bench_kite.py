@@ -65,6 +65,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=100000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-oracle", action="store_true")
+    ap.add_argument("--rows", default="", help="explicit rollout rows task/split/mode[:episodes],... (overrides "
+                                                "--tasks/--splits; mode kite | oracle)")
     ap.add_argument("--out", default="runs/bench/kite.json")
     args = ap.parse_args()
 
@@ -77,7 +79,13 @@ def main() -> int:
         result["grounding"][name] = grounding_row(args.policy, folder)
         print(f"grounding {name}: {json.dumps(result['grounding'][name])}", file=sys.stderr, flush=True)
     jobs = []
-    for task in [t for t in args.tasks.split(",") if t]:
+    for spec in [r for r in args.rows.split(",") if r]:
+        name, _, n = spec.partition(":")
+        task, split, mode = name.split("/")
+        if mode not in ("kite", "oracle"):
+            raise SystemExit(f"--rows {spec!r}: mode must be kite or oracle")
+        jobs.append((name, (args.policy, task, split, mode == "oracle", int(n or args.episodes), args.seed)))
+    for task in [t for t in args.tasks.split(",") if t and not args.rows]:
         for split in [s for s in args.splits.split(",") if s]:
             for oracle in ((False,) if args.no_oracle else (False, True)):
                 jobs.append((f"{task}/{split}/{'oracle' if oracle else 'kite'}",

@@ -5,7 +5,7 @@ to 3-D and runs a keypoint-conditioned skill. Here the grounding model is a from
 a frozen all-MiniLM-L6-v2 sentence embedding applied by FiLM; the skills are the parameterized
 primitives of policy_stack/skills.
 
-Training defaults were chosen for 2 shared CPU cores (docs/kite.md): a 4-level U-Net of about 0.5 M
+Training defaults were chosen for 2 shared CPU cores (docs/kite.md): a 4-level U-Net of about 0.2 M
 parameters at 128x128, Adam(W) 1e-3 (KITE's 1e-4 is for a pretrained CLIP backbone at batch 1; a
 from-scratch net at batch 32 trains faster at 1e-3), Gaussian sigma 2 px at 128x128 (KITE: 6 px at
 480x480, i.e. 1.6 px at this scale).
