@@ -1,7 +1,8 @@
 """Parameterized motion primitives: keypoint (+ yaw) -> OSC_POSE-delta actions, one control step at a time.
 
-Pure numpy. The same servo law drives the scripted experts (sim/experts.py) and the KITE policy, so a
-keypoint-conditioned skill and the demonstrations it is compared with move the same way:
+Pure numpy (no scipy: the few rotations needed are written out below). The same servo law drives the
+scripted experts (sim/experts.py) and the KITE policy, so a keypoint-conditioned skill and the
+demonstrations it is compared with move the same way:
   translation a[:3] = clip(POS_GAIN * (target - eef), +-1)        (a = 1 moves the goal 5 cm in one step)
   rotation    a[3:6] = clip(ROT_GAIN * rotvec(R_target R_eef^T), +-1)
   gripper     a[6] = OPEN (-1) or CLOSED (+1)
@@ -28,14 +29,45 @@ EMPTY_GRIP_M = 0.004     # each finger closer than this to the centre line: noth
 R_DOWN = np.diag([1.0, -1.0, -1.0])
 
 
-def _rotation():
-    from scipy.spatial.transform import Rotation    # scipy is a core dependency; imported where used
-    return Rotation
+def quat_to_matrix(q_xyzw) -> np.ndarray:
+    """Unit quaternion (x, y, z, w) -> 3x3 rotation matrix."""
+    x, y, z, w = np.asarray(q_xyzw, float) / np.linalg.norm(q_xyzw)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def matrix_to_rotvec(m) -> np.ndarray:
+    """3x3 rotation matrix -> rotation vector (axis * angle, angle in [0, pi]), via a quaternion
+    (Shepperd's method: stable near 0 and near pi, where the trace formula is not)."""
+    m = np.asarray(m, float)
+    t = np.trace(m)
+    i = int(np.argmax([t, m[0, 0], m[1, 1], m[2, 2]]))
+    if i == 0:
+        w = 0.5 * np.sqrt(1 + t)
+        v = np.array([m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]]) / (4 * w)
+    else:
+        a, b, c = [(0, 1, 2), (1, 2, 0), (2, 0, 1)][i - 1]
+        r = 0.5 * np.sqrt(1 + m[a, a] - m[b, b] - m[c, c])
+        v = np.zeros(3)
+        v[a] = r
+        v[b] = (m[b, a] + m[a, b]) / (4 * r)
+        v[c] = (m[c, a] + m[a, c]) / (4 * r)
+        w = (m[c, b] - m[b, c]) / (4 * r)
+    if w < 0:
+        w, v = -w, -v
+    n = np.linalg.norm(v)
+    return np.zeros(3) if n < 1e-12 else v / n * 2 * np.arctan2(n, w)
+
+
+def yaw_matrix(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def yaw_of(quat_xyzw) -> float:
     """Heading of a body's x axis in the xy plane."""
-    m = _rotation().from_quat(quat_xyzw).as_matrix()
+    m = quat_to_matrix(quat_xyzw)
     return float(np.arctan2(m[1, 0], m[0, 0]))
 
 
@@ -56,12 +88,11 @@ def nearest_yaw(object_yaw: float, symmetry: float, eef_quat_xyzw) -> float:
 
 def servo_action(eef_pos, eef_quat_xyzw, target_pos, yaw: float, gripper: float) -> np.ndarray:
     """One step of the proportional servo toward (target_pos, hand down at `yaw`), gripper command."""
-    R = _rotation()
     action = np.zeros(7)
     action[:3] = np.clip(POS_GAIN * (np.asarray(target_pos, float) - np.asarray(eef_pos, float)), -1, 1)
-    r_target = R.from_euler("z", yaw).as_matrix() @ R_DOWN
-    r_eef = R.from_quat(eef_quat_xyzw).as_matrix()
-    action[3:6] = np.clip(ROT_GAIN * R.from_matrix(r_target @ r_eef.T).as_rotvec(), -1, 1)
+    r_target = yaw_matrix(yaw) @ R_DOWN
+    r_eef = quat_to_matrix(eef_quat_xyzw)
+    action[3:6] = np.clip(ROT_GAIN * matrix_to_rotvec(r_target @ r_eef.T), -1, 1)
     action[6] = gripper
     return action
 

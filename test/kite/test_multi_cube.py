@@ -70,12 +70,12 @@ def test_touching_a_wrong_cube_fails_the_episode(env):
     env.reset(seed=2)
     wrong = next(n for n in env.object_names() if n not in env._involved())
     # drive the open hand down around the wrong cube from its privileged pose, then close on it
-    for step in range(120):
+    for step in range(100):
         raw = env.privileged_state()["raw_obs"]
         target = raw[f"{wrong}_pos"] + [0, 0, 0.0]
         a = np.zeros(7)
         a[:3] = np.clip(10 * (target - raw["robot0_eef_pos"]), -1, 1)
-        a[6] = -1 if step < 60 else 1
+        a[6] = -1 if step < 45 else 1
         _, _, _, info = env.step(a)
         if info["failure"]:
             break

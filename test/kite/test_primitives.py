@@ -93,3 +93,22 @@ def test_place_releases_above_the_target_surface_and_retreats():
     assert np.linalg.norm(release_z[0][:2] - kp_bottom[:2]) < 0.012
     assert abs(release_z[0][2] - (kp_bottom[2] + 0.025)) < 0.01
     assert arm.pos[2] > release_z[0][2] + 0.08
+
+
+def test_numpy_rotations_agree_with_scipy_including_near_pi():
+    from scipy.spatial.transform import Rotation
+
+    from policy_stack.skills.primitives import matrix_to_rotvec, quat_to_matrix, yaw_of
+    rng = np.random.default_rng(0)
+    rots = list(Rotation.random(200, random_state=1))
+    rots += [Rotation.from_rotvec(a * np.pi * v / np.linalg.norm(v)) for a in (0.0, 1e-9, 0.999999, 1.0)
+             for v in rng.normal(size=(5, 3))]
+    for r in rots:
+        np.testing.assert_allclose(quat_to_matrix(r.as_quat()), r.as_matrix(), atol=1e-9)
+        got, want = matrix_to_rotvec(r.as_matrix()), r.as_rotvec()
+        if np.linalg.norm(want) > np.pi - 1e-5:          # at pi, v and -v are the same rotation
+            np.testing.assert_allclose(Rotation.from_rotvec(got).as_matrix(), r.as_matrix(), atol=1e-6)
+        else:
+            np.testing.assert_allclose(got, want, atol=1e-7)
+        m = r.as_matrix()
+        assert abs(yaw_of(r.as_quat()) - np.arctan2(m[1, 0], m[0, 0])) < 1e-9
