@@ -1,13 +1,15 @@
-"""Train the KITE grounding model on another machine (a GPU box) from a compact pack, then finish the
-checkpoint here. The training itself is the same `train_grounding` that `policy-stack train --policy
-kite` runs; only the data travel differently (RGB + labels + precomputed instruction embeddings, no
-depth: the network input is RGB, depth is used only to lift keypoints at run time).
+"""Train the KITE grounding model from a compact pack (RGB, keypoint labels, precomputed instruction
+embeddings; no depth, which only lifts keypoints at run time), then turn the weights into a checkpoint.
+The training itself is the same `train_grounding` that `policy-stack train --policy kite` runs.
 
-    python scripts/kite_offload_train.py pack   --train DIR [--val NAME=DIR ...] --out PACK
+This is how the shipped `kite_multi_cube` and the loss comparison were made (docs/kite.md): the pack
+holds out whole episodes for validation, trains several losses from one seed, and can store RGB as
+JPEG (4:4:4, quality 95) to move the data to another machine (then `train` needs only torch, numpy,
+safetensors and opencv: no transformers).
+
+    python scripts/kite_offload_train.py pack   --train DIR [--val NAME=DIR ...] [--jpeg 95] --out PACK
     python scripts/kite_offload_train.py train  --pack PACK --out OUT --steps N --batch B --loss softmax_ce,bce
     python scripts/kite_offload_train.py finish --pack PACK --weights OUT/LOSS.safetensors [--train DIR] --out CKPT
-
-`train` needs only torch, numpy and safetensors (no transformers: the embeddings come in the pack).
 """
 from __future__ import annotations
 
