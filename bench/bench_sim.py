@@ -26,7 +26,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
 
-from sim.envs import TASKS, make_env  # noqa: E402
+from sim.envs import LANGUAGE_TASKS, TASKS, make_env  # noqa: E402
 from sim.experts import make_expert  # noqa: E402
 from policy_stack.episode import run_episode  # noqa: E402
 
@@ -86,7 +86,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
     parser.add_argument("--episodes", type=int, default=50, help="expert episodes per task (seeds 0..N-1)")
     parser.add_argument("--steps", type=int, default=200, help="steps per throughput run")
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
+    parser.add_argument("--tasks", default=",".join(t for t in TASKS if t not in LANGUAGE_TASKS),
+                        help="comma-separated task names (language tasks: bench/bench_kite_sim.py)")
     args = parser.parse_args(argv)
 
     if args.json:

@@ -26,11 +26,12 @@ import time
 from collections import deque
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PointStamped, PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import NameValidationException
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 from diagnostic_msgs.msg import DiagnosticArray
 from trajectory_msgs.msg import JointTrajectory
@@ -83,6 +84,15 @@ class InferenceNode(WorkerThreadMixin, LifecycleNode):
         self.create_service(SetBool, p["enable_service"], self._on_enable, callback_group=services)
         self.create_service(Trigger, p["reset_service"], self._on_reset, callback_group=services)
         self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics, callback_group=services)
+        # Language-conditioned policies (KITE): the operator's instruction is part of every observation
+        # (obs["instruction"]); a policy that grounds it exposes debug_outputs() (keypoint, heatmap),
+        # published here for visualisation. Policies without them ignore both.
+        self._instruction = ""
+        self._debug_sent = None
+        self.create_subscription(String, p["instruction_topic"], self._on_instruction, STATE_QOS,
+                                 callback_group=services)
+        self.keypoint_pub = self.create_publisher(PointStamped, p["keypoint_topic"], STATE_QOS)
+        self.heatmap_pub = self.create_publisher(Image, p["heatmap_topic"], STATE_QOS)
 
     def _reset_counters(self) -> None:
         # (event, node time, stamp in ns of the refused message or None): a hold answering it carries the stamp
@@ -429,6 +439,7 @@ class InferenceNode(WorkerThreadMixin, LifecycleNode):
                 for past in skipped:
                     self.policy.observe(self._with_intrinsics(past.obs))
                 chunk = self.policy.act(obs)
+                self._publish_debug(stamp)
             except Exception as exc:
                 self.get_logger().error(f"policy.act failed: {exc!r}", throttle_duration_sec=1.0)
                 return self._hold(S.Event(POLICY_ERROR, repr(exc)), stamp=stamp)
@@ -462,8 +473,41 @@ class InferenceNode(WorkerThreadMixin, LifecycleNode):
         self._last_chunk_stamp = f"{sec + nsec * 1e-9:.6f}"
         self._status(now, force=True)
 
+    def _on_instruction(self, msg: String) -> None:
+        text = " ".join(str(msg.data).split())
+        if len(text) > 1000:
+            self.get_logger().warning(f"instruction of {len(text)} characters ignored (limit 1000)")
+            return
+        with self._lock:
+            changed, self._instruction = text != self._instruction, text
+        if changed:
+            self.get_logger().info(f"instruction: {text!r}")
+
+    def _publish_debug(self, stamp: int) -> None:
+        """The policy's last grounding (if any, once per new keypoint): PointStamped in the base frame and
+        the heatmap as mono8, both stamped with the observation they were computed from."""
+        outputs = self.policy.debug_outputs()
+        point = outputs.get("keypoint_base")
+        if point is None:
+            return
+        key = tuple(np.round(np.asarray(point, np.float64), 6))
+        if key == self._debug_sent:
+            return
+        self._debug_sent = key
+        msg = PointStamped()
+        msg.header.stamp, msg.header.frame_id = C.ns_to_stamp(stamp), self.p["base_frame"]
+        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in point)
+        self.keypoint_pub.publish(msg)
+        heat = outputs.get("heatmap")
+        if heat is not None:
+            h, w = heat.shape
+            self.heatmap_pub.publish(Image(header=msg.header, height=h, width=w, encoding="mono8", is_bigendian=0,
+                                           step=w, data=np.ascontiguousarray(heat, np.uint8).tobytes()))
+
     def _with_intrinsics(self, obs: dict) -> dict:
         obs = dict(obs)
+        if self._instruction:
+            obs["instruction"] = self._instruction
         for cam, key in self.plan.intrinsics.items():
             obs[key] = self._K[cam]
         return obs

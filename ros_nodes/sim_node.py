@@ -37,7 +37,7 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 from builtin_interfaces.msg import Time
@@ -178,6 +178,8 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
                 self.create_publisher(CameraInfo, expand(p["camera_info_topic"], camera=cam), SENSOR_QOS),
                 self.env.camera_info(cam))
         self.success_pub = self.create_publisher(Bool, p["success_topic"], STATE_QOS)
+        # Language tasks: the sim stands in for the operator and says each episode's instruction.
+        self.instruction_pub = self.create_publisher(String, p["instruction_topic"], STATE_QOS)
         self.status_pub = self.create_publisher(DiagnosticArray, p["status_topic"], STATE_QOS)
 
     # ------------------------------------------------------------------------------ ROS side
@@ -379,6 +381,9 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         if self.fake_arm is not None:
             self.fake_arm.reset(obs)
         self._reset_policy()
+        if isinstance(obs.get("instruction"), str):      # before the episode's first observation goes out
+            self.instruction_pub.publish(String(data=obs["instruction"]))
+            self.get_logger().info(f"episode {episode}: instruction {obs['instruction']!r}")
         self.follower.reset(not_before=self._now())
         jumps_before = len(self.follower.handover_jumps)
         rejections_before = self.fake_arm.rejections if self.fake_arm is not None else 0

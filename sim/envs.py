@@ -67,7 +67,15 @@ TASKS = {
                                     "fit the square nut onto the square peg", 500,
                                     _COMMON_CAMERAS + ("sideview",)),
 }
-_BY_CLASS = {t.robosuite_class: t for t in TASKS.values()}
+# Language-conditioned multi-object tasks (sim/multi_cube.py, sim/instructions.py): each episode draws a
+# layout and an instruction; env name -> the task kinds it draws from.
+LANGUAGE_TASKS = {"multi_cube": ("pick", "stack"), "multi_cube_pick": ("pick",),
+                  "multi_cube_stack": ("stack",), "multi_cube_tower": ("tower",)}
+_CUBES = {f"cube{i}": f"cube{i}" for i in range(4)}
+for _name, _horizon in (("multi_cube", 400), ("multi_cube_pick", 200), ("multi_cube_stack", 400),
+                        ("multi_cube_tower", 800)):
+    TASKS[_name] = TaskInfo(_name, "MultiCube", _CUBES, "", _horizon, _COMMON_CAMERAS + ("sideview", "grounding"))
+_BY_CLASS = {t.robosuite_class: t for t in TASKS.values() if t.name not in LANGUAGE_TASKS}
 
 
 def resolve_task(name: str) -> TaskInfo:
@@ -88,7 +96,7 @@ def default_action_space() -> ActionSpace:
 def make_env(name: str, cameras=(), image_size: int = 84, depth: bool = False, seed: int | None = None,
              horizon: int | None = None, control_freq: int = 20, fast_render: bool = True,
              randomize: dict | None = None, reward_shaping: bool = False,
-             arm_controller: str = "osc_pose") -> "SimEnv":
+             arm_controller: str = "osc_pose", instruction_split: str = "train") -> "SimEnv":
     """Build a Panda robosuite task with the BASIC composite controller (OSC_POSE delta arm, 7-d action).
 
     cameras: names from the task's model (agentview, robot0_eye_in_hand, ...); () renders nothing.
@@ -98,6 +106,8 @@ def make_env(name: str, cameras=(), image_size: int = 84, depth: bool = False, s
     arm_controller: "osc_pose" (robosuite's default, the policies' action space; `step`) or
     "joint_position" (absolute joint targets, `step_joint_positions`; the fake joint_trajectory_controller
     of sim/fake_controllers.py drives the arm through it).
+    instruction_split: language tasks only (LANGUAGE_TASKS): which split of sim/instructions.py the
+    episodes' instructions and layouts come from.
     """
     if arm_controller not in ARM_CONTROLLERS:
         raise ValueError(f"unknown arm_controller {arm_controller!r}; valid: {list(ARM_CONTROLLERS)}")
@@ -109,9 +119,16 @@ def make_env(name: str, cameras=(), image_size: int = 84, depth: bool = False, s
     if randomize:
         from sim.randomization import RandomizationConfig, RandomizedEnv
         randomize = RandomizationConfig.from_spec(randomize)   # a bad spec fails before robosuite starts
-    env = SimEnv(task, cameras, int(image_size), bool(depth), seed,
-                 int(horizon or task.default_horizon), int(control_freq), bool(fast_render), bool(reward_shaping),
-                 arm_controller)
+    env_args = (task, cameras, int(image_size), bool(depth), seed, int(horizon or task.default_horizon),
+                int(control_freq), bool(fast_render), bool(reward_shaping), arm_controller)
+    if task.name in LANGUAGE_TASKS:
+        from sim.instructions import SPLITS
+        from sim.multi_cube import LanguageSimEnv
+        if instruction_split not in SPLITS:
+            raise ValueError(f"unknown instruction split {instruction_split!r}; valid splits: {list(SPLITS)}")
+        env = LanguageSimEnv(*env_args, split=instruction_split, kinds=LANGUAGE_TASKS[task.name])
+    else:
+        env = SimEnv(*env_args)
     if randomize:
         return RandomizedEnv(env, randomize)  # camera/lighting/texture/dynamics, drawn per episode seed
     return env

@@ -17,14 +17,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+# The servo law, gripper commands and phase timings are the skill primitives' (one motion code for the
+# experts and the keypoint-conditioned skills).
+from policy_stack.skills.primitives import (CLOSE_STEPS, CLOSED, OPEN, OPEN_STEPS, PHASE_TIMEOUT,  # noqa: F401
+                                            POS_GAIN, ROT_GAIN, Pick, Place, SkillSequence, servo_action)
 from sim.envs import resolve_task
 
-OPEN, CLOSED = -1.0, 1.0
-POS_GAIN = 10.0          # per metre of error; 10 cm of error saturates the action
-ROT_GAIN = 2.0           # per radian of error; commands the whole error (0.5 rad per unit action)
-CLOSE_STEPS = 10         # steps to let the fingers close before lifting
-OPEN_STEPS = 8           # steps to let the fingers open before retreating
-PHASE_TIMEOUT = 80       # steps; a stuck phase moves on rather than hanging the episode
 MAX_REGRASPS = 2         # a missed grasp (object left behind on lift) starts over, this many times
 
 # Deliberate flaws for suboptimal episodes. Each still often succeeds or fails late, which is what
@@ -33,10 +31,6 @@ MAX_REGRASPS = 2         # a missed grasp (object left behind on lift) starts ov
 #   early_release - open the gripper partway through the carry
 #   dawdle        - move at 30% speed with random pauses (slow but usually successful)
 FLAWS = ("grasp_offset", "early_release", "dawdle")
-
-# The Panda's hand pointing straight down with yaw 0: fingers close along world y.
-_R_DOWN = np.diag([1.0, -1.0, -1.0])
-
 
 def _yaw_of(quat_xyzw) -> float:
     """Heading of a body's x axis in the world xy plane."""
@@ -104,13 +98,7 @@ class ScriptedExpert:
         raise NotImplementedError
 
     def _servo(self, raw: dict, target_pos, yaw: float, gripper: float) -> np.ndarray:
-        action = np.zeros(7)
-        action[:3] = np.clip(POS_GAIN * (np.asarray(target_pos) - raw["robot0_eef_pos"]), -1, 1)
-        r_target = Rotation.from_euler("z", yaw).as_matrix() @ _R_DOWN
-        r_eef = Rotation.from_quat(raw["robot0_eef_quat"]).as_matrix()
-        action[3:6] = np.clip(ROT_GAIN * Rotation.from_matrix(r_target @ r_eef.T).as_rotvec(), -1, 1)
-        action[6] = gripper
-        return action
+        return servo_action(raw["robot0_eef_pos"], raw["robot0_eef_quat"], target_pos, yaw, gripper)
 
     @staticmethod
     def _eef_yaw(raw) -> float:
@@ -361,11 +349,65 @@ class NutAssemblySquareExpert(PickAndPlaceExpert):
         return float(rs_env.table_offset[2]) + 0.02
 
 
+class MultiCubeExpert(ScriptedExpert):
+    """The instructed multi-cube task (pick, stack, tower) as a sequence of skill primitives
+    (policy_stack/skills/primitives.py) on ground-truth keypoints: the oracle a KITE policy is compared
+    with, and the demonstrator of the language-conditioned baselines. It reads the instruction's steps
+    and each target's top-surface keypoint from the env (privileged), everything else from the
+    base-frame observation, exactly what the primitives get when a policy drives them."""
+    NEIGHBOUR_M = 0.15     # cubes closer than this to the grasped one steer the finger direction
+
+    def reset(self) -> None:
+        super().reset()
+        self.flaw = None          # the flaws are the phase machine's; noise still applies
+        self.sequence = None
+
+    def act(self, obs, env) -> np.ndarray:
+        if self.sequence is None:
+            steps = env.episode.steps
+            self.sequence = SkillSequence(len(steps), lambda i, o: self._primitive(steps[i], o, env))
+        action = self.sequence.step(obs)
+        if self.noise > 0:
+            action[:3] += self.rng.normal(0.0, self.noise, 3)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    @staticmethod
+    def _keypoint(env, name) -> np.ndarray:
+        return env.base_frame.position(env.keypoint_world(name)).astype(np.float64)
+
+    def _primitive(self, step, obs, env):
+        name = step.target
+        if step.skill == "pick":
+            return Pick(self._keypoint(env, name), self._pick_yaw(obs, env, name),
+                        object_height=2 * env._cube_half(name))
+        # place: line the held cube's faces up with the target's (a flatter landing)
+        held = env.episode.steps[self.sequence.index - 1].target
+        turn = _wrap(_yaw_of(obs[f"{held}_quat"]) - _yaw_of(obs[f"{name}_quat"]), np.pi / 2)
+        return Place(self._keypoint(env, name), self._eef_yaw(obs) - turn)
+
+    def _pick_yaw(self, obs, env, name) -> float:
+        """Of the cube's four grasp yaws, the one whose finger line (the hand's y) points least toward
+        nearby cubes (an open finger must not land on a neighbour); then the least wrist turn."""
+        nearest = self._grasp_yaw(_yaw_of(obs[f"{name}_quat"]), np.pi / 2, obs)
+        me = obs[f"{name}_pos"][:2]
+        others = [obs[f"{n}_pos"][:2] - me for n in env.object_names() if n != name]
+        others = [d for d in others if np.linalg.norm(d) < self.NEIGHBOUR_M]
+
+        def crowding(yaw):
+            finger = np.array([-np.sin(yaw), np.cos(yaw)])
+            return sum(abs(np.dot(finger, d / np.linalg.norm(d))) / np.linalg.norm(d) for d in others)
+        return min((nearest, nearest + np.pi / 2, nearest - np.pi / 2), key=lambda y: crowding(y) + 1e-3 * abs(y - nearest))
+
+
 EXPERTS = {
     "lift": LiftExpert,
     "pick_place_can": PickPlaceCanExpert,
     "stack": StackExpert,
     "nut_assembly_square": NutAssemblySquareExpert,
+    "multi_cube": MultiCubeExpert,
+    "multi_cube_pick": MultiCubeExpert,
+    "multi_cube_stack": MultiCubeExpert,
+    "multi_cube_tower": MultiCubeExpert,
 }
 
 

@@ -39,6 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--no-progress", action="store_true")
+    # KITE checkpoints (policy_stack/cli/evaluate_kite.py)
+    p.add_argument("--instruction-split", default="train",
+                   help="language tasks: train | heldout (the three held-out splits) | all | a split name")
+    p.add_argument("--oracle-keypoints", action="store_true",
+                   help="kite: ground-truth keypoints instead of the grounding model (upper bound)")
 
 
 # ---------------------------------------------------------------------------- factories (picklable)
@@ -115,6 +120,10 @@ def run(args) -> int:
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     path = args.policy or str(DEFAULT_CHECKPOINT)
+    from policy_stack.checkpoint import read_config
+    if read_config(path)["policy_type"] == "kite":   # success + grounding metrics per instruction split
+        from policy_stack.cli import evaluate_kite
+        return evaluate_kite.run(args)
     # Load once here: a missing/corrupt checkpoint or a bad --sampler fails before any env starts.
     probe = load_configured_policy(path, args.sampler, args.steps, "torch", args.device, args.action_steps)
     env_kwargs = env_kwargs_for(probe.obs_spec, bool(args.video))

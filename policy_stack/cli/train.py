@@ -18,8 +18,9 @@ from policy_stack.cli.overrides import parse_overrides
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--policy", default="diffusion", help="policy family: diffusion | ebt (default diffusion)")
-    p.add_argument("--data", required=True, help="LeRobot v3.0 dataset folder")
+    p.add_argument("--policy", default="diffusion", help="policy family: diffusion | ebt | kite (default diffusion)")
+    p.add_argument("--data", required=True, help="LeRobot v3.0 dataset folder (kite: a grounding folder)")
+    p.add_argument("--val", default=None, help="kite: a grounding folder to report metrics on")
     p.add_argument("--out", required=True, help="checkpoint folder (created; holds tb/ and snapshots)")
     p.add_argument("--obs", default="lowdim", choices=["lowdim", "rgbd", "rgb"], help="observation set")
     p.add_argument("--cameras", nargs="+", default=["agentview", "robot0_eye_in_hand"],
@@ -92,6 +93,13 @@ def make_evaluator(cfg):
 
 
 def run(args) -> int:
+    if args.policy == "kite":   # trains on grounding images, not action chunks (policies/kite/build.py)
+        from policy_stack.policies.kite.build import train_kite
+        summary = train_kite(args.data, args.out, args.steps, args.batch, args.seed, parse_overrides(args.overrides),
+                             args.device, args.val, progress=not args.no_progress)
+        print(json.dumps(summary) if args.json else f"kite: checkpoint {summary['checkpoint']} "
+              f"(final loss {summary['final_loss']:.4f}, {summary['wall_s']:.0f} s)")
+        return 0
     from policy_stack.train.trainer import Trainer
 
     cfg = config_from_args(args)

@@ -54,6 +54,12 @@ class Policy(abc.ABC):
         """Last tick's diagnostics (latency_ms, sampler, steps, uncertainty) for status topics."""
         return {}
 
+    def debug_outputs(self) -> dict:
+        """Optional per-tick outputs for visualisation (the ROS node publishes what it finds):
+        "keypoint_base" (3,) metres in the robot base frame, "keypoint_px" (2,) (u, v), "heatmap" (H, W)
+        uint8. Default: none."""
+        return {}
+
     # ------------------------------------------------------------------ learning (batches)
     @abc.abstractmethod
     def sample(self, obs_batch: dict[str, torch.Tensor], n: int) -> torch.Tensor:

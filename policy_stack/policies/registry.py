@@ -20,7 +20,8 @@ import importlib
 from policy_stack.policies.base import Policy
 
 REGISTRY: dict[str, tuple[type, type]] = {}
-BUILTIN_MODULES = {"diffusion": "policy_stack.policies.diffusion", "ebt": "policy_stack.policies.ebt"}
+BUILTIN_MODULES = {"diffusion": "policy_stack.policies.diffusion", "ebt": "policy_stack.policies.ebt",
+                   "kite": "policy_stack.policies.kite"}
 
 
 def register_policy(name: str, config_cls: type):

@@ -1,0 +1,114 @@
+"""KITE benchmark: grounding metrics on labelled images, end-to-end success in sim, and the oracle-keypoint
+upper bound, in one run.
+
+    python -m bench.bench_kite --policy kite_multi_cube --out runs/bench/kite.json \
+        [--grounding NAME=DIR ...] [--tasks multi_cube_pick,multi_cube_stack] [--splits train,heldout_templates,...]
+        [--episodes 50] [--seed 100000] [--workers 2] [--no-oracle]
+
+Rows:
+  grounding[NAME]          the checkpoint's keypoint on every row of a grounding folder (images and
+                           sub-instructions it never trained on): correct-object rate (argmax inside the
+                           instructed object's mask), median / p90 pixel error, median 3-D error (mm);
+  rollouts[task/split/mode] mode "kite": the policy end to end; mode "oracle": the same policy with
+                           ground-truth keypoints (policy-stack eval --oracle-keypoints): success rate per
+                           task kind, plus the grounding scores of the keypoints used in the episodes.
+Each rollout row is one `evaluate_kite` call (policy_stack/cli/evaluate_kite.py) in its own process.
+The language-conditioned Diffusion Policy baseline is not part of this run (see docs/kite.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def grounding_row(policy_path: str, folder: str) -> dict:
+    from policy_stack.checkpoint import load_policy
+    from policy_stack.policies.kite.data import grounding_metrics, load_grounding
+    from policy_stack.policies.kite.train_grounding import predict
+
+    policy = load_policy(policy_path, "cpu")
+    data = load_grounding(folder)
+    t0 = time.perf_counter()
+    m = grounding_metrics(predict(policy, data), data, policy.config.depth_window)
+    m["wall_s"] = round(time.perf_counter() - t0, 1)
+    m["folder"] = str(Path(folder).resolve())
+    return m
+
+
+def rollout_row(policy_path: str, task: str, split: str, oracle: bool, episodes: int, seed: int) -> dict:
+    import torch
+    torch.set_num_threads(1)
+    from policy_stack.cli.evaluate_kite import evaluate_kite
+
+    t0 = time.perf_counter()
+    out = evaluate_kite(policy_path, task, split, episodes, seed, oracle=oracle, progress=False)
+    row = dict(out["splits"][split])
+    row["wall_s"] = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--policy", default="kite_multi_cube")
+    ap.add_argument("--grounding", action="append", default=[], metavar="NAME=DIR")
+    ap.add_argument("--tasks", default="multi_cube_pick,multi_cube_stack")
+    ap.add_argument("--splits", default="train")
+    ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=100000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-oracle", action="store_true")
+    ap.add_argument("--rows", default="", help="explicit rollout rows task/split/mode[:episodes],... (overrides "
+                                                "--tasks/--splits; mode kite | oracle)")
+    ap.add_argument("--out", default="runs/bench/kite.json")
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    result = {"command": " ".join(["python -m bench.bench_kite", *sys.argv[1:]]), "policy": args.policy,
+              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
+              "grounding": {}, "rollouts": {}}
+    for spec in args.grounding:
+        name, folder = spec.split("=", 1)
+        result["grounding"][name] = grounding_row(args.policy, folder)
+        print(f"grounding {name}: {json.dumps(result['grounding'][name])}", file=sys.stderr, flush=True)
+    jobs = []
+    for spec in [r for r in args.rows.split(",") if r]:
+        name, _, n = spec.partition(":")
+        task, split, mode = name.split("/")
+        if mode not in ("kite", "oracle"):
+            raise SystemExit(f"--rows {spec!r}: mode must be kite or oracle")
+        jobs.append((name, (args.policy, task, split, mode == "oracle", int(n or args.episodes), args.seed)))
+    for task in [t for t in args.tasks.split(",") if t and not args.rows]:
+        for split in [s for s in args.splits.split(",") if s]:
+            for oracle in ((False,) if args.no_oracle else (False, True)):
+                jobs.append((f"{task}/{split}/{'oracle' if oracle else 'kite'}",
+                             (args.policy, task, split, oracle, args.episodes, args.seed)))
+    if jobs:
+        with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+            futures = {name: pool.submit(rollout_row, *a) for name, a in jobs}
+            for name, fut in futures.items():
+                row = fut.result()
+                result["rollouts"][name] = row
+                print(f"rollouts {name}: success {row['success_rate']}, correct {row['correct_object_rate']}",
+                      file=sys.stderr, flush=True)
+    result["wall_s"] = round(time.perf_counter() - t0, 1)
+    result["machine"]["load_avg_end"] = os.getloadavg()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "rollouts"} | {
+        "rollouts": {k: {kk: v[kk] for kk in ("episodes", "success_rate", "success_by_kind", "correct_object_rate",
+                                              "pixel_error_px_median", "error_3d_mm_median")}
+                     for k, v in result["rollouts"].items()}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

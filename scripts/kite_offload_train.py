@@ -1,0 +1,190 @@
+"""Train the KITE grounding model from a compact pack (RGB, keypoint labels, precomputed instruction
+embeddings; no depth, which only lifts keypoints at run time), then turn the weights into a checkpoint.
+The training itself is the same `train_grounding` that `policy-stack train --policy kite` runs.
+
+This is how the shipped `kite_multi_cube` and the loss comparison were made (docs/kite.md): the pack
+holds out whole episodes for validation, trains several losses from one seed, and can store RGB as
+JPEG (4:4:4, quality 95) to move the data to another machine (then `train` needs only torch, numpy,
+safetensors and opencv: no transformers).
+
+    python scripts/kite_offload_train.py pack   --train DIR [--val NAME=DIR ...] [--jpeg 95] --out PACK
+    python scripts/kite_offload_train.py train  --pack PACK --out OUT --steps N --batch B --loss softmax_ce,bce
+    python scripts/kite_offload_train.py finish --pack PACK --weights OUT/LOSS.safetensors [--train DIR] --out CKPT
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from policy_stack.policies.kite.data import GroundingData, grounding_metrics, load_grounding  # noqa: E402
+
+
+def _pack(args) -> None:
+    from policy_stack.policies.kite.text_encoder import EmbeddingCache
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sets = {"train": args.train, **dict(v.split("=", 1) for v in args.val)}
+    cache = EmbeddingCache()
+    meta = {}
+    full = load_grounding(args.train)
+    # Validation rows for choosing the loss: the train folder's last episodes (whole episodes, since rows
+    # of one episode share a rendered frame), never seen in training.
+    episodes = np.asarray(full.meta.get("episode_seed", np.arange(len(full))))
+    cut = np.quantile(np.unique(episodes), 1.0 - args.holdout_frac)
+    parts = {"train": np.flatnonzero(episodes < cut), "val_episodes": np.flatnonzero(episodes >= cut)}
+    for name, folder in [("train", None), ("val_episodes", None), *[(k, v) for k, v in sets.items() if k != "train"]]:
+        if folder is None:
+            d = full.subset(parts[name])
+        else:
+            d = load_grounding(folder)
+            d = d.subset(np.arange(min(len(d), args.val_rows)))
+        cache.get(d.instructions)
+        arrays = {"rgb": d.rgb.numpy(), "kp_px": d.kp_px.numpy()}
+        if args.jpeg:     # smaller to carry; decoded back to uint8 RGB on load (quality >= 95: ~1 grey level)
+            import cv2
+            blobs = [cv2.imencode(".jpg", im[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, args.jpeg])[1].ravel()
+                     for im in arrays.pop("rgb")]
+            arrays["jpeg"] = np.concatenate(blobs)
+            arrays["jpeg_offsets"] = np.cumsum([0] + [len(b) for b in blobs])
+            arrays["shape"] = np.array(d.rgb.shape)
+        if name != "train":
+            arrays["target_mask"] = d.target_mask.numpy()
+        np.savez_compressed(out / f"{name}.npz", **arrays)
+        meta[name] = {"instructions": d.instructions, "task": d.task, "K": d.K[0].tolist(),
+                      "T_base_cam": d.T_base_cam[0].tolist(), "rows": len(d),
+                      "meta": {k: v for k, v in d.meta.items() if not isinstance(v, list)},
+                      "folder": str(Path(folder or args.train).resolve())}
+    cache.save(out)
+    (out / "pack.json").write_text(json.dumps(meta))
+    print({p.name: p.stat().st_size for p in out.iterdir()})
+
+
+def _load_pack_set(pack: Path, name: str, meta: dict) -> GroundingData:
+    z = dict(np.load(pack / f"{name}.npz"))
+    m = meta[name]
+    if "jpeg" in z:
+        import cv2
+        off = z["jpeg_offsets"]
+        z["rgb"] = np.stack([cv2.imdecode(z["jpeg"][off[i]:off[i + 1]], cv2.IMREAD_COLOR)[..., ::-1]
+                             for i in range(len(off) - 1)]).astype(np.uint8)
+    n, h, w = z["rgb"].shape[:3]
+    mask = torch.from_numpy(z["target_mask"]) if "target_mask" in z else torch.zeros(n, h, w, dtype=torch.uint8)
+    K = torch.tensor(m["K"], dtype=torch.float32).expand(n, 3, 3).clone()
+    T = torch.tensor(m["T_base_cam"], dtype=torch.float32).expand(n, 4, 4).clone()
+    return GroundingData(torch.from_numpy(z["rgb"]), torch.zeros(n, h, w), torch.from_numpy(z["kp_px"]), mask, K, T,
+                         torch.zeros(n, 3), m["instructions"], m["task"], [], dict(m["meta"]))
+
+
+def _policy_for(pack: Path, data: GroundingData, overrides: dict):
+    from policy_stack.policies.kite.build import build_policy
+    from policy_stack.policies.kite.text_encoder import EmbeddingCache
+
+    policy = build_policy(data, overrides)
+    policy._cache = EmbeddingCache.load(pack)      # precomputed: no transformer needed here
+    return policy
+
+
+def _train(args) -> None:
+    from safetensors.torch import save_file
+
+    from policy_stack.policies.kite.train_grounding import predict, train_grounding
+
+    pack, out = Path(args.pack), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((pack / "pack.json").read_text())
+    train = _load_pack_set(pack, "train", meta)
+    vals = {name: _load_pack_set(pack, name, meta) for name in meta if name != "train"}
+    report = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "runs": {}}
+    for loss in args.loss.split(","):
+        torch.manual_seed(args.seed)
+        policy = _policy_for(pack, train, dict(json.loads(args.set), loss=loss, device=args.device))
+        t0 = time.perf_counter()
+        result = train_grounding(policy, train, args.steps, batch=args.batch, seed=args.seed, progress=False,
+                                 log_every=100, log_path=out / f"{loss}_log.jsonl")
+        run = {"train_s": round(time.perf_counter() - t0, 1), "final_loss": result["final_loss"], "val": {}}
+        for name, val in vals.items():
+            m = grounding_metrics(predict(policy, val), val)
+            run["val"][name] = {k: m[k] for k in ("samples", "correct_object_rate", "pixel_error_px_median",
+                                                  "pixel_error_px_p90")}
+        report["runs"][loss] = run
+        save_file({k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()},
+                  str(out / f"{loss}.safetensors"))
+        print(json.dumps({loss: run}), flush=True)
+    report.update(steps=args.steps, batch=args.batch, seed=args.seed, rows=len(train))
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+
+
+def _finish(args) -> None:
+    from safetensors.torch import load_file
+
+    from policy_stack.checkpoint import save_checkpoint
+    from policy_stack.policies.kite.build import build_policy
+
+    pack = Path(args.pack)
+    if args.train:
+        data = load_grounding(args.train)
+    else:       # the pack's training rows carry what the policy is built from (size, skills, camera)
+        meta_all = json.loads((pack / "pack.json").read_text())
+        data = _load_pack_set(pack, "train", meta_all)
+        data.meta.setdefault("camera", (meta_all["train"]["meta"].get("summary") or {}).get("camera", "grounding"))
+    weights = load_file(args.weights)
+    loss = Path(args.weights).stem
+    policy = build_policy(data, {"loss": loss, "device": "cpu"})
+    policy._cache = __import__("policy_stack.policies.kite.text_encoder", fromlist=["x"]).EmbeddingCache.load(args.pack)
+    weights.pop("instruction_embeddings", None)
+    missing, unexpected = torch.nn.Module.load_state_dict(policy, weights, strict=False)
+    if [k for k in missing if k != "instruction_embeddings"] or unexpected:
+        raise SystemExit(f"weights do not fit: missing {missing}, unexpected {unexpected}")
+    policy.freeze_instruction_cache()
+    report = json.loads(Path(args.report).read_text()) if args.report else {}
+    cfg = policy.config
+    train_config = {"steps": report.get("steps"), "batch": report.get("batch"), "seed": report.get("seed"),
+                    "rows": report.get("rows"), "loss": cfg.loss, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
+                    "warmup": cfg.lr_warmup_steps, "grad_clip": cfg.grad_clip, "device": report.get("device")}
+    save_checkpoint(policy, args.out, meta={"trained_with": "scripts/kite_offload_train.py", "train_config": train_config,
+                                            "report": report,
+                                            "data": str(Path(args.train).resolve()) if args.train else
+                                            json.loads((pack / "pack.json").read_text())["train"]["folder"]})
+    print(f"wrote {args.out}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("pack")
+    a.add_argument("--train", required=True)
+    a.add_argument("--val", action="append", default=[], metavar="NAME=DIR")
+    a.add_argument("--val-rows", type=int, default=400)
+    a.add_argument("--holdout-frac", type=float, default=0.15)
+    a.add_argument("--jpeg", type=int, default=0, metavar="QUALITY", help="store RGB as JPEG (0 = raw, compressed npz)")
+    a.add_argument("--out", required=True)
+    b = sub.add_parser("train")
+    b.add_argument("--pack", required=True)
+    b.add_argument("--out", required=True)
+    b.add_argument("--steps", type=int, default=3000)
+    b.add_argument("--batch", type=int, default=64)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--loss", default="softmax_ce,bce")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--set", default="{}", help="KiteConfig fields as a JSON object")
+    c = sub.add_parser("finish")
+    c.add_argument("--pack", required=True)
+    c.add_argument("--weights", required=True)
+    c.add_argument("--train", default=None, help="grounding folder (default: the pack's training rows)")
+    c.add_argument("--report", default=None)
+    c.add_argument("--out", required=True)
+    args = p.parse_args()
+    {"pack": _pack, "train": _train, "finish": _finish}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
