@@ -17,7 +17,8 @@ def sim_topics(objects, cameras, depth: bool) -> dict[str, str]:
     d = {k: v.default for k, v in load_definitions("sim_node").items()}
     topics = {d["joint_states_topic"]: "sensor_msgs/msg/JointState", d["ee_pose_topic"]: "geometry_msgs/msg/PoseStamped",
               d["success_topic"]: "std_msgs/msg/Bool", ACTION_TOPIC: "trajectory_msgs/msg/JointTrajectory",
-              EVENT_TOPIC: "std_msgs/msg/String", STATE_TOPIC: "sensor_msgs/msg/Joy"}
+              EVENT_TOPIC: "std_msgs/msg/String", STATE_TOPIC: "sensor_msgs/msg/Joy",
+              d["executed_action_topic"]: "trajectory_msgs/msg/JointTrajectory"}
     for o in objects:
         topics[d["object_pose_topic"].format(name=o)] = "geometry_msgs/msg/PoseStamped"
     for cam in cameras:
@@ -28,8 +29,12 @@ def sim_topics(objects, cameras, depth: bool) -> dict[str, str]:
     return topics
 
 
-def sim_mapping(objects, cameras, depth: bool, fps: int, action_names) -> dict:
-    """Mapping (policy_stack.recording.mapping format) from a sim recording to collect's features."""
+def sim_mapping(objects, cameras, depth: bool, fps: int, action_names, interventions: bool = False) -> dict:
+    """Mapping (policy_stack.recording.mapping format) from a sim recording to collect's features.
+
+    interventions (policy rollouts with human interventions, HIL-SERL): `action` is the action the sim
+    EXECUTED (the policy's, or the operator's while the deadman is held) and `intervention` the deadman
+    flag of /teleop/state; without it `action` is the teleop command (pure teleop recordings)."""
     d = {k: v.default for k, v in load_definitions("sim_node").items()}
     feats = {
         "robot0_joint_pos": {"topic": d["joint_states_topic"], "field": "position", "names": list(d["joint_names"])},
@@ -45,7 +50,11 @@ def sim_mapping(objects, cameras, depth: bool, fps: int, action_names) -> dict:
         feats[f"{cam}_rgb"] = {"topic": d["color_topic"].format(camera=cam), "field": "image"}
         if depth:
             feats[f"{cam}_depth"] = {"topic": d["depth_topic"].format(camera=cam), "field": "image"}
-    feats["action"] = {"topic": ACTION_TOPIC, "field": "points[0].positions", "names": list(action_names)}
+    feats["action"] = {"topic": d["executed_action_topic"] if interventions else ACTION_TOPIC,
+                       "field": "points[0].positions", "names": list(action_names)}
+    if interventions:
+        # buttons[0] = deadman engaged, every teleop tick; false before the teleop node's first tick.
+        feats["intervention"] = {"topic": STATE_TOPIC, "field": "buttons[0]", "default": False}
     # Bool has no stamp (receive time stands in) and is published after each step: hold the last value
     # (it changes once an episode), false before the first one.
     feats["success"] = {"topic": d["success_topic"], "field": "data", "max_age_s": 10.0, "default": False}

@@ -185,6 +185,10 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
                 self.create_publisher(CameraInfo, expand(p["camera_info_topic"], camera=cam), SENSOR_QOS),
                 self.env.camera_info(cam))
         self.success_pub = self.create_publisher(Bool, p["success_topic"], STATE_QOS)
+        self.executed_pub = None
+        if p["executed_action_topic"] and self.fake_arm is None:
+            self.executed_pub = self.create_publisher(JointTrajectory, p["executed_action_topic"], STATE_QOS)
+            self._executed_writer = C.TrajectoryWriter(self.space.names, self.period, p["base_frame"])
         self.status_pub = self.create_publisher(DiagnosticArray, p["status_topic"], STATE_QOS)
 
     # ------------------------------------------------------------------------------ ROS side
@@ -455,6 +459,8 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
                 holds[hold.kind] += 1
                 self.events.add(hold)
             executed.append([round(float(a), 7) for a in action])
+            if self.executed_pub is not None:      # stamped like this step's observation: exact pairing
+                self.executed_pub.publish(self._executed_writer(np.asarray(action, np.float64)[None], stamp))
             sources.append(source)
             if self.fake_arm is not None and kind == "joints":
                 obs, reward, done, info = self.env.step_joint_positions(action[:7], action[7])
