@@ -4,7 +4,7 @@ topic-to-feature mapping that turns such a recording into the same dataset `coll
 No rclpy here."""
 from __future__ import annotations
 
-from ros_nodes.graph import Graph, NodeSpec, _typed
+from ros_nodes.graph import ARM_BACKENDS, FAKE_ARM_WORKSPACE, Graph, NodeSpec, _typed, _typed_if_defined
 from ros_nodes.params import load_definitions
 from ros_nodes.transport import shm_profile_file
 
@@ -67,12 +67,28 @@ def sim_mapping(objects, cameras, depth: bool, fps: int, action_names, intervent
 def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras, depth: bool, image_size: int,
                     rate_hz: float, max_steps: int, recordings: str, task: str, objects, waypoints_file: str = "",
                     keyboard_tty: str = "", command_log: str = "", results_file: str = "",
-                    success_hold_steps: int = 5) -> Graph:
-    sim = NodeSpec(name="sim_node", executable="sim_node", module="ros_nodes.sim_node", parameters=_typed("sim_node", {
+                    success_hold_steps: int = 5, arm: str = "") -> Graph:
+    """arm "" (sim): the sim node executes /teleop/action itself. arm servo | jtc | pose (`record --real`):
+    the hardware path, as `up --real` builds it: the arm adapter executes /teleop/action (its teleop_topic)
+    and drives the sim node standing in for the robot behind that fake controller."""
+    if arm and arm not in ARM_BACKENDS:
+        raise ValueError(f"arm {arm!r}: expected one of {list(ARM_BACKENDS)}")
+    sim_params = {
         "env": env, "cameras": ",".join(cameras), "depth": str(depth).lower(), "image_size": str(image_size),
         "episodes": "0", "seed": str(seed), "max_steps": str(SIM_STEP_CAP), "rate_hz": repr(float(rate_hz)),
-        "end_on_success": "false", "teleop_topic": ACTION_TOPIC, "next_seed_on_reset": "true",
-        "results_file": results_file, "policy_reset_service": ""}))
+        "end_on_success": "false", "teleop_topic": "" if arm else ACTION_TOPIC, "next_seed_on_reset": "true",
+        "results_file": results_file, "policy_reset_service": ""}
+    if arm:
+        sim_params["arm_interface"] = arm
+    sim = NodeSpec(name="sim_node", executable="sim_node", module="ros_nodes.sim_node",
+                   parameters=_typed("sim_node", sim_params))
+    extra = []
+    if arm:
+        adapter = {"backend": arm, "teleop_topic": ACTION_TOPIC,
+                   "publish_ee_pose": False,           # the fake arm publishes /ee_pose from physics
+                   "camera_topics": ",".join(f"/{cam}/color/image_raw" for cam in cameras), **FAKE_ARM_WORKSPACE}
+        extra.append(NodeSpec(name="arm_adapter", executable="arm_adapter", module="ros_nodes.arm_adapter",
+                              parameters=_typed_if_defined("arm_adapter", adapter)))
     d = {k: v.default for k, v in load_definitions("sim_node").items()}
     teleop_params = {"device": device, "rate_hz": repr(float(rate_hz)), "env": env, "episodes": str(episodes),
                      "max_steps": str(max_steps), "success_hold_steps": str(success_hold_steps),
@@ -90,4 +106,4 @@ def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras,
     environment = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     if cameras:
         environment["FASTDDS_DEFAULT_PROFILES_FILE"] = shm_profile_file()
-    return Graph((sim, teleop, recorder), environment, lifetime_node="recorder_node")
+    return Graph((sim, *extra, teleop, recorder), environment, lifetime_node="recorder_node")
