@@ -52,9 +52,9 @@ from ros_nodes.common import (CHUNK_QOS, DIAGNOSTICS_TOPIC, SENSOR_QOS, STATE_QO
 STATUS_NAME = "policy_stack/sim_node"
 # /clock: only the newest time matters; reliable matches rclpy's best-effort TimeSource subscription too.
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-CONFIGURE_TIMEOUT_S = 300.0
+CONFIGURE_TIMEOUT_S = 300.0    # building a robosuite env with cameras takes seconds, more on a loaded machine
 # Where an executed step's action came from (/sim/status "source", results "sources").
-SOURCE_POLICY, SOURCE_TELEOP, SOURCE_HOLD, SOURCE_ARM = "policy", "teleop", "hold", "arm"    # building a robosuite env with cameras takes seconds, more on a loaded machine
+SOURCE_POLICY, SOURCE_TELEOP, SOURCE_HOLD, SOURCE_ARM = "policy", "teleop", "hold", "arm"
 
 
 class SimNode(WorkerThreadMixin, LifecycleNode):
