@@ -90,3 +90,25 @@ def test_intervention_flag_and_executed_actions_are_recorded(tmp_path):
     assert info["features"]["intervention"]["dtype"] == "bool"
     state_names = info["features"]["observation.state"]["names"]
     assert not any("intervention" in n for n in state_names)      # a label, never a policy input
+
+
+def test_scripted_deadman_window(tmp_path):
+    """A waypoint file's "engaged" list scripts the deadman: released ticks report engaged false and
+    zero motion (the gripper command kept), as a real device does; a malformed list is refused."""
+    import pytest
+
+    from hardware.arms.adapter import eef_action_space
+    from hardware.teleop import make_device
+    from hardware.teleop.scripted import WaypointSource
+
+    f = tmp_path / "w.json"
+    acts = [[0.5, 0, 0, 0, 0, 0, 1.0]] * 6
+    f.write_text(json.dumps({"actions": acts, "engaged": [False, True, True, False, False, True]}))
+    dev = make_device("scripted", eef_action_space(), source=WaypointSource(f))
+    cmds = [dev.poll(0.05 * k, {}) for k in range(6)]
+    assert [c.engaged for c in cmds] == [False, True, True, False, False, True]
+    for c in cmds:
+        np.testing.assert_allclose(c.action, acts[0] if c.engaged else [0, 0, 0, 0, 0, 0, 1.0])
+    f.write_text(json.dumps({"actions": acts, "engaged": [True] * 5}))
+    with pytest.raises(ValueError, match="engaged"):
+        WaypointSource(f)
