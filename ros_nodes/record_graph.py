@@ -67,22 +67,37 @@ def sim_mapping(objects, cameras, depth: bool, fps: int, action_names, intervent
 def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras, depth: bool, image_size: int,
                     rate_hz: float, max_steps: int, recordings: str, task: str, objects, waypoints_file: str = "",
                     keyboard_tty: str = "", command_log: str = "", results_file: str = "",
-                    success_hold_steps: int = 5, arm: str = "") -> Graph:
+                    success_hold_steps: int = 5, arm: str = "", policy: str = "") -> Graph:
     """arm "" (sim): the sim node executes /teleop/action itself. arm servo | jtc | pose (`record --real`):
     the hardware path, as `up --real` builds it: the arm adapter executes /teleop/action (its teleop_topic)
-    and drives the sim node standing in for the robot behind that fake controller."""
+    and drives the sim node standing in for the robot behind that fake controller.
+
+    policy (a checkpoint spec, as `up --policy`): human interventions. The inference node drives the sim;
+    the teleop node runs in intervention mode (actions only while the deadman is held) and the sim's
+    arbitration lets a fresh teleop action take over; the recording maps the EXECUTED action and the
+    deadman flag (sim_mapping(interventions=True))."""
     if arm and arm not in ARM_BACKENDS:
         raise ValueError(f"arm {arm!r}: expected one of {list(ARM_BACKENDS)}")
+    if arm and policy:
+        raise ValueError("interventions (a policy) through the arm adapter: the adapter does not publish the action "
+                         "it executed yet, so the recording could not say which action moved the arm; record "
+                         "interventions in sim")
     sim_params = {
         "env": env, "cameras": ",".join(cameras), "depth": str(depth).lower(), "image_size": str(image_size),
         "episodes": "0", "seed": str(seed), "max_steps": str(SIM_STEP_CAP), "rate_hz": repr(float(rate_hz)),
         "end_on_success": "false", "teleop_topic": "" if arm else ACTION_TOPIC, "next_seed_on_reset": "true",
         "results_file": results_file, "policy_reset_service": ""}
+    if policy:     # the policy's history is cleared at each episode start, as in `up`
+        sim_params["policy_reset_service"] = load_definitions("sim_node")["policy_reset_service"].default
     if arm:
         sim_params["arm_interface"] = arm
     sim = NodeSpec(name="sim_node", executable="sim_node", module="ros_nodes.sim_node",
                    parameters=_typed("sim_node", sim_params))
     extra = []
+    if policy:
+        from ros_nodes.graph import describe
+        extra.append(describe({"policy": policy, "cameras": ",".join(cameras), "depth": str(depth).lower(),
+                               "rate_hz": repr(float(rate_hz)), "image_size": str(image_size)}).node("inference_node"))
     if arm:
         adapter = {"backend": arm, "teleop_topic": ACTION_TOPIC,
                    "publish_ee_pose": False,           # the fake arm publishes /ee_pose from physics
@@ -94,6 +109,8 @@ def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras,
                      "max_steps": str(max_steps), "success_hold_steps": str(success_hold_steps),
                      "sim_reset_service": d["reset_service"], "sim_status_topic": d["status_topic"],
                      "waypoints_file": waypoints_file, "command_log": command_log, "expert_seed": str(seed)}
+    if policy:
+        teleop_params["publish_when_released"] = "false"     # released: the policy drives
     if keyboard_tty:
         teleop_params["keyboard_tty"] = keyboard_tty
     teleop = NodeSpec(name="teleop_node", executable="teleop_node", module="ros_nodes.teleop_node",

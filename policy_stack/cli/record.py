@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arm", default="fake-servo", choices=["fake-servo", "fake-jtc", "fake-pose"],
                    help="--real: the fake arm controller the arm adapter drives (a real arm: run teleop_node and "
                         "recorder_node beside your robot's bringup, see docs/teleop.md)")
+    p.add_argument("--policy", default="",
+                   help="human interventions: this policy (checkpoint, as `up --policy`) drives; the device's "
+                        "deadman takes over; the dataset gets the executed action and an `intervention` column")
     p.add_argument("--domain-id", type=int, default=None)
     p.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (default: from episodes)")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout (logs go to stderr)")
@@ -87,7 +90,8 @@ def run(args) -> int:
     out = Path(args.out).resolve()
     recordings = Path(args.recordings or f"{out}.recordings").resolve()
     recordings.mkdir(parents=True, exist_ok=True)
-    mapping_doc = sim_mapping(objects, cameras, args.depth, int(args.rate), action_space.names)
+    mapping_doc = sim_mapping(objects, cameras, args.depth, int(args.rate), action_space.names,
+                              interventions=bool(args.policy))
     mapping_doc["task"] = task_text
     write_text_atomic(recordings / "mapping.yaml", yaml.safe_dump(mapping_doc, sort_keys=False))
     already = len(finished_episodes(recordings))
@@ -99,7 +103,7 @@ def run(args) -> int:
                             max_steps=args.max_steps, recordings=str(recordings), task=task_text, objects=objects,
                             waypoints_file=str(Path(args.waypoints).resolve()) if args.waypoints else "",
                             keyboard_tty=keyboard_tty, command_log=str(commands),
-                            results_file=str(run_dir / "sim_episodes.jsonl"), arm=arm)
+                            results_file=str(run_dir / "sim_episodes.jsonl"), arm=arm, policy=args.policy)
     domain = args.domain_id if args.domain_id is not None else random.randint(1, 99)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
     print(f"[record] domain {domain}, env {args.env}, device {args.device}, "
@@ -140,7 +144,8 @@ def run(args) -> int:
     new = finished_episodes(recordings)[already:]
     summary = {"env": args.env, "device": args.device, "episodes_requested": args.episodes,
                "episodes_recorded": len(new), "recordings": str(recordings), "record_wall_s": round(record_wall, 1),
-               "domain_id": domain, "error": failed, "interrupted": interrupted, "arm": arm or None}
+               "domain_id": domain, "error": failed, "interrupted": interrupted, "arm": arm or None,
+               "policy": args.policy or None}
     eps = [json.loads((recordings / f"episode_{i:06d}.json").read_text()) for i in new]
     summary["successes"] = sum(bool(e.get("success")) for e in eps)
     summary["dropped_messages"] = sum(sum(e.get("dropped", {}).values()) for e in eps)
