@@ -89,6 +89,8 @@ def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras,
         "results_file": results_file, "policy_reset_service": ""}
     if policy:     # the policy's history is cleared at each episode start, as in `up`
         sim_params["policy_reset_service"] = load_definitions("sim_node")["policy_reset_service"].default
+        # the deadman's release ends the intervention at once: executed source == recorded flag
+        sim_params["teleop_state_topic"] = STATE_TOPIC
     if arm:
         sim_params["arm_interface"] = arm
     sim = NodeSpec(name="sim_node", executable="sim_node", module="ros_nodes.sim_node",

@@ -37,7 +37,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -117,6 +117,10 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         self._teleop_lock = threading.Lock()     # executor thread appends, sim thread reads
         if p["teleop_topic"]:
             self.create_subscription(JointTrajectory, p["teleop_topic"], self._on_teleop, CHUNK_QOS,
+                                     callback_group=inputs)
+        self._deadman: deque = deque(maxlen=64)   # (stamp, held) from teleop_state_topic
+        if p["teleop_topic"] and p["teleop_state_topic"]:
+            self.create_subscription(Joy, p["teleop_state_topic"], self._on_teleop_state, CHUNK_QOS,
                                      callback_group=inputs)
         self._policy_reset = (self.create_client(Trigger, p["policy_reset_service"], callback_group=services)
                               if p["policy_reset_service"] else None)
@@ -247,14 +251,23 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             with self._teleop_lock:
                 self._teleop.append((stamp, np.asarray(chunk[0], np.float32)))
 
+    def _on_teleop_state(self, msg) -> None:
+        if msg.buttons:
+            with self._teleop_lock:
+                self._deadman.append((C.stamp_to_sec(msg.header.stamp), bool(msg.buttons[0])))
+
     def _teleop_action(self, t_obs: float):
         """The newest teleop action stamped at or before this observation (the pairing a recording
         converted with `policy-stack convert` makes, so recorded and executed actions agree), through the
         safety path; hold when none, or when it is older than teleop_timeout_s."""
         with self._teleop_lock:
             chosen = next(((st, a) for st, a in reversed(self._teleop) if st <= t_obs), None)
+            state = next(((st, held) for st, held in reversed(self._deadman) if st <= t_obs), None)
         if chosen is not None:
             self.teleop_follower.set_chunk(chosen[0], self.p["teleop_timeout_s"], chosen[1][None])
+        if state is not None and not state[1]:
+            # The operator let go (teleop_state_topic): the intervention ends now, not teleop_timeout_s later.
+            self.teleop_follower.set_hold(state[0])
         return self.teleop_follower.action_at(t_obs)
 
     def _policy_action(self, t_obs: float):

@@ -1,8 +1,8 @@
 """`policy-stack record --policy P` (human interventions) end to end: the stand-in policy drives the sim
 through the inference node; the scripted device holds the deadman for ticks 15..34 of a 50-tick episode
 (its waypoint file's "engaged" list), sending one teleop action. The dataset's `intervention` column is
-one block of about those 20 frames; inside it the recorded (executed) action is the operator's, and well
-after it the policy's again."""
+one block of about those 20 frames; inside it the recorded (executed) action is the operator's, and
+right after it (the sim hears the release on /teleop/state) the policy's again."""
 import json
 import subprocess
 import sys
@@ -39,10 +39,14 @@ def test_record_policy_with_an_intervention_window(tmp_path, ros_env):
     assert 12 <= len(idx) <= 24 and np.all(np.diff(idx) == 1), flags.astype(int).tolist()   # one block
     for a in actions[idx[2]:idx[-1] + 1]:              # inside (max_step_delta may ramp the first steps)
         np.testing.assert_allclose(a, TELEOP_ACTION, atol=1e-6)
-    before, after = actions[:max(0, idx[0] - 1)], actions[idx[-1] + 7:]   # teleop_timeout_s = 5 steps
+    # The sim hears the release on /teleop/state (teleop_state_topic), so the executed source follows the
+    # flag; a message in flight at a step can shift a boundary by a frame.
+    before, after = actions[:max(0, idx[0] - 1)], actions[idx[-1] + 3:]
     assert len(before) >= 5 and len(after) >= 5, (len(before), len(after))
     for a in np.concatenate([before, after]):          # the policy's actions, not the operator's
         assert not np.allclose(a, TELEOP_ACTION, atol=1e-3), a
+    is_teleop = np.array([np.allclose(a, TELEOP_ACTION, atol=1e-6) for a in actions])
+    assert np.sum(is_teleop != flags) <= 4, (is_teleop.astype(int).tolist(), flags.astype(int).tolist())
     sources = [json.loads(line) for line in (Path(summary["recordings"]) / "run" / "sim_episodes.jsonl")
                .read_text().splitlines()]
     assert sources and {"policy", "teleop"} <= set(sources[0]["sources"])
