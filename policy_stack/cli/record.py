@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     arm = args.arm.removeprefix("fake-") if args.real else ""
+    if arm and args.policy:      # refused before anything starts or is written (record_graph says why)
+        raise ValueError("--real with --policy: the arm adapter does not publish the action it executed yet, so "
+                         "a recording could not say which action moved the arm; record interventions in sim")
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     if int(args.rate) != args.rate or args.rate <= 0:
