@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
@@ -68,6 +69,7 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
         self._fk = None                           # publish_ee_pose: this thread's own kinematics
         self._last_limit_report: dict[str, float] = {}
         self._last_cmd_kind = "none"
+        self._source_counts: Counter = Counter()
         self._configure_error = ""
 
         services = MutuallyExclusiveCallbackGroup()
@@ -120,6 +122,7 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
                                    joint_state_timeout_s=p["joint_state_timeout_s"],
                                    camera_timeout_s=p["camera_timeout_s"], cameras=tuple(self.cameras),
                                    max_chunk_age_s=p["max_chunk_age_s"], blend_steps=p["blend_steps"],
+                                   teleop_timeout_s=p["teleop_timeout_s"],
                                    joint_count=len(self.joint_names))
             self.core = ArmAdapterCore(config, scaling, ik)
         except (ValueError, FileNotFoundError) as exc:
@@ -140,8 +143,9 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
         p, g = self.p, self._inputs
         self.create_subscription(JointTrajectory, p["action_chunk_topic"], self._on_chunk, CHUNK_QOS, callback_group=g)
         if p["teleop_topic"]:
-            # Teleop hook: single-step actions in the policy's space, executed like a one-action chunk.
-            self.create_subscription(JointTrajectory, p["teleop_topic"], self._on_chunk, CHUNK_QOS, callback_group=g)
+            # Teleop hook (human interventions): single-step actions in the policy's space; a fresh one
+            # takes over from the policy's chunks (hardware/arms/adapter.py, arbitration).
+            self.create_subscription(JointTrajectory, p["teleop_topic"], self._on_teleop, CHUNK_QOS, callback_group=g)
         self.create_subscription(JointState, p["joint_states_topic"], self._on_joint_state, STATE_QOS, callback_group=g)
         if not p["publish_ee_pose"] and p["backend"] != "jtc":
             self.create_subscription(PoseStamped, p["ee_pose_topic"], self._on_ee_pose, STATE_QOS, callback_group=g)
@@ -196,6 +200,22 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
             self._report(self.core.events.add(S.Event(S.BAD_INPUT, str(exc)), now), now)
             return
         accepted, events = self.core.on_chunk(stamp, dt, chunk, now)
+        for e in events:
+            if e.holds or e.kind == S.LATE_CHUNK:
+                self._report(e, now)
+
+    def _on_teleop(self, msg) -> None:
+        if self.core is None:
+            return
+        now = self._now()
+        try:
+            stamp, _dt, chunk = C.trajectory_to_chunk(msg, self.p["teleop_topic"], names=self.core.space.names)
+        except C.ConversionError as exc:
+            self._report(self.core.events.add(S.Event(S.BAD_INPUT, str(exc)), now), now)
+            return
+        if chunk is None or not len(chunk):
+            return                      # an explicit hold from teleop: the policy keeps driving
+        _accepted, events = self.core.on_teleop(stamp, chunk[0], now)
         for e in events:
             if e.holds or e.kind == S.LATE_CHUNK:
                 self._report(e, now)
@@ -323,6 +343,7 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
             if cmd.gripper is not None and self.gripper_pub is not None:
                 self.gripper_pub.publish(Float64MultiArray(data=[float(cmd.gripper)]))
             self._last_cmd_kind = "hold" if cmd.hold is not None else "executing"
+            self._source_counts[cmd.source] += 1      # policy / teleop (interventions) / hold ticks
 
     # ------------------------------------------------------------------------------ diagnostics
     def _report(self, event: S.Event, now: float) -> None:
@@ -344,6 +365,7 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
         lifecycle = self._state_machine.current_state[1]
         now = self._now()
         values = {"lifecycle": lifecycle, "backend": self.p["backend"], "command": self._last_cmd_kind}
+        values.update({f"ticks.{k}": v for k, v in sorted(self._source_counts.items())})
         level, message = (C.OK if lifecycle == "active" else C.WARN), lifecycle
         if self.core is not None:
             latched = self.core.estop_latch.latched

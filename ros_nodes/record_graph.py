@@ -4,7 +4,7 @@ topic-to-feature mapping that turns such a recording into the same dataset `coll
 No rclpy here."""
 from __future__ import annotations
 
-from ros_nodes.graph import Graph, NodeSpec, _typed
+from ros_nodes.graph import ARM_BACKENDS, FAKE_ARM_WORKSPACE, Graph, NodeSpec, _typed, _typed_if_defined
 from ros_nodes.params import load_definitions
 from ros_nodes.transport import shm_profile_file
 
@@ -17,7 +17,8 @@ def sim_topics(objects, cameras, depth: bool) -> dict[str, str]:
     d = {k: v.default for k, v in load_definitions("sim_node").items()}
     topics = {d["joint_states_topic"]: "sensor_msgs/msg/JointState", d["ee_pose_topic"]: "geometry_msgs/msg/PoseStamped",
               d["success_topic"]: "std_msgs/msg/Bool", ACTION_TOPIC: "trajectory_msgs/msg/JointTrajectory",
-              EVENT_TOPIC: "std_msgs/msg/String", STATE_TOPIC: "sensor_msgs/msg/Joy"}
+              EVENT_TOPIC: "std_msgs/msg/String", STATE_TOPIC: "sensor_msgs/msg/Joy",
+              d["executed_action_topic"]: "trajectory_msgs/msg/JointTrajectory"}
     for o in objects:
         topics[d["object_pose_topic"].format(name=o)] = "geometry_msgs/msg/PoseStamped"
     for cam in cameras:
@@ -28,8 +29,12 @@ def sim_topics(objects, cameras, depth: bool) -> dict[str, str]:
     return topics
 
 
-def sim_mapping(objects, cameras, depth: bool, fps: int, action_names) -> dict:
-    """Mapping (policy_stack.recording.mapping format) from a sim recording to collect's features."""
+def sim_mapping(objects, cameras, depth: bool, fps: int, action_names, interventions: bool = False) -> dict:
+    """Mapping (policy_stack.recording.mapping format) from a sim recording to collect's features.
+
+    interventions (policy rollouts with human interventions, HIL-SERL): `action` is the action the sim
+    EXECUTED (the policy's, or the operator's while the deadman is held) and `intervention` the deadman
+    flag of /teleop/state; without it `action` is the teleop command (pure teleop recordings)."""
     d = {k: v.default for k, v in load_definitions("sim_node").items()}
     feats = {
         "robot0_joint_pos": {"topic": d["joint_states_topic"], "field": "position", "names": list(d["joint_names"])},
@@ -45,7 +50,11 @@ def sim_mapping(objects, cameras, depth: bool, fps: int, action_names) -> dict:
         feats[f"{cam}_rgb"] = {"topic": d["color_topic"].format(camera=cam), "field": "image"}
         if depth:
             feats[f"{cam}_depth"] = {"topic": d["depth_topic"].format(camera=cam), "field": "image"}
-    feats["action"] = {"topic": ACTION_TOPIC, "field": "points[0].positions", "names": list(action_names)}
+    feats["action"] = {"topic": d["executed_action_topic"] if interventions else ACTION_TOPIC,
+                       "field": "points[0].positions", "names": list(action_names)}
+    if interventions:
+        # buttons[0] = deadman engaged, every teleop tick; false before the teleop node's first tick.
+        feats["intervention"] = {"topic": STATE_TOPIC, "field": "buttons[0]", "default": False}
     # Bool has no stamp (receive time stands in) and is published after each step: hold the last value
     # (it changes once an episode), false before the first one.
     feats["success"] = {"topic": d["success_topic"], "field": "data", "max_age_s": 10.0, "default": False}
@@ -58,17 +67,52 @@ def sim_mapping(objects, cameras, depth: bool, fps: int, action_names) -> dict:
 def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras, depth: bool, image_size: int,
                     rate_hz: float, max_steps: int, recordings: str, task: str, objects, waypoints_file: str = "",
                     keyboard_tty: str = "", command_log: str = "", results_file: str = "",
-                    success_hold_steps: int = 5) -> Graph:
-    sim = NodeSpec(name="sim_node", executable="sim_node", module="ros_nodes.sim_node", parameters=_typed("sim_node", {
+                    success_hold_steps: int = 5, arm: str = "", policy: str = "") -> Graph:
+    """arm "" (sim): the sim node executes /teleop/action itself. arm servo | jtc | pose (`record --real`):
+    the hardware path, as `up --real` builds it: the arm adapter executes /teleop/action (its teleop_topic)
+    and drives the sim node standing in for the robot behind that fake controller.
+
+    policy (a checkpoint spec, as `up --policy`): human interventions. The inference node drives the sim;
+    the teleop node runs in intervention mode (actions only while the deadman is held) and the sim's
+    arbitration lets a fresh teleop action take over; the recording maps the EXECUTED action and the
+    deadman flag (sim_mapping(interventions=True))."""
+    if arm and arm not in ARM_BACKENDS:
+        raise ValueError(f"arm {arm!r}: expected one of {list(ARM_BACKENDS)}")
+    if arm and policy:
+        raise ValueError("interventions (a policy) through the arm adapter: the adapter does not publish the action "
+                         "it executed yet, so the recording could not say which action moved the arm; record "
+                         "interventions in sim")
+    sim_params = {
         "env": env, "cameras": ",".join(cameras), "depth": str(depth).lower(), "image_size": str(image_size),
         "episodes": "0", "seed": str(seed), "max_steps": str(SIM_STEP_CAP), "rate_hz": repr(float(rate_hz)),
-        "end_on_success": "false", "teleop_topic": ACTION_TOPIC, "next_seed_on_reset": "true",
-        "results_file": results_file, "policy_reset_service": ""}))
+        "end_on_success": "false", "teleop_topic": "" if arm else ACTION_TOPIC, "next_seed_on_reset": "true",
+        "results_file": results_file, "policy_reset_service": ""}
+    if policy:     # the policy's history is cleared at each episode start, as in `up`
+        sim_params["policy_reset_service"] = load_definitions("sim_node")["policy_reset_service"].default
+        # the deadman's release ends the intervention at once: executed source == recorded flag
+        sim_params["teleop_state_topic"] = STATE_TOPIC
+    if arm:
+        sim_params["arm_interface"] = arm
+    sim = NodeSpec(name="sim_node", executable="sim_node", module="ros_nodes.sim_node",
+                   parameters=_typed("sim_node", sim_params))
+    extra = []
+    if policy:
+        from ros_nodes.graph import describe
+        extra.append(describe({"policy": policy, "cameras": ",".join(cameras), "depth": str(depth).lower(),
+                               "rate_hz": repr(float(rate_hz)), "image_size": str(image_size)}).node("inference_node"))
+    if arm:
+        adapter = {"backend": arm, "teleop_topic": ACTION_TOPIC,
+                   "publish_ee_pose": False,           # the fake arm publishes /ee_pose from physics
+                   "camera_topics": ",".join(f"/{cam}/color/image_raw" for cam in cameras), **FAKE_ARM_WORKSPACE}
+        extra.append(NodeSpec(name="arm_adapter", executable="arm_adapter", module="ros_nodes.arm_adapter",
+                              parameters=_typed_if_defined("arm_adapter", adapter)))
     d = {k: v.default for k, v in load_definitions("sim_node").items()}
     teleop_params = {"device": device, "rate_hz": repr(float(rate_hz)), "env": env, "episodes": str(episodes),
                      "max_steps": str(max_steps), "success_hold_steps": str(success_hold_steps),
                      "sim_reset_service": d["reset_service"], "sim_status_topic": d["status_topic"],
                      "waypoints_file": waypoints_file, "command_log": command_log, "expert_seed": str(seed)}
+    if policy:
+        teleop_params["publish_when_released"] = "false"     # released: the policy drives
     if keyboard_tty:
         teleop_params["keyboard_tty"] = keyboard_tty
     teleop = NodeSpec(name="teleop_node", executable="teleop_node", module="ros_nodes.teleop_node",
@@ -81,4 +125,4 @@ def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras,
     environment = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     if cameras:
         environment["FASTDDS_DEFAULT_PROFILES_FILE"] = shm_profile_file()
-    return Graph((sim, teleop, recorder), environment, lifetime_node="recorder_node")
+    return Graph((sim, *extra, teleop, recorder), environment, lifetime_node="recorder_node")

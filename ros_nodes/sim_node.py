@@ -6,7 +6,8 @@ same code a hardware node uses) and holds whenever that chunk is missing, stale 
 runs in its own thread in real time at rate_hz; the executor thread receives chunks and services.
 
 Per tick: capture + publish observation (stamp T) -> wait up to action_wait_s for the chunk computed
-from it -> action = chunk[floor((now - stamp)/dt)] or hold -> env.step -> /clock, /episode/success,
+from it -> action = chunk[floor((now - stamp)/dt)] or hold (or, with teleop_topic, a fresh teleop action:
+a human intervention takes over while the deadman is held) -> env.step -> /clock, /episode/success,
 /sim/status. Per episode it logs success and loop latency (observation stamp -> chunk received here)
 and appends one JSON line to results_file for `policy-stack up`.
 
@@ -36,7 +37,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -52,6 +53,8 @@ STATUS_NAME = "policy_stack/sim_node"
 # /clock: only the newest time matters; reliable matches rclpy's best-effort TimeSource subscription too.
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 CONFIGURE_TIMEOUT_S = 300.0    # building a robosuite env with cameras takes seconds, more on a loaded machine
+# Where an executed step's action came from (/sim/status "source", results "sources").
+SOURCE_POLICY, SOURCE_TELEOP, SOURCE_HOLD, SOURCE_ARM = "policy", "teleop", "hold", "arm"
 
 
 class SimNode(WorkerThreadMixin, LifecycleNode):
@@ -78,6 +81,10 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         self.space = default_action_space()
         safety = S.ActionSafety(self.space, S.SafetyLimits(max_step_delta=p["max_step_delta"] or None))
         self.follower = S.ChunkFollower(safety, max_age_s=p["max_chunk_age_s"], blend_steps=p["blend_steps"])
+        # Teleop (human interventions) has its own follower on the same safety path: a teleop action is
+        # valid for teleop_timeout_s, and while one is, it takes over from the policy's chunk (see _choose).
+        self.teleop_follower = S.ChunkFollower(safety, max_age_s=p["teleop_timeout_s"])
+        self._policy_seen = False              # a policy chunk was accepted (else teleop-only: hold when released)
         # Injected latency (sim-to-real randomization); zero delays run inline.
         self._obs_delay = DelayLine(p["obs_delay_s"], p["delay_jitter"], seed=p["seed"], name="obs_delay")
         self._action_delay = DelayLine(p["action_delay_s"], p["delay_jitter"], seed=p["seed"] + 1, name="action_delay")
@@ -110,6 +117,10 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         self._teleop_lock = threading.Lock()     # executor thread appends, sim thread reads
         if p["teleop_topic"]:
             self.create_subscription(JointTrajectory, p["teleop_topic"], self._on_teleop, CHUNK_QOS,
+                                     callback_group=inputs)
+        self._deadman: deque = deque(maxlen=64)   # (stamp, held) from teleop_state_topic
+        if p["teleop_topic"] and p["teleop_state_topic"]:
+            self.create_subscription(Joy, p["teleop_state_topic"], self._on_teleop_state, CHUNK_QOS,
                                      callback_group=inputs)
         self._policy_reset = (self.create_client(Trigger, p["policy_reset_service"], callback_group=services)
                               if p["policy_reset_service"] else None)
@@ -180,6 +191,10 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         self.success_pub = self.create_publisher(Bool, p["success_topic"], STATE_QOS)
         # Language tasks: the sim stands in for the operator and says each episode's instruction.
         self.instruction_pub = self.create_publisher(String, p["instruction_topic"], STATE_QOS)
+        self.executed_pub = None
+        if p["executed_action_topic"] and self.fake_arm is None:
+            self.executed_pub = self.create_publisher(JointTrajectory, p["executed_action_topic"], STATE_QOS)
+            self._executed_writer = C.TrajectoryWriter(self.space.names, self.period, p["base_frame"])
         self.status_pub = self.create_publisher(DiagnosticArray, p["status_topic"], STATE_QOS)
 
     # ------------------------------------------------------------------------------ ROS side
@@ -223,6 +238,7 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             if e.holds or e.kind == S.LATE_CHUNK:
                 self.get_logger().warning(f"rejected chunk: {e}", throttle_duration_sec=1.0)
         if accepted:
+            self._policy_seen = True
             with self._lat_lock:
                 self._latencies.append((received - stamp) * 1e3)
 
@@ -237,15 +253,52 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             with self._teleop_lock:
                 self._teleop.append((stamp, np.asarray(chunk[0], np.float32)))
 
+    def _on_teleop_state(self, msg) -> None:
+        if msg.buttons:
+            with self._teleop_lock:
+                self._deadman.append((C.stamp_to_sec(msg.header.stamp), bool(msg.buttons[0])))
+
     def _teleop_action(self, t_obs: float):
         """The newest teleop action stamped at or before this observation (the pairing a recording
         converted with `policy-stack convert` makes, so recorded and executed actions agree), through the
-        chunk follower's safety path; hold when none, or when it is older than max_chunk_age_s."""
+        safety path; hold when none, or when it is older than teleop_timeout_s."""
         with self._teleop_lock:
             chosen = next(((st, a) for st, a in reversed(self._teleop) if st <= t_obs), None)
+            state = next(((st, held) for st, held in reversed(self._deadman) if st <= t_obs), None)
         if chosen is not None:
-            self.follower.set_chunk(chosen[0], self.p["max_chunk_age_s"], chosen[1][None])
-        return self.follower.action_at(t_obs)
+            self.teleop_follower.set_chunk(chosen[0], self.p["teleop_timeout_s"], chosen[1][None])
+        if state is not None and not state[1]:
+            # The operator let go (teleop_state_topic): the intervention ends now, not teleop_timeout_s later.
+            self.teleop_follower.set_hold(state[0])
+        return self.teleop_follower.action_at(t_obs)
+
+    def _policy_action(self, t_obs: float):
+        """The policy chunk's action for this step (waiting for the chunk as the timing mode says)."""
+        p = self.p
+        if p["timing"] == "lockstep":
+            # Wait for the answer to exactly this observation and execute its first action.
+            if not self.follower.wait_for_chunk(t_obs, p["lockstep_timeout_s"]):
+                self.get_logger().warning(f"lockstep: no chunk for the observation at {t_obs:.3f} "
+                                          f"within {p['lockstep_timeout_s']:g} s; holding this step")
+            return self.follower.action_at(t_obs)
+        # Give the policy up to action_wait_s to answer this observation (see module doc).
+        self.follower.wait_for_chunk(t_obs, p["action_wait_s"])
+        return self.follower.action_at(self._now())
+
+    def _choose(self, t_obs: float):
+        """Arbitration: (action, hold, chunk index, source). A fresh teleop action (the operator holds the
+        deadman) takes over; otherwise the policy's chunk, which resumes by time once the operator
+        releases (chunks computed during the intervention are stale by then and the follower drops them).
+        Without teleop_topic this is the policy path alone; without any policy (teleop recording) a released
+        deadman holds."""
+        if self._teleop is not None:
+            action, hold, idx = self._teleop_action(t_obs)
+            if hold is None:
+                return action, None, idx, SOURCE_TELEOP
+            if not self._policy_seen:
+                return action, hold, idx, SOURCE_HOLD
+        action, hold, idx = self._policy_action(t_obs)
+        return action, hold, idx, SOURCE_HOLD if hold is not None else SOURCE_POLICY
 
     def _on_reset(self, request, response):
         self._restart.set()
@@ -293,9 +346,10 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             # RGB last: it is the inference node's default anchor, so the rest is there when it lands.
             rgb_pub.publish(C.rgb_to_image(obs[f"{cam}_rgb"], stamp, frame))
 
-    def _publish_status(self, t, episode, step, action, hold, idx, age, success) -> None:
-        """age: of the newest chunk when this step's action was chosen (not when status is sent)."""
-        values = {"state": "hold" if hold else "executing", "reason": str(hold) if hold else "",
+    def _publish_status(self, t, episode, step, action, hold, idx, age, success, source) -> None:
+        """age: of the newest chunk when this step's action was chosen (not when status is sent);
+        source: where the executed action came from (policy, teleop = a human intervention, hold, arm)."""
+        values = {"state": "hold" if hold else "executing", "reason": str(hold) if hold else "", "source": source,
                   "episode": episode, "step": step, "chunk_index": idx,
                   "chunk_age_ms": age * 1e3 if np.isfinite(age) else float("nan"),
                   "action": [float(a) for a in action], "success": bool(success)}
@@ -385,12 +439,14 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             self.instruction_pub.publish(String(data=obs["instruction"]))
             self.get_logger().info(f"episode {episode}: instruction {obs['instruction']!r}")
         self.follower.reset(not_before=self._now())
+        self.teleop_follower.reset(not_before=self._now())
         jumps_before = len(self.follower.handover_jumps)
         rejections_before = self.fake_arm.rejections if self.fake_arm is not None else 0
         with self._lat_lock:
             self._latencies = []
         holds: Counter = Counter()
         executed: list[list[float]] = []      # every action sent to the env (lockstep comparisons)
+        sources: list[str] = []               # where each executed action came from (policy/teleop/hold/arm)
         success = False
         ret, step, t_start = 0.0, 0, time.monotonic()
         next_tick = time.monotonic()
@@ -410,25 +466,20 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
                 self.fake_arm.wait_for_command(self._now(), p["action_wait_s"])
                 kind, action, reason = self.fake_arm.action(self._now())
                 hold, idx = reason or None, -1
-            elif self._teleop is not None:
-                action, hold, idx = self._teleop_action(t_obs)
-            elif p["timing"] == "lockstep":
-                # Wait for the answer to exactly this observation and execute its first action.
-                if not self.follower.wait_for_chunk(t_obs, p["lockstep_timeout_s"]):
-                    self.get_logger().warning(f"lockstep: no chunk for the observation at {t_obs:.3f} "
-                                              f"within {p['lockstep_timeout_s']:g} s; holding this step")
-                action, hold, idx = self.follower.action_at(t_obs)
+                source = SOURCE_HOLD if hold else SOURCE_ARM
             else:
-                # Give the policy up to action_wait_s to answer this observation (see module doc).
-                self.follower.wait_for_chunk(t_obs, p["action_wait_s"])
-                action, hold, idx = self.follower.action_at(self._now())
-            chunk_age = self.follower.last_age if self.fake_arm is None else float("nan")
+                action, hold, idx, source = self._choose(t_obs)
+            chunk_age = (float("nan") if self.fake_arm is not None else
+                         self.teleop_follower.last_age if source == SOURCE_TELEOP else self.follower.last_age)
             if isinstance(hold, str):
                 holds[hold] += 1
             elif hold is not None:
                 holds[hold.kind] += 1
                 self.events.add(hold)
             executed.append([round(float(a), 7) for a in action])
+            if self.executed_pub is not None:      # stamped like this step's observation: exact pairing
+                self.executed_pub.publish(self._executed_writer(np.asarray(action, np.float64)[None], stamp))
+            sources.append(source)
             if self.fake_arm is not None and kind == "joints":
                 obs, reward, done, info = self.env.step_joint_positions(action[:7], action[7])
             else:
@@ -441,7 +492,7 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             success = bool(info.get("success", False))
             self._progress = {"episode": episode, "step": step, "success": success}
             self.success_pub.publish(Bool(data=success))
-            self._publish_status(self._now(), episode, step, action, hold, idx, chunk_age, success)
+            self._publish_status(self._now(), episode, step, action, hold, idx, chunk_age, success, source)
             if self._video is not None:
                 self._video.write(obs[f"{p['video_camera']}_rgb"])
             if (success and p["end_on_success"]) or done:
@@ -458,7 +509,7 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         result = {"episode": episode, "seed": seed, "success": success, "steps": step, "return": round(ret, 4),
                   "wall_s": round(time.monotonic() - t_start, 3), "holds": dict(holds),
                   "latency_ms": [round(x, 3) for x in lat], "handover_jumps": [round(x, 5) for x in jumps],
-                  "actions": executed}
+                  "actions": executed, "sources": sources}
         if self.fake_arm is not None:     # commands the fake controller refused during the episode
             result["controller_rejections"] = self.fake_arm.rejections - rejections_before
         pct = (lambda q: float(np.percentile(lat, q))) if lat else (lambda q: float("nan"))

@@ -8,8 +8,9 @@ Per tick, in this order (the first that applies decides):
 1. e-stop latched -> the backend's stop (zero twist / stop trajectory / pose walking to the measured one);
 2. a watchdog fires (joint states older than 100 ms, a configured camera older than 200 ms, no valid
    end-effector pose) -> hold;
-3. the chunk follower (policy_stack.safety.ChunkFollower: time-indexed execution, NaN/shape rejection,
-   clamping to the action bounds, horizon) says hold -> hold;
+3. arbitration (human interventions): a teleop action not older than teleop_timeout_s drives; else the
+   policy's chunk follower (policy_stack.safety.ChunkFollower: time-indexed execution, NaN/shape rejection,
+   clamping to the action bounds, horizon); it says hold -> hold;
 4. else the action becomes a desired twist: servo: delta * scale / dt (robosuite's OSC_POSE scales, read
    from its config); jtc and pose: the target of the policy step is the MEASURED pose at the step's start
    plus delta * scale (what OSC does), to be reached by the step's end; the twist closes the gap between
@@ -69,6 +70,7 @@ class Command:
     events: list = field(default_factory=list)    # safety events raised this tick (incl. hold onset)
     action: np.ndarray | None = None       # the policy action executed (None on hold)
     chunk_index: int = -1
+    source: str = "hold"                   # where the action came from: policy | teleop | hold
 
 
 @dataclass
@@ -80,6 +82,7 @@ class AdapterConfig:
     camera_timeout_s: float = 0.2
     cameras: tuple = ()                    # names of the camera streams watched (empty: no camera watchdog)
     max_chunk_age_s: float = 0.5
+    teleop_timeout_s: float = 0.25         # a teleop action drives this long after its stamp
     blend_steps: int = 0
     servo_timeout_s: float = 0.1
     joint_count: int = 7
@@ -99,6 +102,8 @@ class ArmAdapterCore:
         self.space = eef_action_space()
         self.follower = S.ChunkFollower(S.ActionSafety(self.space), max_age_s=config.max_chunk_age_s,
                                         blend_steps=config.blend_steps)
+        # Teleop on the same safety path, its own follower: one action per message, valid teleop_timeout_s.
+        self.teleop_follower = S.ChunkFollower(S.ActionSafety(self.space), max_age_s=config.teleop_timeout_s)
         self.estop_latch = EStop()
         self.events = S.EventLog()
         self.joints_watch = Staleness("/joint_states", config.joint_state_timeout_s)
@@ -159,6 +164,14 @@ class ArmAdapterCore:
             self.events.add(e, now)
         return accepted, events
 
+    def on_teleop(self, stamp: float, action, now: float) -> tuple[bool, list]:
+        """One teleop action (the operator holds the deadman): it drives for teleop_timeout_s from its stamp."""
+        accepted, events = self.teleop_follower.set_chunk(stamp, self.config.teleop_timeout_s,
+                                                          np.asarray(action, np.float32)[None], now=now)
+        for e in events:
+            self.events.add(e, now)
+        return accepted, events
+
     def estop(self, reason: str, now: float) -> Command | None:
         """Latch the e-stop and return the stop command to publish AT ONCE (None: it already was latched).
 
@@ -180,6 +193,7 @@ class ArmAdapterCore:
             if not self.estop_latch.reset():
                 return False
             self.follower.reset(not_before=now)
+            self.teleop_follower.reset(not_before=now)
             self.limiter.stop()
             self._slot = None
             self._event("estop_reset", "released by /safety/reset", now)
@@ -219,16 +233,20 @@ class ArmAdapterCore:
             stop = self._watchdogs(now)
             if stop is not None:
                 return self._hold(stop, now)
-            action, hold, idx = self.follower.action_at(now)
+            follower, source = self.teleop_follower, "teleop"
+            action, hold, idx = follower.action_at(now)
+            if hold is not None:                  # no fresh teleop action: the policy drives
+                follower, source = self.follower, "policy"
+                action, hold, idx = follower.action_at(now)
             if hold is not None:
                 return self._hold(hold, now)
             if self._hold_kind is not None:       # leaving a hold: start from where the arm is
                 self.backend.resync(self.ee, self.q)
                 self._hold_kind = None
-            return self._execute(action, idx, now)
+            return self._execute(action, follower, now, source)
 
-    def _execute(self, action: np.ndarray, idx: int, now: float) -> Command:
-        stamp, dt, idx = self.follower.last_slot
+    def _execute(self, action: np.ndarray, follower, now: float, source: str) -> Command:
+        stamp, dt, idx = follower.last_slot
         delta = self.scaling.scale(action[:6])
         resyncs = getattr(self.backend, "resyncs", 0)
         ref = self.backend.reference(self.ee, now)
@@ -252,4 +270,5 @@ class ArmAdapterCore:
         if getattr(self.backend, "ik_error_m", 0.0) > 0.005:
             events.append(self.events.add(S.Event(IK_RESIDUAL, f"{self.backend.ik_error_m * 1e3:.1f} mm"), now))
         self._gripper = gripper_position(action[6])
-        return Command(**fields, gripper=self._gripper, events=events, action=action, chunk_index=idx)
+        return Command(**fields, gripper=self._gripper, events=events, action=action, chunk_index=idx,
+                       source=source)

@@ -5,7 +5,9 @@ reports success for `success_hold_steps` consecutive ticks) or as failure (after
 -> reset -> wait until the scene is ready -> start again; after `episodes` stopped episodes, quit.
 The actions come from either
   - a waypoint file (JSON: {"actions": [[a0..], [a1..], ...], "end_event": "success"}), replayed one
-    action per tick, the same list every episode; the episode ends with end_event after the last one; or
+    action per tick, the same list every episode; the episode ends with end_event after the last one.
+    An optional "engaged": [true/false per action] scripts the deadman (default: held throughout), so a
+    test can play a human intervention window during a policy rollout; or
   - an expert: any callable obs -> action with a reset() method (the teleop node binds sim/experts.py's
     scripted experts to the observations it receives).
 `obs` passed to poll() may carry "success" (bool, the task's success signal) and "ready" (bool, the
@@ -32,6 +34,12 @@ class WaypointSource:
         self.end_event = data.get("end_event", "success")
         if self.end_event not in ("success", "failure"):
             raise ValueError(f"{path}: end_event must be success or failure, got {self.end_event!r}")
+        engaged = data.get("engaged", [True] * len(self.actions))
+        if (not isinstance(engaged, list) or len(engaged) != len(self.actions)
+                or not all(isinstance(e, bool) for e in engaged)):
+            raise ValueError(f"{path}: 'engaged' must be a list of {len(self.actions)} booleans (one per action)")
+        self.engaged = engaged
+        self.engaged_now = True      # the deadman of the action returned last
         self.i = 0
 
     def reset(self) -> None:
@@ -42,7 +50,8 @@ class WaypointSource:
         return self.i >= len(self.actions)
 
     def __call__(self, obs) -> np.ndarray:
-        a = self.actions[min(self.i, len(self.actions) - 1)]
+        k = min(self.i, len(self.actions) - 1)
+        a, self.engaged_now = self.actions[k], self.engaged[k]
         self.i += 1
         return a
 
@@ -95,7 +104,11 @@ class ScriptedDevice(TeleopDevice):
                 self.state = "finished"
         assert all(e in EVENTS for e in events)
         self.last_input = now
-        return TeleopCommand(action, True, events, self.mapper.twist(action))
+        engaged = bool(getattr(self.source, "engaged_now", True))    # an expert holds the deadman throughout
+        if not engaged:      # released, as a real device: zero motion, the gripper command kept
+            action = self.mapper.zero(float(action[self.mapper.gripper_idx]) if self.mapper.gripper_idx is not None
+                                      else -1.0)
+        return TeleopCommand(action, engaged, events, self.mapper.twist(action))
 
     def _read(self, now, obs):      # poll() is overridden: the actions are not axes
         raise NotImplementedError

@@ -35,16 +35,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, default=200, help="scripted: ticks before an episode stops as failure")
     p.add_argument("--waypoints", default="", help="scripted: replay this waypoint JSON instead of the expert")
     p.add_argument("--no-convert", action="store_true", help="only record (convert later with `convert mcap`)")
-    p.add_argument("--real", action="store_true", help="record on the real robot's graph (not available yet)")
+    p.add_argument("--real", action="store_true",
+                   help="record through the hardware graph: the arm adapter executes the teleop actions and drives "
+                        "the sim node standing in for the arm behind a fake controller (--arm)")
+    p.add_argument("--arm", default="fake-servo", choices=["fake-servo", "fake-jtc", "fake-pose"],
+                   help="--real: the fake arm controller the arm adapter drives (a real arm: run teleop_node and "
+                        "recorder_node beside your robot's bringup, see docs/teleop.md)")
+    p.add_argument("--policy", default="",
+                   help="human interventions: this policy (checkpoint, as `up --policy`) drives; the device's "
+                        "deadman takes over; the dataset gets the executed action and an `intervention` column")
     p.add_argument("--domain-id", type=int, default=None)
     p.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (default: from episodes)")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout (logs go to stderr)")
 
 
 def run(args) -> int:
-    if args.real:
-        raise ValueError("--real: the hardware record graph needs the arm adapter, which this build does not have "
-                         "yet; record in sim, or run teleop_node + recorder_node beside your robot's bringup")
+    arm = args.arm.removeprefix("fake-") if args.real else ""
+    if arm and args.policy:      # refused before anything starts or is written (record_graph says why)
+        raise ValueError("--real with --policy: the arm adapter does not publish the action it executed yet, so "
+                         "a recording could not say which action moved the arm; record interventions in sim")
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     if int(args.rate) != args.rate or args.rate <= 0:
@@ -84,7 +93,8 @@ def run(args) -> int:
     out = Path(args.out).resolve()
     recordings = Path(args.recordings or f"{out}.recordings").resolve()
     recordings.mkdir(parents=True, exist_ok=True)
-    mapping_doc = sim_mapping(objects, cameras, args.depth, int(args.rate), action_space.names)
+    mapping_doc = sim_mapping(objects, cameras, args.depth, int(args.rate), action_space.names,
+                              interventions=bool(args.policy))
     mapping_doc["task"] = task_text
     write_text_atomic(recordings / "mapping.yaml", yaml.safe_dump(mapping_doc, sort_keys=False))
     already = len(finished_episodes(recordings))
@@ -96,10 +106,11 @@ def run(args) -> int:
                             max_steps=args.max_steps, recordings=str(recordings), task=task_text, objects=objects,
                             waypoints_file=str(Path(args.waypoints).resolve()) if args.waypoints else "",
                             keyboard_tty=keyboard_tty, command_log=str(commands),
-                            results_file=str(run_dir / "sim_episodes.jsonl"))
+                            results_file=str(run_dir / "sim_episodes.jsonl"), arm=arm, policy=args.policy)
     domain = args.domain_id if args.domain_id is not None else random.randint(1, 99)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
-    print(f"[record] domain {domain}, env {args.env}, device {args.device}, {args.episodes} episodes -> "
+    print(f"[record] domain {domain}, env {args.env}, device {args.device}, "
+          f"{'fake ' + arm + ' arm through the arm adapter, ' if arm else ''}{args.episodes} episodes -> "
           f"{recordings}", file=log, flush=True)
     timeout = args.timeout or 180.0 + 3.0 * args.episodes * args.max_steps / args.rate
     t0 = time.monotonic()
@@ -136,7 +147,8 @@ def run(args) -> int:
     new = finished_episodes(recordings)[already:]
     summary = {"env": args.env, "device": args.device, "episodes_requested": args.episodes,
                "episodes_recorded": len(new), "recordings": str(recordings), "record_wall_s": round(record_wall, 1),
-               "domain_id": domain, "error": failed, "interrupted": interrupted}
+               "domain_id": domain, "error": failed, "interrupted": interrupted, "arm": arm or None,
+               "policy": args.policy or None}
     eps = [json.loads((recordings / f"episode_{i:06d}.json").read_text()) for i in new]
     summary["successes"] = sum(bool(e.get("success")) for e in eps)
     summary["dropped_messages"] = sum(sum(e.get("dropped", {}).values()) for e in eps)

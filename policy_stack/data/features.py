@@ -11,6 +11,7 @@ is the one place that maps between them and decides how each kind of feature is 
 | rgb     | `<cam>_rgb`      | `observation.images.<cam>`   | MP4 video (no parquet column)                      |
 | depth   | `<cam>_depth`    | `observation.depth.<cam>`    | uint16 millimetres, (H, W) nested list column      |
 | scalars | `reward`, `success`, `done` | `next.reward`, `next.success`, `next.done` | plain float32/bool column |
+| flag    | `intervention`   | `intervention`               | plain bool column: a human chose this frame's action |
 | state   | (derived)        | `observation.state`          | float32 column: the low-dim keys concatenated      |
 
 LeRobot's own datasets usually hold one plain `observation.state` vector (and sometimes
@@ -48,8 +49,14 @@ _KNOWN_NAMES = {
     "robot0_joint_pos": [f"joint{i}" for i in range(7)],
 }
 
-_SCALAR_ENV_TO_DATASET = {"reward": "next.reward", "success": "next.success", "done": "next.done"}
-_SCALAR_DTYPES = {"reward": "float32", "success": "bool", "done": "bool"}
+# `intervention` (human interventions, HIL-SERL): the operator held the deadman, so this frame's action is
+# the teleop one. A plain top-level column, like `next.done`: a label of the frame for training (demo
+# buffer, RL), never an `observation.*` key, which policies would read as an input (and our derived
+# `observation.state` would concatenate). Not `next.`: it says who chose this frame's action, not what the
+# step led to.
+_SCALAR_ENV_TO_DATASET = {"reward": "next.reward", "success": "next.success", "done": "next.done",
+                          "intervention": "intervention"}
+_SCALAR_DTYPES = {"reward": "float32", "success": "bool", "done": "bool", "intervention": "bool"}
 
 MM_PER_METRE = 1000.0
 STATE_KEY = "observation.state"          # LeRobot's one robot-state vector (lerobot OBS_STATE)

@@ -285,3 +285,29 @@ def test_jtc_backend_drives_a_six_joint_arm_from_its_urdf():
         t += TICK
     moved = kin.fk(q)[0] - p0
     assert moved[0] > 0.02 and abs(moved[1]) < 2e-3 and abs(moved[2]) < 2e-3, moved   # along +x only
+
+
+def test_teleop_takes_over_while_fresh_then_the_policy_resumes():
+    """Human intervention arbitration: the policy's chunks arrive every tick throughout; teleop actions
+    arrive only during an intervention window. Inside it (and for teleop_timeout_s after the last teleop
+    action) the executed action is the teleop one; afterwards the policy's fresh chunk drives again."""
+    core = make_core("servo", teleop_timeout_s=0.1)
+    plant = Plant(core)
+    policy_a, teleop_a = [0.5, 0, 0, 0, 0, 0, 1.0], [0, -0.4, 0, 0, 0, 0, -1.0]
+    t, sources, actions = 20.0, [], []
+    for k in range(60):                                 # 1.2 s; intervention at ticks 20..34
+        core.on_chunk(t, 0.05, np.tile(policy_a, (8, 1)), t)
+        if 20 <= k < 35:
+            core.on_teleop(t, teleop_a, t)
+        plant.feed(t)
+        cmd = core.tick(t)
+        plant.apply(cmd)
+        sources.append(cmd.source)
+        actions.append(None if cmd.action is None else np.asarray(cmd.action).tolist())
+        t += TICK
+    assert sources[:20] == ["policy"] * 20
+    # teleop for the window plus teleop_timeout_s (0.1 s = 5 ticks; the boundary tick may go either way)
+    assert sources[20:39] == ["teleop"] * 19 and sources[40:] == ["policy"] * 20, sources
+    np.testing.assert_allclose(actions[25], teleop_a, atol=1e-6)
+    np.testing.assert_allclose(actions[45], policy_a, atol=1e-6)
+    assert core.tick(t + 1.0).source == "hold"          # nothing fresh at all: hold

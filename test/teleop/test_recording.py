@@ -217,5 +217,7 @@ def test_convert_and_record_cli(tmp_path, capsys):
     assert main(["convert", "mcap", str(tmp_path / "nope"), "--mapping", str(tmp_path / "m.yaml"),
                  "--out", str(tmp_path / "ds3")]) == 2
     assert "no such file" in capsys.readouterr().err
-    assert main(["record", "--real", "--out", str(tmp_path / "ds4")]) == 2
-    assert "arm adapter" in capsys.readouterr().err
+    # --real drives a fake arm through the arm adapter (test_record_real.py); a real arm is no --arm choice
+    with pytest.raises(SystemExit) as exc:
+        main(["record", "--real", "--arm", "servo", "--out", str(tmp_path / "ds4")])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err

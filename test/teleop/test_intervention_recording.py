@@ -1,0 +1,121 @@
+"""Recording human interventions, without ROS processes: an MCAP episode as the recorder writes it (CDR
+bytes of the sim's observation, its executed action and the teleop node's /teleop/state) converted with
+the intervention mapping of `policy-stack record` (ros_nodes.record_graph.sim_mapping(interventions=True)).
+The dataset's `intervention` column equals the deadman flag that was sent for each frame, its `action`
+the action the sim executed (the teleop one inside the window, the policy's outside), and the flag is a
+plain bool column (not an observation the policy would read)."""
+import json
+
+import numpy as np
+
+from policy_stack.data.reader import LeRobotDatasetReader
+from policy_stack.recording.convert_bag import convert
+from policy_stack.recording.episode_files import EpisodeMcapWriter, typestore
+from policy_stack.recording.mapping import parse_mapping
+from ros_nodes.record_graph import STATE_TOPIC, sim_mapping, sim_topics
+
+NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
+T0, MS = 1_700_000_000_000_000_000, 1_000_000
+N = 40                                     # frames at 20 Hz; the operator holds the deadman for 12..27
+WINDOW = range(12, 28)
+
+
+def _serializers():
+    ts = typestore()
+    M = ts.types.__getitem__
+    Time, Header, Duration = M("builtin_interfaces/msg/Time"), M("std_msgs/msg/Header"), M("builtin_interfaces/msg/Duration")
+    hdr = lambda ns: Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id="panda_link0")
+    ser = ts.serialize_cdr
+
+    def joints(ns, k):
+        names = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1", "panda_finger_joint2"]
+        return ser(M("sensor_msgs/msg/JointState")(header=hdr(ns), name=names, position=np.full(9, 0.01 * k),
+                                                   velocity=np.zeros(0), effort=np.zeros(0)), "sensor_msgs/msg/JointState")
+
+    def pose(ns, k):
+        P = M("geometry_msgs/msg/Pose")(position=M("geometry_msgs/msg/Point")(x=0.1 * k, y=0.0, z=1.0),
+                                        orientation=M("geometry_msgs/msg/Quaternion")(x=0.0, y=0.0, z=0.0, w=1.0))
+        return ser(M("geometry_msgs/msg/PoseStamped")(header=hdr(ns), pose=P), "geometry_msgs/msg/PoseStamped")
+
+    def action(ns, a):
+        pt = M("trajectory_msgs/msg/JointTrajectoryPoint")(
+            positions=np.asarray(a, np.float64), velocities=np.zeros(0), accelerations=np.zeros(0),
+            effort=np.zeros(0), time_from_start=Duration(sec=0, nanosec=0))
+        return ser(M("trajectory_msgs/msg/JointTrajectory")(header=hdr(ns), joint_names=NAMES, points=[pt]),
+                   "trajectory_msgs/msg/JointTrajectory")
+
+    def joy(ns, a, engaged):
+        return ser(M("sensor_msgs/msg/Joy")(header=hdr(ns), axes=np.asarray(a, np.float32),
+                                            buttons=np.array([int(engaged)], np.int32)), "sensor_msgs/msg/Joy")
+
+    def flag(v):
+        return ser(M("std_msgs/msg/Bool")(data=v), "std_msgs/msg/Bool")
+    return joints, pose, action, joy, flag
+
+
+def test_intervention_flag_and_executed_actions_are_recorded(tmp_path):
+    mapping_doc = sim_mapping([], [], False, 20, NAMES, interventions=True)
+    assert mapping_doc["features"]["intervention"]["topic"] == STATE_TOPIC
+    topics = sim_topics([], [], False)
+    executed_topic = mapping_doc["features"]["action"]["topic"]
+    assert executed_topic in topics and executed_topic != "/teleop/action"
+    joints, pose, action, joy, flag = _serializers()
+    rec = tmp_path / "rec"
+    w = EpisodeMcapWriter(rec, topics)
+    w.open()
+    sent_flags, sent_actions = [], []
+    for k in range(N):
+        t = T0 + k * 50 * MS
+        engaged = k in WINDOW
+        teleop_a = [0.0, 0.0, 0.3, 0.0, 0.0, 0.0, -1.0]
+        policy_a = [0.02 * k, -0.1, 0.0, 0.0, 0.0, 0.0, 1.0]
+        # the teleop node ticks 20 ms after the observation; the sim executes at the observation's stamp
+        w.add("/joint_states", joints(t, k), t)
+        w.add("/ee_pose", pose(t, k), t)
+        w.add(STATE_TOPIC, joy(t + 20 * MS, teleop_a, engaged), t + 20 * MS)
+        executed = teleop_a if k - 1 in WINDOW else policy_a     # the flag of tick k-1 rules step k
+        w.add(executed_topic, action(t, executed), t + 5 * MS)
+        w.add("/episode/success", flag(False), t + 6 * MS)
+        sent_flags.append(k - 1 in WINDOW)
+        sent_actions.append(np.float32(executed))
+    w.commit({"task": "lift", "success": False, "seed": 3})
+    result = convert([rec], parse_mapping(mapping_doc), tmp_path / "ds")
+    assert result["reports"][0]["frames"] == N
+    ds = LeRobotDatasetReader(tmp_path / "ds")
+    ep = ds.episode(0)
+    np.testing.assert_array_equal(ep["intervention"].astype(bool), sent_flags)
+    np.testing.assert_array_equal(ep["action"], np.stack(sent_actions))
+    assert sum(sent_flags) == len(WINDOW)
+    info = json.loads((tmp_path / "ds" / "meta" / "info.json").read_text())
+    assert info["features"]["intervention"]["dtype"] == "bool"
+    state_names = info["features"]["observation.state"]["names"]
+    assert not any("intervention" in n for n in state_names)      # a label, never a policy input
+
+
+def test_scripted_deadman_window(tmp_path):
+    """A waypoint file's "engaged" list scripts the deadman: released ticks report engaged false and
+    zero motion (the gripper command kept), as a real device does; a malformed list is refused."""
+    import pytest
+
+    from hardware.arms.adapter import eef_action_space
+    from hardware.teleop import make_device
+    from hardware.teleop.scripted import WaypointSource
+
+    f = tmp_path / "w.json"
+    acts = [[0.5, 0, 0, 0, 0, 0, 1.0]] * 6
+    f.write_text(json.dumps({"actions": acts, "engaged": [False, True, True, False, False, True]}))
+    dev = make_device("scripted", eef_action_space(), source=WaypointSource(f))
+    cmds = [dev.poll(0.05 * k, {}) for k in range(6)]
+    assert [c.engaged for c in cmds] == [False, True, True, False, False, True]
+    for c in cmds:
+        np.testing.assert_allclose(c.action, acts[0] if c.engaged else [0, 0, 0, 0, 0, 0, 1.0])
+    f.write_text(json.dumps({"actions": acts, "engaged": [True] * 5}))
+    with pytest.raises(ValueError, match="engaged"):
+        WaypointSource(f)
+
+
+def test_record_real_with_a_policy_is_refused_before_writing(tmp_path, capsys):
+    from policy_stack.cli import main
+    assert main(["record", "--real", "--policy", "some/checkpoint", "--out", str(tmp_path / "ds")]) == 2
+    assert "does not publish the action it executed" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
