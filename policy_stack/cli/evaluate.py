@@ -120,8 +120,9 @@ def run(args) -> int:
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     path = args.policy or str(DEFAULT_CHECKPOINT)
-    from policy_stack.checkpoint import read_config
-    if read_config(path)["policy_type"] == "kite":   # success + grounding metrics per instruction split
+    from policy_stack.checkpoint import read_config, resolve_checkpoint
+    folder = resolve_checkpoint(path)    # a missing folder is reported by the load below, with the shipped names
+    if folder.is_dir() and read_config(folder)["policy_type"] == "kite":   # success + grounding metrics per split
         from policy_stack.cli import evaluate_kite
         return evaluate_kite.run(args)
     # Load once here: a missing/corrupt checkpoint or a bad --sampler fails before any env starts.

@@ -138,7 +138,7 @@ def test_builtin_registry_lists_only_modules_that_exist():
     import importlib
 
     from policy_stack.policies.registry import BUILTIN_MODULES
-    assert set(BUILTIN_MODULES) == {"diffusion", "ebt"}
+    assert set(BUILTIN_MODULES) == {"diffusion", "ebt", "kite"}
     for name, module in BUILTIN_MODULES.items():
         importlib.import_module(module)
         assert get_policy_classes(name)[1].policy_type == name
