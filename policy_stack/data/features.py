@@ -21,7 +21,9 @@ map to themselves both ways, never to `observation.state.observation.state`.
 Our writer also stores the concatenation of every low-dim key as a plain `observation.state`, because
 LeRobot's policies (`lerobot-train --policy.type=diffusion|act`) read exactly that key. Its `names` spell
 out the split, `<env key>.<dimension name>` in feature order, which is also how a reader recognises it
-as derived (`Feature.derived_from`) rather than as one more observation.
+as derived (`Feature.derived_from`) rather than as one more observation. The object keys (everything not
+`robot0_...`) are also written concatenated as `observation.environment_state`, the same way: lerobot's
+Diffusion Policy and ACT need it (or an image) to train on a state-only dataset.
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ _SCALAR_DTYPES = {"reward": "float32", "success": "bool", "done": "bool", "inter
 
 MM_PER_METRE = 1000.0
 STATE_KEY = "observation.state"          # LeRobot's one robot-state vector (lerobot OBS_STATE)
+ENV_STATE_KEY = "observation.environment_state"   # LeRobot's object-state vector (lerobot OBS_ENV_STATE)
 _SPLIT_STATE_PREFIX = STATE_KEY + "."
 
 
@@ -222,15 +225,35 @@ def concatenated_state(features: list[Feature]) -> Feature | None:
                    _concatenated_names(parts), tuple(f.env_key for f in parts))
 
 
+def _environment_parts(parts: list[Feature]) -> list[Feature]:
+    """The object-state keys among the split low-dim keys: everything that is not the robot's own
+    (`robot0_...`), e.g. `cube_pos`, `cube_quat`."""
+    return [f for f in parts if not f.env_key.startswith("robot")]
+
+
+def concatenated_environment_state(features: list[Feature]) -> Feature | None:
+    """The `observation.environment_state` to write beside the split keys: the object-state keys
+    concatenated. lerobot's Diffusion Policy and ACT refuse a dataset with neither an image nor this
+    feature, so a state-only dataset needs it to train there. None when there is no object key or the
+    caller declared one."""
+    parts = _environment_parts([f for f in features if f.kind == "lowdim" and f.derived_from is None
+                                and f.key.startswith(_SPLIT_STATE_PREFIX)])
+    if not parts or any(f.key == ENV_STATE_KEY for f in features):
+        return None
+    return Feature(ENV_STATE_KEY, "lowdim", (sum(int(f.shape[0]) for f in parts),), "float32",
+                   _concatenated_names(parts), tuple(f.env_key for f in parts))
+
+
 def link_concatenated_state(features: list[Feature]) -> list[Feature]:
-    """On read: mark `observation.state` as derived when its names are exactly the concatenation of the
-    split low-dim keys (what our writer writes). A LeRobot dataset's own state vector stays a plain
-    low-dim feature."""
-    state = next((f for f in features if f.key == STATE_KEY and f.kind == "lowdim"), None)
+    """On read: mark `observation.state` (and `observation.environment_state`) as derived when its names
+    are exactly the concatenation of the split low-dim keys (of the object keys among them): what our
+    writer writes. A LeRobot dataset's own vectors stay plain low-dim features."""
     parts = [f for f in features if f.kind == "lowdim" and f.key.startswith(_SPLIT_STATE_PREFIX)]
-    if state is not None and parts and list(state.names or []) == _concatenated_names(parts) \
-            and tuple(state.shape) == (sum(int(f.shape[0]) for f in parts),):
-        state.derived_from = tuple(f.env_key for f in parts)
+    for key, sources in ((STATE_KEY, parts), (ENV_STATE_KEY, _environment_parts(parts))):
+        vec = next((f for f in features if f.key == key and f.kind == "lowdim"), None)
+        if vec is not None and sources and list(vec.names or []) == _concatenated_names(sources) \
+                and tuple(vec.shape) == (sum(int(f.shape[0]) for f in sources),):
+            vec.derived_from = tuple(f.env_key for f in sources)
     return features
 
 

@@ -31,7 +31,8 @@ from policy_stack import persist
 from . import layout
 from .lock import DatasetLock
 from .reader import DatasetFormatError, check_episode_rows, data_file, read_episode_rows, read_info, video_file
-from .features import (DEFAULT_FEATURES, Feature, concatenated_state, depth_to_millimetres, env_key,
+from .features import (DEFAULT_FEATURES, Feature, concatenated_environment_state, concatenated_state,
+                       depth_to_millimetres, env_key,
                        feature_from_info, link_concatenated_state, make_feature)
 from .stats import aggregate_stats, array_stats, depth_stats, image_stats, scalar_stats, to_jsonable
 from .video import DEFAULT_CODEC, DEFAULT_CRF, encode_rgb_video, probe_video
@@ -176,9 +177,9 @@ class DatasetWriter:
         self.features = [make_feature(k, spec) for k, spec in features.items()]
         if not any(f.kind == "action" for f in self.features):
             raise ValueError("features: an 'action' feature is required")
-        state = concatenated_state(self.features)
-        if state is not None:
-            self.features.append(state)
+        for derived in (concatenated_state(self.features), concatenated_environment_state(self.features)):
+            if derived is not None:
+                self.features.append(derived)
         has_video = any(f.is_video for f in self.features)
         self.info = {
             "codebase_version": layout.CODEBASE_VERSION,

@@ -232,6 +232,29 @@ def test_concatenated_state_written_beside_split_keys(tmp_path):
     np.testing.assert_array_equal(reader.episode(1)[STATE_KEY], want.astype(np.float32))
 
 
+def test_environment_state_written_for_object_keys(tmp_path):
+    """lerobot's Diffusion Policy and ACT refuse a state-only dataset without
+    observation.environment_state: the object keys are written concatenated under that name too."""
+    root = tmp_path / "ours"
+    eps = [_episode(6, 0), _episode(4, 1)]
+    with DatasetWriter(root, 20, FEATS) as w:
+        for ep in eps:
+            w.add_episode(ep, "lift")
+    info = json.loads((root / "meta/info.json").read_text())
+    entry = info["features"]["observation.environment_state"]
+    assert entry["shape"] == [3] and entry["names"] == ["cube_pos.cube_pos_0", "cube_pos.cube_pos_1",
+                                                        "cube_pos.cube_pos_2"]
+    table = pq.read_table(root / "data/chunk-000/file-001.parquet")
+    np.testing.assert_array_equal(np.asarray(table.column("observation.environment_state").to_pylist(),
+                                             np.float32), eps[1]["cube_pos"].astype(np.float32))
+    reader = LeRobotDatasetReader(root)
+    assert reader.lowdim_keys == ["robot0_eef_pos", "robot0_gripper_qpos", "cube_pos"]   # still 3 inputs
+    assert reader.feature("observation.environment_state").derived_from == ("cube_pos",)
+    with DatasetWriter(root, 20, FEATS) as w:                 # appending recomputes it
+        w.add_episode(_episode(3, 2), "lift")
+    assert LeRobotDatasetReader(root).episode(2)["observation.environment_state"].shape == (3, 3)
+
+
 def test_episode_read_back_can_be_written_again(tmp_path):
     """A reader's episode (derived state included) is accepted by add_episode; a wrong one is not."""
     src = tmp_path / "src"
