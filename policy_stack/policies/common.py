@@ -35,7 +35,22 @@ def default_obs_spec(config, normalizer: Normalizer, raw_lowdim_keys: list[str])
     return spec
 
 
-class ChunkPolicyMixin:
+class DeviceTracking:
+    """`device` follows the parameters through `.to(...)` (mixed in before nn.Module)."""
+
+    @property
+    def device(self) -> torch.device:
+        return self.device_
+
+    def to(self, *args, **kwargs):
+        out = super().to(*args, **kwargs)
+        param = next(self.parameters(), None)
+        if param is not None:
+            self.device_ = param.device
+        return out
+
+
+class ChunkPolicyMixin(DeviceTracking):
     """Mixed in before nn.Module. `_init_observation_side` sets config, action_space, normalizer,
     preprocessor, obs_spec, action_dim; subclasses add self._history (deque, maxlen To),
     self.discrete_dims and self.device_."""
@@ -67,17 +82,6 @@ class ChunkPolicyMixin:
             if int(np.prod(spec[k].shape)) != self.normalizer.dim(k):
                 raise ValueError(f"obs_spec {k!r} shape {spec[k].shape} disagrees with its stats ({self.normalizer.dim(k)} dims)")
         return spec
-
-    @property
-    def device(self) -> torch.device:
-        return self.device_
-
-    def to(self, *args, **kwargs):
-        out = super().to(*args, **kwargs)
-        param = next(self.parameters(), None)
-        if param is not None:
-            self.device_ = param.device
-        return out
 
     @property
     def info(self) -> dict:

@@ -33,7 +33,7 @@ from torch import nn
 from policy_stack.normalize import ACTION_KEY, Normalizer
 from policy_stack.nn.preprocess import validate_observation
 from policy_stack.policies.base import Policy
-from policy_stack.policies.common import resolve_device
+from policy_stack.policies.common import DeviceTracking, resolve_device
 from policy_stack.policies.kite.config import KiteConfig
 from policy_stack.policies.kite.geometry import keypoint_to_base
 from policy_stack.policies.kite.grounding import (GroundingUNet, decode_keypoint, heatmap_loss,
@@ -57,7 +57,7 @@ def action_stats(action_space: ActionSpace) -> dict:
 
 
 @register_policy("kite", KiteConfig)
-class KitePolicy(nn.Module, Policy):
+class KitePolicy(DeviceTracking, nn.Module, Policy):
     backends = ("torch",)
 
     def __init__(self, config: KiteConfig, stats: dict | Normalizer | None, action_space: ActionSpace,
@@ -101,17 +101,6 @@ class KitePolicy(nn.Module, Policy):
         if missing:
             raise ValueError(f"obs_spec lacks key(s) the kite policy needs: {missing}")
         return {k: obs_spec[k] if isinstance(obs_spec[k], FeatureSpec) else FeatureSpec(**obs_spec[k]) for k in spec}
-
-    @property
-    def device(self) -> torch.device:
-        return self.device_
-
-    def to(self, *args, **kwargs):
-        out = super().to(*args, **kwargs)
-        param = next(self.parameters(), None)
-        if param is not None:
-            self.device_ = param.device
-        return out
 
     # ------------------------------------------------------------------ text embeddings
     @property
