@@ -20,6 +20,10 @@ BENCHES = [
     ("ros", ["-m", "bench.bench_ros", "--out", str(RESULTS / "ros.json")], None),
     ("fuzz", ["-m", "bench.bench_fuzz", "--no-progress"], None),     # JSON: runs/bench/fuzz.json
     ("camera", ["-m", "bench.bench_camera", "--out", str(RESULTS / "camera.json")], None),
+    ("adapters", ["-m", "bench.bench_adapters", "--out", str(RESULTS / "adapters.json")], None),
+    ("real_path", ["-m", "bench.bench_real_path", "--rows", "chunk,servo,jtc", "-n", "20",
+                   "--out", str(RESULTS / "real_path.json")], None),
+    ("recorder", ["-m", "bench.bench_recorder", "--duration", "30", "--out", str(RESULTS / "recorder.json")], None),
 ]
 
 
