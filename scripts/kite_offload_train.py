@@ -7,7 +7,7 @@ holds out whole episodes for validation, trains several losses from one seed, an
 JPEG (4:4:4, quality 95) to move the data to another machine (then `train` needs only torch, numpy,
 safetensors and opencv: no transformers).
 
-    python scripts/kite_offload_train.py pack   --train DIR [--val NAME=DIR ...] [--jpeg 95] --out PACK
+    python scripts/kite_offload_train.py pack   --train DIR [--train DIR ...] [--val NAME=DIR ...] [--jpeg 95] --out PACK
     python scripts/kite_offload_train.py train  --pack PACK --out OUT --steps N --batch B --loss softmax_ce,bce
     python scripts/kite_offload_train.py finish --pack PACK --weights OUT/LOSS.safetensors [--train DIR] --out CKPT
 """
@@ -24,7 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from policy_stack.policies.kite.data import GroundingData, grounding_metrics, load_grounding  # noqa: E402
+from policy_stack.policies.kite.data import (GroundingData, concat_grounding, grounding_metrics,  # noqa: E402
+                                             load_grounding)
 
 
 def _pack(args) -> None:
@@ -32,10 +33,11 @@ def _pack(args) -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sets = {"train": args.train, **dict(v.split("=", 1) for v in args.val)}
+    sets = {"train": args.train[0], **dict(v.split("=", 1) for v in args.val)}
     cache = EmbeddingCache()
     meta = {}
-    full = load_grounding(args.train)
+    # Several train collections (disjoint episode seeds) are trained on as one.
+    full = concat_grounding([load_grounding(d) for d in args.train])
     # Validation rows for choosing the loss: the train folder's last episodes (whole episodes, since rows
     # of one episode share a rendered frame), never seen in training.
     episodes = np.asarray(full.meta.get("episode_seed", np.arange(len(full))))
@@ -62,7 +64,8 @@ def _pack(args) -> None:
         meta[name] = {"instructions": d.instructions, "task": d.task, "K": d.K[0].tolist(),
                       "T_base_cam": d.T_base_cam[0].tolist(), "rows": len(d),
                       "meta": {k: v for k, v in d.meta.items() if not isinstance(v, list)},
-                      "folder": str(Path(folder or args.train).resolve())}
+                      "folder": str(Path(folder).resolve()) if folder else
+                      ",".join(str(Path(d).resolve()) for d in args.train)}
     cache.save(out)
     (out / "pack.json").write_text(json.dumps(meta))
     print({p.name: p.stat().st_size for p in out.iterdir()})
@@ -93,6 +96,16 @@ def _policy_for(pack: Path, data: GroundingData, overrides: dict):
     return policy
 
 
+def _load_weights(policy, path) -> None:
+    from safetensors.torch import load_file
+
+    weights = load_file(str(path))
+    weights.pop("instruction_embeddings", None)     # tied to the vocabulary the weights were frozen with
+    missing, unexpected = torch.nn.Module.load_state_dict(policy, weights, strict=False)
+    if [k for k in missing if k != "instruction_embeddings"] or unexpected:
+        raise SystemExit(f"weights in {path} do not fit: missing {missing}, unexpected {unexpected}")
+
+
 def _train(args) -> None:
     from safetensors.torch import save_file
 
@@ -107,6 +120,8 @@ def _train(args) -> None:
     for loss in args.loss.split(","):
         torch.manual_seed(args.seed)
         policy = _policy_for(pack, train, dict(json.loads(args.set), loss=loss, device=args.device))
+        if args.init:      # continue from a checkpoint's weights (same architecture; the vocabulary is rebuilt)
+            _load_weights(policy, Path(args.init) / "model.safetensors" if Path(args.init).is_dir() else args.init)
         t0 = time.perf_counter()
         result = train_grounding(policy, train, args.steps, batch=args.batch, seed=args.seed, progress=False,
                                  log_every=100, log_path=out / f"{loss}_log.jsonl")
@@ -119,7 +134,7 @@ def _train(args) -> None:
         save_file({k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()},
                   str(out / f"{loss}.safetensors"))
         print(json.dumps({loss: run}), flush=True)
-    report.update(steps=args.steps, batch=args.batch, seed=args.seed, rows=len(train))
+    report.update(steps=args.steps, batch=args.batch, seed=args.seed, rows=len(train), init=args.init)
     (out / "report.json").write_text(json.dumps(report, indent=1))
 
 
@@ -161,7 +176,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("pack")
-    a.add_argument("--train", required=True)
+    a.add_argument("--train", required=True, action="append", help="grounding folder; repeat to train on several")
     a.add_argument("--val", action="append", default=[], metavar="NAME=DIR")
     a.add_argument("--val-rows", type=int, default=400)
     a.add_argument("--holdout-frac", type=float, default=0.15)
@@ -176,6 +191,7 @@ def main() -> None:
     b.add_argument("--loss", default="softmax_ce,bce")
     b.add_argument("--device", default="auto")
     b.add_argument("--set", default="{}", help="KiteConfig fields as a JSON object")
+    b.add_argument("--init", default=None, help="start from these weights (a checkpoint folder or .safetensors)")
     c = sub.add_parser("finish")
     c.add_argument("--pack", required=True)
     c.add_argument("--weights", required=True)

@@ -111,3 +111,19 @@ def test_policy_stack_train_kite_writes_a_loadable_checkpoint(tmp_path):
     assert policy.config.cameras == ["grounding"] and np.allclose(policy.config.camera_K, d.K[0].numpy())
     meta = read_config(tmp_path / "run" / "checkpoint")["meta"]
     assert meta["train_config"]["steps"] == 3 and meta["rows"] == 24
+
+
+def test_concat_grounding_joins_rows_and_per_row_meta_in_order():
+    """Several train collections packed as one (scripts/kite_offload_train.py pack --train A --train B)."""
+    from policy_stack.policies.kite.data import concat_grounding
+
+    a, b = make_grounding_data(5, 32, seed=1), make_grounding_data(3, 32, seed=2)
+    a.meta.update(env="multi_cube", episode_seed=list(range(5)))
+    b.meta.update(env="other", episode_seed=list(range(100, 103)))
+    c = concat_grounding([a, b])
+    assert len(c) == 8 and c.instructions == a.instructions + b.instructions
+    assert torch.equal(c.rgb[5:], b.rgb) and torch.equal(c.kp_px[:5], a.kp_px)
+    assert c.meta["episode_seed"] == [0, 1, 2, 3, 4, 100, 101, 102] and c.meta["env"] == "multi_cube"
+    assert torch.equal(c.subset([6]).rgb, b.subset([1]).rgb)
+    with pytest.raises(ValueError, match="image shape"):
+        concat_grounding([a, make_grounding_data(2, 16, seed=3)])

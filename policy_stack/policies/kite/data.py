@@ -61,6 +61,26 @@ class GroundingData:
         return folder
 
 
+def concat_grounding(parts: list[GroundingData]) -> GroundingData:
+    """Several grounding collections as one (rows in order). Per-row meta lists are joined; other meta
+    values (env, camera, summary) come from the first part. Parts must share the image size."""
+    if len(parts) == 1:
+        return parts[0]
+    shapes = {tuple(p.rgb.shape[1:]) for p in parts}
+    if len(shapes) != 1:
+        raise ValueError(f"grounding collections differ in image shape: {sorted(shapes)}")
+    cat = lambda k: torch.cat([getattr(p, k) for p in parts])
+    join = lambda k: [x for p in parts for x in getattr(p, k)] if all(getattr(p, k) for p in parts) else []
+    meta = dict(parts[0].meta)
+    for k, v in parts[0].meta.items():
+        if isinstance(v, list) and len(v) == len(parts[0]):
+            if all(isinstance(p.meta.get(k), list) and len(p.meta[k]) == len(p) for p in parts):
+                meta[k] = [x for p in parts for x in p.meta[k]]
+            else:
+                meta.pop(k)
+    return GroundingData(*(cat(k) for k in TENSOR_KEYS), join("instructions"), join("task"), join("split"), meta)
+
+
 def load_grounding(folder: str | os.PathLike) -> GroundingData:
     """Read and check a grounding folder; errors name the file and the offending field."""
     from safetensors.torch import load_file
