@@ -24,13 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_robustness import _episodes, _json_tail, _sum_holds, _violations
+from bench.bench_robustness import _sum_holds, _violations, run_up
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = {"chunk": [], "servo": ["--real", "--arm", "fake-servo"], "jtc": ["--real", "--arm", "fake-jtc"],
@@ -41,17 +40,7 @@ DOMAIN_BASE = 70
 
 
 def run_row(name: str, args, work: Path) -> dict:
-    run_dir = work / name
-    cmd = [sys.executable, "-m", "policy_stack.cli", "up", "--json", "--episodes", str(args.episodes),
-           "--seed", str(args.seed), "--max-steps", str(args.max_steps), "--run-dir", str(run_dir),
-           "--device", "cpu", "--domain-id", str(DOMAIN_BASE + list(ROWS).index(name)), *ROWS[name]]
-    if args.policy:
-        cmd += ["--policy", args.policy]
-    t0 = time.monotonic()
-    load0 = os.getloadavg()[0]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    s = _json_tail(proc.stdout) or {}
-    episodes = _episodes(run_dir)
+    cmd, proc, s, episodes, t0, load0 = run_up(ROWS[name], args, work / name, DOMAIN_BASE + list(ROWS).index(name))
     return {"command": " ".join(cmd[2:]), "rc": proc.returncode, "error": s.get("error"),
             "successes": s.get("successes"), "episodes": s.get("episodes"), "success_rate": s.get("success_rate"),
             "per_episode": [{k: ep.get(k) for k in ("seed", "success", "steps")} for ep in episodes],

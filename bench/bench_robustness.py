@@ -114,20 +114,25 @@ class Busy:
                 p.wait()
 
 
-def run_row(name: str, args, work: Path) -> dict:
-    run_dir = work / name
-    # A fixed domain per row, never the busy neighbour's: `up` alone picks a random one in 1-99, and two
-    # graphs that drew the same domain would answer each other's observations.
+def run_up(extra: list[str], args, run_dir: Path, domain_id: int):
+    """One `policy-stack up --json` run (args: episodes, seed, max_steps, policy): returns the command,
+    the finished process, its JSON summary, the episodes it wrote, its start time and load average.
+    A fixed domain per row, never a neighbour's: `up` alone picks a random one in 1-99, and two graphs
+    that drew the same domain would answer each other's observations."""
     cmd = [sys.executable, "-m", "policy_stack.cli", "up", "--json", "--episodes", str(args.episodes),
            "--seed", str(args.seed), "--max-steps", str(args.max_steps), "--run-dir", str(run_dir),
-           "--device", "cpu", "--domain-id", str(ROW_DOMAIN_BASE + list(ROWS).index(name)), *ROWS[name]]
+           "--device", "cpu", "--domain-id", str(domain_id), *extra]
     if args.policy:
         cmd += ["--policy", args.policy]
     t0 = time.monotonic()
     load0 = os.getloadavg()[0]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    s = _json_tail(proc.stdout) or {}
-    episodes = _episodes(run_dir)
+    return cmd, proc, _json_tail(proc.stdout) or {}, _episodes(run_dir), t0, load0
+
+
+def run_row(name: str, args, work: Path) -> dict:
+    cmd, proc, s, episodes, t0, load0 = run_up(ROWS[name], args, work / name,
+                                               ROW_DOMAIN_BASE + list(ROWS).index(name))
     return {"command": " ".join(cmd[2:]), "rc": proc.returncode, "error": s.get("error"),
             "successes": s.get("successes"), "episodes": s.get("episodes"), "success_rate": s.get("success_rate"),
             "hold_fraction": s.get("hold_fraction"), "loop_latency_ms": s.get("loop_latency_ms"),
