@@ -73,23 +73,16 @@ class Client:
     def __init__(self):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
+
+        from ros_nodes.common import spin_in_background
         self.rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("bench_adapters", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
+        self.thread = spin_in_background(self.executor, self.context, "bench_adapters_spin")
 
-    def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                if not self.context.ok():
-                    return
-                raise
 
     def close(self):
         self.node.destroy_node()

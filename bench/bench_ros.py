@@ -200,7 +200,7 @@ class RobotSide:
 
         from ros_nodes import convert as C
         from ros_nodes import policy_io
-        from ros_nodes.common import CHUNK_QOS, SENSOR_QOS, STATE_QOS, make_executor
+        from ros_nodes.common import CHUNK_QOS, SENSOR_QOS, STATE_QOS, make_executor, spin_in_background
         plan = policy_io.plan_inputs(spec)
         self.C, self.rclpy, self.spec, self.obs = C, rclpy, spec, obs
         self.cameras = plan.cameras
@@ -226,17 +226,8 @@ class RobotSide:
         n.create_subscription(DiagnosticArray, "/policy/status", self._on_status, STATE_QOS)
         self.executor = make_executor(context=self.context)
         self.executor.add_node(n)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
+        self._thread = spin_in_background(self.executor, self.context, "bench_ros_spin")
 
-    def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                if not self.context.ok():
-                    return
-                raise
 
     def _on_chunk(self, msg):
         t = time.time()

@@ -83,6 +83,23 @@ def expand(pattern: str, **names) -> str:
     return pattern.format(**names)
 
 
+def spin_in_background(executor, context, name: str = "spin") -> threading.Thread:
+    """Spin `executor` on a daemon thread until `context` shuts down; returns the started thread.
+    An exception raised while the context is going away (a callback racing the shutdown) ends the
+    thread quietly; any other is re-raised."""
+    def loop():
+        while context.ok():
+            try:
+                executor.spin_once(timeout_sec=0.05)
+            except Exception:
+                if not context.ok():
+                    return
+                raise
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
 def make_executor(kind: str | None = None, context=None):
     """The executor for our nodes' callbacks (conversion, services: all short).
 

@@ -88,7 +88,7 @@ class RosRLEnv:
         from policy_stack import safety as S
         from ros_nodes import convert as C
         from ros_nodes import policy_io
-        from ros_nodes.common import CHUNK_QOS, SENSOR_QOS, STATE_QOS, expand
+        from ros_nodes.common import CHUNK_QOS, SENSOR_QOS, STATE_QOS, expand, spin_in_background
 
         self.cfg = cfg or RosEnvConfig()
         self.C, self.Trigger = C, Trigger
@@ -143,18 +143,9 @@ class RosRLEnv:
 
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(n)
-        self._spin_thread = threading.Thread(target=self._spin, name="rl_env_spin", daemon=True)
-        self._spin_thread.start()
+        self._spin_thread = spin_in_background(self.executor, self.context, "rl_env_spin")
 
     # ----------------------------------------------------------------------------- callbacks
-    def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:      # shutting down while a callback ran
-                if not self.context.ok():
-                    return
-                raise
 
     def _pose_conv(self, topic, pos_key, quat_key):
         wanted = set(self.plan.ee_keys) | {k for ks in self.plan.objects.values() for k in ks}

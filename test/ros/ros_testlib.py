@@ -84,6 +84,8 @@ class RosClient:
     def __init__(self, name: str = "test_client"):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
+
+        from ros_nodes.common import spin_in_background
         self.rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -92,17 +94,8 @@ class RosClient:
         self.executor.add_node(self.node)
         self.msgs: dict[str, collections.deque] = collections.defaultdict(lambda: collections.deque(maxlen=5000))
         self.lock = threading.Lock()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
+        self._thread = spin_in_background(self.executor, self.context, "testlib_spin")
 
-    def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                if not self.context.ok():
-                    return
-                raise
 
     def now(self) -> float:
         return time.time()
