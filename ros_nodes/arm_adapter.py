@@ -123,6 +123,7 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
                                    camera_timeout_s=p["camera_timeout_s"], cameras=tuple(self.cameras),
                                    max_chunk_age_s=p["max_chunk_age_s"], blend_steps=p["blend_steps"],
                                    teleop_timeout_s=p["teleop_timeout_s"],
+                                   calibration_gain=tuple(p["calibration_gain"]),
                                    joint_count=len(self.joint_names))
             self.core = ArmAdapterCore(config, scaling, ik)
         except (ValueError, FileNotFoundError) as exc:

@@ -47,6 +47,11 @@ class FakeArm:
         self._measured_q = np.zeros(7)
         self._measured_pose = (np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0]))
         scale = osc_config().scale
+        profile = getattr(node, "real_profile", None)
+        if profile is not None and mode != "jtc":
+            # The "real" controller moves actuation_gain x the training OSC's displacement per command
+            # (sim/real_profiles.py): the same as dividing the OSC scale by it.
+            scale = np.asarray(scale, float) / np.asarray(profile.actuation_gain, float)
         sub = lambda t, topic, cb: node.create_subscription(t, topic, cb, CHUNK_QOS, callback_group=callback_group)
         self.topics = {"gripper": p["gripper_topic"]}
         if mode == "servo":

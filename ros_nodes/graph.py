@@ -51,6 +51,10 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
                           "interface (policy-stack up --real --arm fake-...)"),
     "camera_recording": ("", "sim:=false: realsense_node plays this librealsense recording (.db3/.bag) instead of "
                              "a device; empty with fake_arm = the sim node renders the cameras"),
+    "real_profile": ("", "sim node: a sim-to-real \"real side\" profile (sim/real_profiles.py name, JSON object or "
+                         "file); empty = the training sim"),
+    "calibration_gain": ("", "sim:=false: the arm adapter's calibration_gain, 6 comma-separated numbers (x y z roll "
+                             "pitch yaw) from a session's calibrate step; empty = the adapter's default (ones)"),
 }
 ARM_BACKENDS = ("servo", "jtc", "pose")
 # The robosuite arm stands on a pedestal: its table top lies 0.112 m BELOW the base frame's origin, under
@@ -172,6 +176,8 @@ def describe(args: dict | None = None) -> Graph:
                    "camera_topics": ",".join(f"/{cam}/color/image_raw" for cam in cameras)}
         if fake_arm:
             adapter.update(FAKE_ARM_WORKSPACE)
+        if a["calibration_gain"].strip():
+            adapter["calibration_gain"] = _gain(a["calibration_gain"])
         nodes.append(NodeSpec(name="arm_adapter", executable="arm_adapter", module="ros_nodes.arm_adapter",
                               parameters={**sim_time, **_typed_if_defined("arm_adapter", adapter)}))
         if fake_arm:
@@ -202,7 +208,18 @@ def _sim_node(a: dict, cameras: list[str], depth: bool, sim_time: dict, extra: d
             "max_steps": a["max_steps"], "rate_hz": a["rate_hz"], "video_path": a["video_path"],
             "results_file": a["results_file"], "timing": a["timing"], "obs_delay_s": a["obs_delay_s"],
             "action_delay_s": a["action_delay_s"], "delay_jitter": a["delay_jitter"],
-            "blend_steps": a["blend_steps"], **extra})})
+            "blend_steps": a["blend_steps"], "real_profile": a["real_profile"], **extra})})
+
+
+def _gain(text: str) -> list[float]:
+    """calibration_gain "g1,...,g6" -> 6 positive floats (a clear error otherwise)."""
+    try:
+        gain = [float(x) for x in text.replace(" ", ",").split(",") if x]
+    except ValueError as exc:
+        raise ValueError(f"graph argument calibration_gain={text!r}: {exc}") from exc
+    if len(gain) != 6 or not all(g > 0 and g < float("inf") for g in gain):
+        raise ValueError(f"graph argument calibration_gain={text!r}: expected 6 positive numbers (x y z roll pitch yaw)")
+    return gain
 
 
 def _camera_nodes(cameras: list[str], serials_arg: str, recording: str, depth: bool, sim_time: dict,

@@ -67,7 +67,8 @@ def sim_mapping(objects, cameras, depth: bool, fps: int, action_names, intervent
 def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras, depth: bool, image_size: int,
                     rate_hz: float, max_steps: int, recordings: str, task: str, objects, waypoints_file: str = "",
                     keyboard_tty: str = "", command_log: str = "", results_file: str = "",
-                    success_hold_steps: int = 5, arm: str = "", policy: str = "") -> Graph:
+                    success_hold_steps: int = 5, arm: str = "", policy: str = "", real_profile: str = "",
+                    calibration_gain: str = "") -> Graph:
     """arm "" (sim): the sim node executes /teleop/action itself. arm servo | jtc | pose (`record --real`):
     the hardware path, as `up --real` builds it: the arm adapter executes /teleop/action (its teleop_topic)
     and drives the sim node standing in for the robot behind that fake controller.
@@ -93,6 +94,8 @@ def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras,
         sim_params["teleop_state_topic"] = STATE_TOPIC
     if arm:
         sim_params["arm_interface"] = arm
+    if real_profile:      # a sim-to-real session's "real side" (sim/real_profiles.py)
+        sim_params["real_profile"] = real_profile
     sim = NodeSpec(name="sim_node", executable="sim_node", module="ros_nodes.sim_node",
                    parameters=_typed("sim_node", sim_params))
     extra = []
@@ -104,6 +107,9 @@ def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras,
         adapter = {"backend": arm, "teleop_topic": ACTION_TOPIC,
                    "publish_ee_pose": False,           # the fake arm publishes /ee_pose from physics
                    "camera_topics": ",".join(f"/{cam}/color/image_raw" for cam in cameras), **FAKE_ARM_WORKSPACE}
+        if calibration_gain:
+            from ros_nodes.graph import _gain
+            adapter["calibration_gain"] = _gain(calibration_gain)
         extra.append(NodeSpec(name="arm_adapter", executable="arm_adapter", module="ros_nodes.arm_adapter",
                               parameters=_typed_if_defined("arm_adapter", adapter)))
     d = {k: v.default for k, v in load_definitions("sim_node").items()}

@@ -73,10 +73,16 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             render.append(p["video_camera"])    # rendered for the video only, not published
         self.period = 1.0 / p["rate_hz"]
         # The env (and its GL context, current only in the creating thread) is built in the sim thread.
-        self._make_env = lambda: make_env(p["env"], cameras=render, image_size=p["image_size"], depth=p["depth"],
-                                          seed=p["seed"], horizon=p["max_steps"],
-                                          control_freq=int(round(p["rate_hz"])),
-                                          arm_controller="joint_position" if self.arm_interface == "jtc" else "osc_pose")
+        # real_profile (sim-to-real sessions): the sim stands in for a real arm that differs from training
+        # (sim/real_profiles.py); validated here so a bad name fails at start-up.
+        self.real_profile = None
+        if p["real_profile"]:
+            from sim.real_profiles import load_profile
+            self.real_profile = load_profile(p["real_profile"])
+        self._make_env = lambda: self._wear_profile(make_env(
+            p["env"], cameras=render, image_size=p["image_size"], depth=p["depth"], seed=p["seed"],
+            horizon=p["max_steps"], control_freq=int(round(p["rate_hz"])),
+            arm_controller="joint_position" if self.arm_interface == "jtc" else "osc_pose"))
         self.env = None
         self.space = default_action_space()
         safety = S.ActionSafety(self.space, S.SafetyLimits(max_step_delta=p["max_step_delta"] or None))
@@ -173,6 +179,12 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
     def _stop_thread(self) -> None:
         super()._stop_thread()
         self._active.clear()
+
+    def _wear_profile(self, env):
+        if self.real_profile is None:
+            return env
+        from sim.real_profiles import RealSideEnv
+        return RealSideEnv(env, self.real_profile)
 
     def _make_publishers(self) -> None:
         p = self.p

@@ -52,6 +52,20 @@ MAX_ABS_JOINT_RAD = 4 * math.pi          # beyond this a joint reading is garbag
 MAX_ABS_POSITION_M = 10.0                # an end effector 10 m from its base is garbage too
 
 
+def _calibration_gain(gain, backend: str) -> np.ndarray | None:
+    """The calibration gain as 6 floats, None when it is all ones. Only the rate interface (servo) takes one:
+    the pose and jtc backends command absolute targets, where a displacement gain has no single meaning."""
+    g = np.asarray(gain, np.float64).reshape(-1)
+    if g.size != 6 or not np.all(np.isfinite(g)) or np.any(g <= 0):
+        raise ValueError(f"calibration_gain must be 6 positive finite numbers (x y z roll pitch yaw), got {list(gain)}")
+    if np.all(g == 1.0):
+        return None
+    if backend != "servo":
+        raise ValueError(f"calibration_gain {g.tolist()} with backend {backend!r}: only the servo backend (a velocity "
+                         "interface) applies a calibration gain")
+    return g
+
+
 def eef_action_space() -> ActionSpace:
     """The policy's action space (sim.envs.default_action_space; repeated here: hardware/ needs no sim)."""
     return ActionSpace(names=["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"], low=[-1.0] * 7,
@@ -86,6 +100,9 @@ class AdapterConfig:
     blend_steps: int = 0
     servo_timeout_s: float = 0.1
     joint_count: int = 7
+    # Per axis (x, y, z, roll, pitch, yaw): the arm moves this many times the training controller's
+    # displacement per command (a sim-to-real session's calibrate step measures it). servo only.
+    calibration_gain: tuple = (1.0,) * 6
 
 
 class ArmAdapterCore:
@@ -94,6 +111,7 @@ class ArmAdapterCore:
             raise ValueError(f"rate_hz must be >= 1, got {config.rate_hz!r}")
         self.config = config
         self.tick_s = 1.0 / config.rate_hz
+        self.gain = _calibration_gain(config.calibration_gain, config.backend)
         self.scaling = scaling
         self.backend = make_backend(config.backend, self.tick_s, ik, config.servo_timeout_s,
                                     (config.limits.max_linear_speed, config.limits.max_angular_speed),
@@ -266,6 +284,10 @@ class ArmAdapterCore:
             w = rotation_error(self._target.R, ref.R) / left
         v, w, limited = self.limiter.limit(v, w, ref.p, self.backend.horizon_s)
         events += [self.events.add(S.Event(LIMITED + k), now) for k in limited]
+        if self.gain is not None:
+            # Calibrated arm: it moves gain x what it is told, so command (limited motion) / gain. After the
+            # limiter on purpose: the speed and workspace limits then hold for the motion the arm MAKES.
+            v, w = v / self.gain[:3], w / self.gain[3:]
         fields = self.backend.command(v, w, self.ee)
         if getattr(self.backend, "ik_error_m", 0.0) > 0.005:
             events.append(self.events.add(S.Event(IK_RESIDUAL, f"{self.backend.ik_error_m * 1e3:.1f} mm"), now))

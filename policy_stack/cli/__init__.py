@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run-default": ("run_default", "what `make run` runs"),
     "camera": ("camera", "RealSense: synthesize a test recording (synth), check a camera or recording (check)"),
     "record": ("record", "record teleoperated demonstrations (MCAP per episode) and convert them to a dataset"),
+    "session": ("session", "a sim-to-real session: preflight, eval, calibrate, demos, finetune, reeval (resumable)"),
 }
 
 

@@ -41,6 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arm", default="fake-servo", choices=["fake-servo", "fake-jtc", "fake-pose"],
                    help="--real: the fake arm controller the arm adapter drives (a real arm: run teleop_node and "
                         "recorder_node beside your robot's bringup, see docs/teleop.md)")
+    p.add_argument("--real-profile", default="",
+                   help="the sim stands in for a real arm that differs from training (sim/real_profiles.py name, "
+                        "JSON object or file; sim-to-real sessions)")
+    p.add_argument("--calibration-gain", default="",
+                   help="--real: the arm adapter's per-axis calibration gain, 6 comma-separated numbers")
     p.add_argument("--policy", default="",
                    help="human interventions: this policy (checkpoint, as `up --policy`) drives; the device's "
                         "deadman takes over; the dataset gets the executed action and an `intervention` column")
@@ -106,7 +111,8 @@ def run(args) -> int:
                             max_steps=args.max_steps, recordings=str(recordings), task=task_text, objects=objects,
                             waypoints_file=str(Path(args.waypoints).resolve()) if args.waypoints else "",
                             keyboard_tty=keyboard_tty, command_log=str(commands),
-                            results_file=str(run_dir / "sim_episodes.jsonl"), arm=arm, policy=args.policy)
+                            results_file=str(run_dir / "sim_episodes.jsonl"), arm=arm, policy=args.policy,
+                            real_profile=args.real_profile, calibration_gain=args.calibration_gain)
     domain = args.domain_id if args.domain_id is not None else random.randint(1, 99)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
     print(f"[record] domain {domain}, env {args.env}, device {args.device}, "

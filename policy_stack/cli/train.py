@@ -49,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="policy config field, VALUE as JSON (e.g. --set down_dims=[32,64,128]); repeatable")
+    p.add_argument("--init", default="", metavar="CKPT",
+                   help="fine-tune: start from this checkpoint (folder or shipped name): its architecture, weights "
+                        "and normalization; the optimizer settings come from this command")
     p.add_argument("--no-resume", action="store_true", help="refuse to continue a run found in --out")
     p.add_argument("--find-unused-parameters", action="store_true", help="DDP option for partial losses")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -67,7 +70,8 @@ def config_from_args(args):
         eval_every=max(0, args.eval_every), eval_episodes=args.eval_episodes, eval_workers=args.eval_workers,
         eval_max_steps=args.eval_max_steps, env=args.env, workers=args.workers, log_every=max(1, args.log_every),
         device=args.device, progress=not args.no_progress, resume="never" if args.no_resume else "auto",
-        find_unused_parameters=args.find_unused_parameters, policy_overrides=parse_overrides(args.overrides))
+        find_unused_parameters=args.find_unused_parameters, policy_overrides=parse_overrides(args.overrides),
+        init=args.init)
 
 
 def make_evaluator(cfg):

@@ -55,6 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "standing in for the arm behind --arm's controller interface")
     p.add_argument("--arm", default="fake-servo", choices=["fake-servo", "fake-jtc", "fake-pose"],
                    help="--real: the fake arm controller the arm adapter drives (default fake-servo)")
+    p.add_argument("--real-profile", default="",
+                   help="the sim node stands in for a real arm that differs from training: a sim/real_profiles.py "
+                        "name (real_lift, ...), JSON object or file (sim-to-real sessions)")
+    p.add_argument("--calibration-gain", default="",
+                   help="--real: the arm adapter's per-axis calibration gain, 6 comma-separated numbers "
+                        "(policy-stack session calibrate writes it)")
     p.add_argument("--camera-recording", default="",
                    help="--real: realsense_node plays this recording (.db3/.bag) instead of the sim's cameras")
 
@@ -71,6 +77,7 @@ def graph_args(args) -> dict:
             "obs_delay_s": str(args.obs_delay), "action_delay_s": str(args.action_delay),
             "delay_jitter": str(args.delay_jitter), "blend_steps": str(args.blend_steps),
             "video_path": str(Path(args.video).resolve()) if args.video else "",
+            "real_profile": getattr(args, "real_profile", ""),
             **(real_graph_args(args) if getattr(args, "real", False) else {})}
 
 
@@ -78,6 +85,7 @@ def real_graph_args(args) -> dict:
     """--real: the sim:=false graph, its arm replaced by the sim node behind the fake controller."""
     recording = getattr(args, "camera_recording", "")
     return {"sim": "false", "fake_arm": "true", "arm": args.arm.removeprefix("fake-"),
+            "calibration_gain": getattr(args, "calibration_gain", ""),
             "camera_recording": str(Path(recording).resolve()) if recording else ""}
 
 

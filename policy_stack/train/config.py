@@ -52,6 +52,7 @@ class TrainConfig:
     progress: bool = True
     resume: str = "auto"                 # auto: continue if OUT holds a run | never: refuse non-empty OUT
     policy_overrides: dict = field(default_factory=dict)   # policy config fields (--set key=value)
+    init: str = ""                       # fine-tune: start from this checkpoint's weights and normalization
 
     def __post_init__(self):
         if self.obs not in OBS_MODES:

@@ -103,7 +103,10 @@ class Trainer:
         keys = list(overrides["lowdim_keys"]) + [f"{c}_{s}" for c in overrides.get("cameras", [])
                                                  for s in (("rgb", "depth") if overrides.get("use_depth") else ("rgb",))]
         keys += [k for k in reader.lowdim_keys if k not in keys]   # derived-feature inputs, if any
-        policy = make_policy(cfg.policy, overrides, stats, action_space, obs_spec_of(reader, keys))
+        if cfg.init:
+            policy = self._init_policy(overrides, reader)
+        else:
+            policy = make_policy(cfg.policy, overrides, stats, action_space, obs_spec_of(reader, keys))
         policy.to(ctx.device)
         self.policy = policy
         pc = policy.config
@@ -148,6 +151,28 @@ class Trainer:
             restore_rng(pending_rng, ctx.device)
         elif self.snapshot is not None:   # more ranks than were saved: fresh, reproducible streams
             seed_everything(cfg.seed + ctx.rank + 1_000_003 * self.step)
+
+    def _init_policy(self, overrides: dict, reader):
+        """--init CKPT (fine-tuning, e.g. a sim-to-real session): the architecture, weights AND normalization
+        of an existing checkpoint, so the weights keep meaning what they meant; the new data's statistics are
+        not used. Only the optimizer settings (--lr, --warmup, ...) are taken from this run."""
+        from policy_stack.checkpoint import load_checkpoint
+
+        cfg = self.cfg
+        policy = load_checkpoint(cfg.init, device=overrides["device"]).policy
+        family = type(policy.config).__module__.split(".")[2]      # policy_stack.policies.<family>.config
+        if family != cfg.policy:
+            raise ValueError(f"--init {cfg.init} holds a {family} policy, not --policy {cfg.policy}")
+        missing = [k for k in policy.obs_spec if k not in reader.lowdim_keys and k not in reader.rgb_keys
+                   and k not in reader.depth_keys]
+        if missing:
+            raise ValueError(f"--init {cfg.init}: the dataset {cfg.data} lacks the policy's inputs {missing}")
+        for name in ("lr", "weight_decay", "adam_betas", "lr_warmup_steps", "grad_clip"):
+            if name in overrides and hasattr(policy.config, name):
+                value = overrides[name]
+                setattr(policy.config, name, tuple(value) if isinstance(value, list) else value)
+        policy.train()
+        return policy
 
     def _find_resume_point(self) -> Path | None:
         cfg = self.cfg
