@@ -55,8 +55,8 @@ class SessionConfig:
         for name in ("eval_episodes", "max_steps", "calib_steps", "calib_repeats", "finetune_steps", "finetune_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"session {name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.domain_base <= 90:
-            raise ValueError(f"session domain_base must be in 0..90 (ROS domains base + 0..{len(STEPS)}), "
+        if not 0 <= self.domain_base <= 229:
+            raise ValueError(f"session domain_base must be in 0..229 (it uses ROS domains base + 0..{len(STEPS)}), "
                              f"got {self.domain_base}")
 
     def to_dict(self) -> dict:
