@@ -59,5 +59,9 @@ def run(args) -> int:
             print(f"  {step:16s} {v['status']}{extra}{wall}" + (f"  ({v['error'][:200]})" if v.get("error") else ""),
                   file=log)
         if doc.get("improvement_pp") is not None:
-            print(f"  improvement on the real side: {doc['improvement_pp']:+.1f} pp", file=log)
+            print(f"  improvement on the real side (reeval - eval_base): {doc['improvement_pp']:+.1f} pp", file=log)
+        best = doc.get("best_stage")
+        if best and best.get("improvement_pp") is not None:
+            print(f"  best stage: {best['stage']} ({best['step']}), {100 * best['success_rate']:.1f} % "
+                  f"({best['improvement_pp']:+.1f} pp over the base)", file=log)
     return rc

@@ -51,10 +51,15 @@ def summary(store: SessionDir, cfg: SessionConfig) -> dict:
     curve = [{"stage": STAGE_LABEL[s], "step": s, "success_rate": steps[s]["success_rate"],
               "episodes": steps[s]["episodes"]} for s in EVAL_STEPS if steps[s].get("episodes")]
     base, final = steps["eval_base"].get("success_rate"), steps["reeval"].get("success_rate")
-    done_base = steps["eval_base"]["status"] == "done"
+    done = {s for s in EVAL_STEPS if steps[s]["status"] == "done"}
+    # The stage to deploy: the best finished one. Chosen on the evaluation seeds themselves, so its rate is
+    # optimistic when stages are close; it guards against shipping a fine-tune that made things worse.
+    best = max(sorted(done, key=EVAL_STEPS.index), key=lambda s: steps[s]["success_rate"], default=None)
     return {"session": str(store.root), "config": cfg.to_dict(), "steps": steps, "curve": curve,
-            "improvement_pp": round(100 * (final - base), 1) if (done_base and steps["reeval"]["status"] == "done")
-            else None,
+            "improvement_pp": round(100 * (final - base), 1) if {"eval_base", "reeval"} <= done else None,
+            "best_stage": None if best is None else {
+                "step": best, "stage": STAGE_LABEL[best], "success_rate": steps[best]["success_rate"],
+                "improvement_pp": round(100 * (steps[best]["success_rate"] - base), 1) if "eval_base" in done else None},
             "total_wall_s": round(sum(v["wall_s"] or 0.0 for v in steps.values()), 1),
             "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_write": round(os.getloadavg()[0], 2)}}
 

@@ -8,6 +8,7 @@ Here the "real" robot is the sim node behind the fake arm interface wearing a re
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -225,7 +226,7 @@ def finetune(ctx: Context) -> dict:
                     "--steps", cfg.finetune_steps, "--batch", cfg.finetune_batch, "--lr", cfg.finetune_lr,
                     "--warmup", cfg.finetune_warmup, "--eval-every", 0, "--ckpt-every", 100, "--device", cfg.device,
                     "--no-progress", "--json")
-    env = dict(__import__("os").environ, OMP_NUM_THREADS=str(cfg.finetune_threads),
+    env = dict(os.environ, OMP_NUM_THREADS=str(cfg.finetune_threads),
                MKL_NUM_THREADS=str(cfg.finetune_threads))
     t0 = time.monotonic()
     rc = P.run(cmd, folder / "train_summary.json", store.log_path("finetune"), env=env)
