@@ -1,11 +1,25 @@
 """`policy-stack train --init CKPT` (fine-tuning, e.g. a sim-to-real session) starts from the checkpoint's
 weights AND normalization, and refuses a checkpoint of another policy family."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-import pytest
 from safetensors.torch import load_file
 
-from conftest import run_cli
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(args, check=True):
+    """The CLI in a subprocess with one torch thread (test/train's conftest does the same; imported by name
+    it can resolve to another folder's conftest when several test folders are collected together)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-m", "policy_stack.cli", *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"policy-stack {args[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
 
 
 def test_init_starts_from_the_checkpoint_weights_and_normalization(tiny_dataset, tiny_checkpoint, tmp_path):
