@@ -9,7 +9,6 @@ hold, tick for tick, the actions the sim reports it executed (its results file),
 exactly the flagged rows. Before this, the replay held the policy's chunk even during an intervention
 and had no flag."""
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
