@@ -23,6 +23,23 @@ the session records:
   scheduled start. A chunk spans Ta*dt (0.4 s at Ta=8, 20 Hz), longer than the executing side's
   default max_chunk_age_s (0.2 s); re-stamping keeps it fresh without loosening that safety limit.
 
+What the replay stores is what was EXECUTED, not what was sent (module section "Executed actions").
+
+Executed actions and human interventions (executed_action_topic + executed_status_topic, the sim
+node's /sim/executed_action and /sim/status; both on by default): each executing-side tick publishes
+the action it executed, stamped with that tick's observation stamp, and a status naming its source
+(policy, teleop = a human holding the deadman, hold) and the success after it, keyed by the same
+stamp. step() then walks the executing side's ticks one by one, from the stamp of the observation the
+decision was made on: per tick it records the executed action, its source and success, and the
+observation of the next tick. So the replay holds exactly the actions that moved the robot (a hold
+while the learner computed, the tail of the previous chunk, the operator's command) and no action
+that never ran. Intervention rule: a decision is all the agent's or all a human's. step() returns
+early, before the first tick whose source switches between teleop and anything else; that tick opens
+the next decision (the session then stores a cut-short row, docs/rl.md). info["executed_actions"]
+(k, A) and info["interventions"] (k,) carry them. With executed_action_topic "" (a robot side that
+does not publish what it executed) the env falls back to control periods by the wall clock and records
+the chunk it sent, with no intervention flags.
+
 Episode start: the sim node calls /policy/reset at each episode start; this env serves that
 service (it is the policy side), which both answers the call (else the sim waits 10 s for it) and
 tells us exactly when the new episode began. Without such a call (a real robot whose reset service
@@ -59,6 +76,10 @@ class RosEnvConfig:
     settle_s: float = 0.5                              # fallback episode-start delay (no policy reset call)
     obs_timeout_s: float = 10.0                        # a complete observation must arrive within this
     max_step_delta: float | None = None                # safety rate limit (action units); None = off
+    executed_action_topic: str = "/sim/executed_action"  # per tick, stamped like its observation; "" = off
+    executed_status_topic: str = "/sim/status"          # per tick: source + success, keyed by observation_stamp
+    intervention_source: str = "teleop"                 # the status source that marks a human intervention
+    tick_history: int = 200                             # ticks (and observations per key) kept for pairing
     node_name: str = "rl_env"
 
     @classmethod
@@ -81,6 +102,7 @@ class RosRLEnv:
         from geometry_msgs.msg import PoseStamped
         from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import CameraInfo, Image, JointState
+        from diagnostic_msgs.msg import DiagnosticArray
         from std_msgs.msg import Bool
         from std_srvs.srv import Trigger
         from trajectory_msgs.msg import JointTrajectory
@@ -112,10 +134,23 @@ class RosRLEnv:
         self.t = 0                                               # steps in this episode
         # What arrived, for reports and tests: /episode/success messages, episode starts seen
         # through the policy reset service, reset calls, control steps executed.
-        self.stats = {"success_msgs": 0, "episode_starts": 0, "resets": 0, "steps": 0}
+        self.stats = {"success_msgs": 0, "episode_starts": 0, "resets": 0, "steps": 0, "intervention_steps": 0,
+                      "cuts": 0, "obs_filled": 0}
         self._last_action = None
+        # Tick mode (module doc): per key the recent (stamp ns, arrival, value); per tick stamp its record.
+        self.tick_mode = bool(self.cfg.executed_action_topic and self.cfg.executed_status_topic)
+        from collections import deque
+        self._by_stamp: dict[str, deque] = {k: deque(maxlen=self.cfg.tick_history) for k in self._needed()}
+        self._ticks: dict[int, dict] = {}
+        self._cursor: int | None = None        # stamp (ns) of the observation the next step starts from
 
         n, c = self.node, self.cfg
+        if self.tick_mode:
+            # Every tick is needed, not only the newest: deep reader queues (depth is local to the reader and
+            # filled by the middleware's threads), so a learner busy for a moment loses nothing.
+            from copy import copy
+            SENSOR_QOS, STATE_QOS = copy(SENSOR_QOS), copy(STATE_QOS)
+            SENSOR_QOS.depth = STATE_QOS.depth = max(50, self.cfg.tick_history)
         self.chunk_pub = n.create_publisher(JointTrajectory, c.action_chunk_topic, CHUNK_QOS)
         n.create_subscription(Bool, c.success_topic, self._on_success, STATE_QOS)
         sub = lambda typ, topic, conv: n.create_subscription(typ, topic, lambda m: self._ingest(topic, conv, m), SENSOR_QOS)
@@ -137,6 +172,9 @@ class RosRLEnv:
         for cam in self.plan.intrinsics:
             topic = expand(c.camera_info_topic, camera=cam)
             n.create_subscription(CameraInfo, topic, lambda m, t=topic, cam=cam: self._on_info(m, t, cam), SENSOR_QOS)
+        if self.tick_mode:
+            n.create_subscription(JointTrajectory, c.executed_action_topic, self._on_executed, STATE_QOS)
+            n.create_subscription(DiagnosticArray, c.executed_status_topic, self._on_status, STATE_QOS)
         self._reset_client = n.create_client(Trigger, c.reset_service) if c.reset_service else None
         if c.policy_reset_service:
             n.create_service(Trigger, c.policy_reset_service, self._on_policy_reset)
@@ -158,6 +196,7 @@ class RosRLEnv:
     def _ingest(self, topic, conv, msg):
         try:
             values = conv(msg)
+            stamp = self.C.stamp_to_ns(msg.header.stamp)
         except Exception as exc:   # malformed input must not kill the spin thread; keep the old value
             self.errors.append(f"{topic}: {exc}")
             return
@@ -165,6 +204,43 @@ class RosRLEnv:
         with self._lock:
             for k, v in values.items():
                 self._latest[k] = (t, v)
+                if k in self._by_stamp:
+                    self._by_stamp[k].append((stamp, t, v))
+
+    def _on_executed(self, msg):
+        topic = self.cfg.executed_action_topic
+        try:
+            _, _, chunk = self.C.trajectory_to_chunk(msg, topic, names=self.space.names)
+            if chunk is None or len(chunk) != 1:
+                raise ValueError(f"expected one executed action, got {0 if chunk is None else len(chunk)}")
+            stamp = self.C.stamp_to_ns(msg.header.stamp)
+        except Exception as exc:
+            self.errors.append(f"{topic}: {exc}")
+            return
+        with self._lock:
+            self._tick(stamp)["action"] = np.asarray(chunk[0], np.float32)
+
+    def _on_status(self, msg):
+        try:
+            values = self.C.diagnostic_values(msg)
+            if "observation_stamp" not in values:
+                return                      # not a per-tick status (or an older executing side)
+            sec, _, nsec = values["observation_stamp"].partition(".")
+            stamp = int(sec) * 1_000_000_000 + int(nsec)
+            source, success = values.get("source", ""), values.get("success", "False") == "True"
+        except Exception as exc:
+            self.errors.append(f"{self.cfg.executed_status_topic}: {exc}")
+            return
+        with self._lock:
+            rec = self._tick(stamp)
+            rec["source"], rec["success"] = source, success
+
+    def _tick(self, stamp: int) -> dict:
+        """The record of the tick with this observation stamp (lock held); old ones are dropped."""
+        if stamp not in self._ticks and len(self._ticks) >= self.cfg.tick_history:
+            for old in sorted(self._ticks)[: len(self._ticks) - self.cfg.tick_history + 1]:
+                del self._ticks[old]
+        return self._ticks.setdefault(stamp, {})
 
     def _on_info(self, msg, topic, cam):
         try:
@@ -216,6 +292,111 @@ class RosRLEnv:
         raise TimeoutError(f"rl_env: no fresh observation for {missing} within {self.cfg.obs_timeout_s} s "
                            f"(is the robot/sim side publishing? errors: {self.errors[-3:]})")
 
+    # ------------------------------------------------------------------------ ticks (tick mode)
+    def _obs_at(self, stamp: int, exact: bool) -> dict | None:
+        """The observation of the tick stamped `stamp` (lock held): every key's value stamped exactly
+        there (exact), else its newest value stamped at or before it (a lost message; never a later one)."""
+        obs = {}
+        for k, dq in self._by_stamp.items():
+            v = next((val for st, _, val in reversed(dq) if (st == stamp if exact else st <= stamp)), None)
+            if v is None:
+                return None
+            obs[k] = np.array(v)
+        for cam, key in self.plan.intrinsics.items():
+            if cam not in self._K:
+                return None
+            obs[key] = self._K[cam].copy()
+        return obs
+
+    def _first_tick(self, since: float) -> tuple[int, dict]:
+        """(stamp, observation) of the first complete observation that arrived after `since` (monotonic)."""
+        deadline = time.monotonic() + self.cfg.obs_timeout_s
+        first = next(iter(self._by_stamp))
+        while time.monotonic() < deadline:
+            with self._lock:
+                for st in sorted({st for st, t, _ in self._by_stamp[first] if t >= since}):
+                    # Its tick record too: right after start-up the executed-action topics may be matched a
+                    # moment later than the observations, and a tick without its record cannot be walked.
+                    rec = self._ticks.get(st, {})
+                    obs = self._obs_at(st, exact=True) if "action" in rec and "source" in rec else None
+                    if obs is not None:
+                        return st, obs
+            time.sleep(0.003)
+        self._wait_observation(since)            # raises, naming the keys that did not arrive
+        raise TimeoutError(f"rl_env: no observation whose parts share one stamp within {self.cfg.obs_timeout_s} s")
+
+    def _ready_tick(self) -> tuple[dict, int, dict] | None:
+        """(record, next stamp, next observation) of the cursor's tick once all of it arrived (lock held)."""
+        rec = self._ticks.get(self._cursor)
+        if rec is None or "action" not in rec or "source" not in rec:
+            return None
+        later = [(st, t) for dq in self._by_stamp.values() for st, t, _ in dq if st > self._cursor]
+        if not later:
+            return None
+        nxt = min(st for st, _ in later)
+        obs = self._obs_at(nxt, exact=True)
+        if obs is None:
+            # A part of that observation was lost (sensor QoS is best effort): after a grace period take
+            # each key's newest value at or before it.
+            arrived = min(t for st, t in later if st == nxt)
+            if time.monotonic() - arrived < max(0.25, 5 * self.dt):
+                return None
+            obs = self._obs_at(nxt, exact=False)
+            if obs is None:
+                return None
+            self.stats["obs_filled"] += 1
+        return rec, nxt, obs
+
+    def _step_ticks(self, chunk: np.ndarray):
+        """Tick mode (module doc): publish the chunk on its schedule and walk the executing side's ticks."""
+        t0_wall, published = time.time(), 0
+        observations, rewards, actions, flags, success = [], [], [], [], False
+        while len(rewards) < len(chunk) and self.t < self.cfg.max_episode_steps:
+            deadline = time.monotonic() + self.cfg.obs_timeout_s
+            while True:
+                # Remaining actions, stamped at their scheduled start (module doc: re-publishing), on the
+                # wall clock: a tick walked late (the learner was busy) must not publish ahead of time.
+                while published < len(chunk) and time.time() >= t0_wall + published * self.dt:
+                    self._publish(chunk[published:], t0_wall + published * self.dt)
+                    published += 1
+                with self._lock:
+                    ready = self._ready_tick()
+                if ready is not None:
+                    break
+                if time.monotonic() > deadline:
+                    self._hold()
+                    c = self.cfg
+                    with self._lock:
+                        have = sorted(self._ticks.get(self._cursor, {}))
+                        newer = sum(st > self._cursor for dq in self._by_stamp.values() for st, _, _ in dq)
+                    raise TimeoutError(f"rl_env: tick {self._cursor} ns: no executed action on {c.executed_action_topic} "
+                                       f"with its status on {c.executed_status_topic} and the next observation within "
+                                       f"{c.obs_timeout_s} s (tick has {have}, {newer} newer observation parts, "
+                                       f"{len(self._ticks)} ticks known; an executing side that does not publish them: "
+                                       f"--ros-set executed_action_topic='\"\"'; errors: {self.errors[-3:]})")
+                time.sleep(0.002)
+            rec, nxt, obs = ready
+            human = rec["source"] == self.cfg.intervention_source
+            if flags and human != flags[0]:
+                self.stats["cuts"] += 1          # an intervention begins or ends: this tick opens the next decision
+                break
+            actions.append(rec["action"])
+            flags.append(human)
+            success = bool(rec.get("success", False))
+            rewards.append(float(success))
+            observations.append(obs)
+            with self._lock:
+                for st in [st for st in self._ticks if st <= self._cursor]:
+                    del self._ticks[st]
+            self._cursor = nxt
+            self._last_action = rec["action"]
+            self.t += 1
+            self.stats["steps"] += 1
+            self.stats["intervention_steps"] += int(human)
+            if success:
+                break
+        return observations, rewards, success, np.stack(actions), flags
+
     # ---------------------------------------------------------------------------------- actions
     def _publish(self, chunk: np.ndarray, stamp_wall: float) -> None:
         self.chunk_pub.publish(self.C.chunk_to_trajectory(chunk, self.space.names, self.dt,
@@ -251,6 +432,9 @@ class RosRLEnv:
             since = max(t_call, time.monotonic() - self.dt)
         with self._lock:
             self._success_true_at = -np.inf
+        if self.tick_mode:
+            self._cursor, obs = self._first_tick(since)
+            return obs
         return self._wait_observation(since)
 
     def step(self, chunk):
@@ -262,6 +446,23 @@ class RosRLEnv:
             self._hold()
             raise ValueError(f"rl_env: chunk rejected by safety: {[str(e) for e in verdict.events]}")
         chunk = verdict.chunk
+        if self.t >= self.cfg.max_episode_steps:
+            raise RuntimeError(f"rl_env: the episode already ran {self.t} steps (max_episode_steps); call reset()")
+        if self.tick_mode:
+            observations, rewards, success, executed, flags = self._step_ticks(chunk)
+        else:
+            observations, rewards, success = self._step_periods(chunk)
+            executed, flags = chunk[: len(rewards)], [False] * len(rewards)
+        truncated = not success and self.t >= self.cfg.max_episode_steps
+        done = success or truncated
+        if done:
+            self._hold()
+        info = {"rewards": rewards, "observations": observations, "steps": len(rewards),
+                "success": success, "truncated": truncated, "executed_actions": executed, "interventions": flags}
+        return observations[-1], rewards[-1], done, info
+
+    def _step_periods(self, chunk: np.ndarray):
+        """Without executed-action topics: control periods by the wall clock; the chunk sent is recorded."""
         t0_wall, t0 = time.time(), time.monotonic()
         observations, rewards, success = [], [], False
         for k in range(len(chunk)):
@@ -284,15 +485,7 @@ class RosRLEnv:
             rewards.append(float(success))
             if success:
                 break
-        if not rewards:
-            raise RuntimeError(f"rl_env: the episode already ran {self.t} steps (max_episode_steps); call reset()")
-        truncated = not success and self.t >= self.cfg.max_episode_steps
-        done = success or truncated
-        if done:
-            self._hold()
-        info = {"rewards": rewards, "observations": observations, "steps": len(rewards),
-                "success": success, "truncated": truncated}
-        return observations[-1], rewards[-1], done, info
+        return observations, rewards, success
 
     def close(self) -> None:
         try:

@@ -358,13 +358,17 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             # RGB last: it is the inference node's default anchor, so the rest is there when it lands.
             rgb_pub.publish(C.rgb_to_image(obs[f"{cam}_rgb"], stamp, frame))
 
-    def _publish_status(self, t, episode, step, action, hold, idx, age, success, source) -> None:
+    def _publish_status(self, t, episode, step, action, hold, idx, age, success, source, obs_stamp=None) -> None:
         """age: of the newest chunk when this step's action was chosen (not when status is sent);
-        source: where the executed action came from (policy, teleop = a human intervention, hold, arm)."""
+        source: where the executed action came from (policy, teleop = a human intervention, hold, arm);
+        obs_stamp: the step's observation stamp, exact ("sec.nanosec"), the key /sim/executed_action carries
+        too, so a learner (ros_nodes/rl_env.py) pairs each executed action with its source and success."""
         values = {"state": "hold" if hold else "executing", "reason": str(hold) if hold else "", "source": source,
                   "episode": episode, "step": step, "chunk_index": idx,
                   "chunk_age_ms": age * 1e3 if np.isfinite(age) else float("nan"),
                   "action": [float(a) for a in action], "success": bool(success)}
+        if obs_stamp is not None:
+            values["observation_stamp"] = f"{obs_stamp.sec}.{obs_stamp.nanosec:09d}"
         values.update({f"events.{k}": v for k, v in sorted(self.events.snapshot().items())})
         self.status_pub.publish(C.diagnostic_array(STATUS_NAME, C.WARN if hold else C.OK, values["state"],
                                                    values, C.sec_to_stamp(t)))
@@ -504,7 +508,7 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             success = bool(info.get("success", False))
             self._progress = {"episode": episode, "step": step, "success": success}
             self.success_pub.publish(Bool(data=success))
-            self._publish_status(self._now(), episode, step, action, hold, idx, chunk_age, success, source)
+            self._publish_status(self._now(), episode, step, action, hold, idx, chunk_age, success, source, stamp)
             if self._video is not None:
                 self._video.write(obs[f"{p['video_camera']}_rgb"])
             if (success and p["end_on_success"]) or done:

@@ -57,7 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent-set", action="append", default=[], metavar="KEY=VALUE",
                    help="the algorithm's config field (e.g. n_base=8, beta=0.05), VALUE as JSON; repeatable")
     p.add_argument("--ros-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="RosEnvConfig field for --env ros (ros_nodes/rl_env.py), VALUE as JSON; repeatable")
+                   help="RosEnvConfig field for --env ros (ros_nodes/rl_env.py), VALUE as JSON; repeatable. "
+                        "Human interventions (the sim node's teleop arbitration) are learned from by default: "
+                        "--set interventions_to_offline=false / --agent-set intervention_bc=0 turn the demo-store "
+                        "copy / the BC term off (docs/rl.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-tensorboard", action="store_true")
 
@@ -135,9 +138,12 @@ def offline_replay(dataset: str, policy, gamma: float, seed_capacity: int = 1_00
         if "action" not in ep:
             raise ValueError(f"--offline {dataset}: no 'action' feature")
         success = np.asarray(ep.get("success", np.zeros(len(ep["action"]), bool)), bool)
+        # A dataset recorded with interventions (`record --policy`) flags the operator's frames: rows wholly
+        # chosen by the operator keep that flag, so the BC term treats them as online interventions.
         rows = transitions_from_episode({key: ep[key] for key in keys}, ep["action"], success.astype(np.float32),
                                         bool(success[-1]) if len(success) else False, io.To, io.Tp, io.Ta,
-                                        gamma, replay.new_episode_id(), exec_start=io.exec_start)
+                                        gamma, replay.new_episode_id(), exec_start=io.exec_start,
+                                        interventions=ep.get("intervention"))
         if rows:
             replay.add_offline(rows)
     if replay.offline.size == 0:

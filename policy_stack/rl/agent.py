@@ -38,6 +38,11 @@ class AgentConfig:
     image_dim: int = 0
     train_image_encoder: bool = False
     grad_clip: float | None = None
+    # Learning from human interventions (rows flagged `intervention`, docs/rl.md): the weight of a
+    # behaviour-cloning term toward the human's executed actions, where the algorithm has an actor to
+    # clone into (EXPO: the base policy's own loss on those rows; SAC: MSE of the actor's mean; PA-RL:
+    # any value > 0 makes the human's chunk the distillation target on those rows). 0 = off.
+    intervention_bc: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -145,7 +150,11 @@ class Agent:
 
     # shared helpers ---------------------------------------------------------------------------
     def prepare(self, batch_np: dict) -> dict:
+        # Rows a human chose, found on the host (no device sync later): the BC terms index them.
+        human = np.flatnonzero(np.asarray(batch_np.get("intervention", ()), np.float32) > 0)
         b = batch_to_torch(batch_np, self.device)
+        b["human_idx"] = torch.as_tensor(human, dtype=torch.long, device=self.device)
+        b["n_human"] = len(human)
         b["obs_norm"] = self.io.norm_obs(b["obs"])
         b["next_obs_norm"] = self.io.norm_obs(b["next_obs"])
         b["action_norm"] = self.io.norm_action(b["action"].float())
@@ -175,15 +184,29 @@ class Agent:
         opt.step()
 
     def imitation_step(self, opt: torch.optim.Optimizer, obs_raw: dict, action_raw: torch.Tensor,
-                       is_pad: torch.Tensor | None = None) -> torch.Tensor:
-        """One step of the policy's OWN loss on raw-unit targets (EXPO base training, PA-RL distillation)."""
+                       is_pad: torch.Tensor | None = None, bc: dict | None = None,
+                       bc_weight: float = 0.0) -> torch.Tensor:
+        """One step of the policy's OWN loss on raw-unit targets (EXPO base training, PA-RL distillation),
+        plus `bc_weight` x the same loss on `bc` (a policy.loss batch: the intervention rows) when given."""
         batch = {"obs": obs_raw, "action": action_raw}
         if is_pad is not None:
             batch["action_is_pad"] = is_pad
         with mode(self.policy, True):
             loss = self.policy.loss(batch)
-            self.step(opt, loss)
+            total = loss + bc_weight * self.policy.loss(bc) if bc is not None and bc_weight > 0 else loss
+            self.step(opt, total)
         return loss.detach()
+
+    def human_batch(self, b: dict) -> dict | None:
+        """The batch's intervention rows as a policy.loss batch (raw units), or None when there are none
+        or the BC term is off."""
+        if self.cfg.intervention_bc <= 0 or not b.get("n_human"):
+            return None
+        i = b["human_idx"]
+        out = {"obs": {k: v[i] for k, v in b["obs"].items()}, "action": b["action"][i].float()}
+        if "action_is_pad" in b:
+            out["action_is_pad"] = b["action_is_pad"][i]
+        return out
 
     # persistence ------------------------------------------------------------------------------
     def generators(self) -> dict[str, torch.Generator]:

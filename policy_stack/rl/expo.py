@@ -132,7 +132,9 @@ class ExpoAgent(Agent):
         if self.cfg.n_edit > 0:
             m.update(self.edit_step(b))
         if self.cfg.train_base:
-            m["base_loss"] = self.imitation_step(self.optims["policy"], b["obs"], b["action"], b.get("action_is_pad"))
+            # Interventions: the human's rows get an extra weight in the base's own loss (docs/rl.md).
+            m["base_loss"] = self.imitation_step(self.optims["policy"], b["obs"], b["action"], b.get("action_is_pad"),
+                                                 self.human_batch(b), self.cfg.intervention_bc)
             if self.actor is not self.policy:
                 polyak(self.actor, self.policy, self.cfg.actor_tau)
         self.counters["actor_steps"] += 1

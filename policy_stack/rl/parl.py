@@ -145,6 +145,14 @@ class ParlAgent(Agent):
             # the data chunk keeps its padding mask; an optimized chunk is a full sample
             is_pad = b["action_is_pad"] & took_data[:, None] if "action_is_pad" in b else None
             m["distill_data_frac"] = took_data.float().mean()
+        if self.cfg.intervention_bc > 0 and b.get("n_human"):
+            # Interventions: where a human chose the chunk, it is the target, whatever Q says (docs/rl.md).
+            human = b["intervention"] > 0
+            target = torch.where(human[:, None, None], b["action"].to(target.dtype), target)
+            if "action_is_pad" in b:
+                own = is_pad if is_pad is not None else torch.zeros_like(b["action_is_pad"])
+                is_pad = torch.where(human[:, None], b["action_is_pad"], own)
+            m["distill_human_frac"] = human.float().mean()
         loss = self.imitation_step(self.optims["policy"], b["obs"], target, is_pad)
         self.counters["actor_steps"] += 1
         return {"distill_loss": loss, "q_optimized": q.detach().max(-1).values.mean(), **m}

@@ -3,8 +3,9 @@
 One entry = one macro-transition (docs/rl.md): the observation history (To, ...) at a decision, the
 sampled chunk (Tp, A) in RAW units (what `policy.loss` takes), the discounted reward summed over the
 k <= Ta executed steps, discount = gamma**k, terminal (true end, not a time limit), the next
-observation history, the Monte-Carlo return (Cal-QL's lower bound), the episode id, and `succ`, the
-entry offset of the next decision in the same episode (0 = none), which the n-step option follows.
+observation history, the Monte-Carlo return (Cal-QL's lower bound), the episode id, `succ`, the
+entry offset of the next decision in the same episode (0 = none), which the n-step option follows, and
+`intervention` (1 = a human chose every executed action of the row, HIL-SERL style; docs/rl.md).
 
 Persistence: arrays in safetensors + metadata in JSON, in a directory written atomically.
 """
@@ -22,7 +23,7 @@ from policy_stack.file_modes import save_safetensors
 from policy_stack.persist import resolve_dir, write_dir_atomic
 
 SCALARS = {"reward": np.float32, "discount": np.float32, "terminal": np.float32, "mc_return": np.float32,
-           "episode": np.int64, "succ": np.int64}
+           "intervention": np.float32, "episode": np.int64, "succ": np.int64}
 FORMAT_VERSION = 1
 
 
@@ -99,7 +100,11 @@ class TransitionStore:
     def restore(self, arrays: dict[str, np.ndarray], prefix: str, meta: dict) -> None:
         self.capacity, self.size, self.ptr = int(meta["capacity"]), 0, 0
         self.arrays = {}
-        fields = meta["fields"]
+        fields = dict(meta["fields"])
+        if fields and "intervention" not in fields:
+            # Replays saved before intervention flags existed: every row was the agent's own.
+            fields["intervention"] = [[], "float32"]
+            arrays = {**arrays, f"{prefix}/intervention": np.zeros(int(meta["size"]), np.float32)}
         if fields:
             self.arrays = {k: np.zeros((self.capacity, *shape), dtype=dtype) for k, (shape, dtype) in fields.items()}
             n = int(meta["size"])
@@ -219,13 +224,18 @@ def _window(actions: np.ndarray, t: int, Tp: int, exec_start: int) -> tuple[np.n
 
 def transitions_from_episode(obs: dict[str, np.ndarray], actions: np.ndarray, rewards: np.ndarray,
                              terminal: bool, To: int, Tp: int, Ta: int, gamma: float, episode: int,
-                             stride: int = 1, exec_start: int | None = None) -> dict[str, np.ndarray]:
+                             stride: int = 1, exec_start: int | None = None,
+                             interventions: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Macro-transitions from one recorded episode (per-step arrays: obs k -> (T or T+1, ...),
     actions (T, A), rewards (T,)). A decision starts every `stride` steps (1 = every step, the most
     data from few demos). Chunks follow the imitation windows (exec_start defaults to To - 1, the
     executed steps are actions[t : t + Ta]); non-terminal endings whose next observation is not
-    recorded are dropped (nothing to bootstrap from)."""
+    recorded are dropped (nothing to bootstrap from). `interventions` (T,) per-step flags (a dataset
+    recorded with `record --policy`): a row is flagged only when a human chose ALL its executed steps."""
     T = len(actions)
+    flags = np.zeros(T, bool) if interventions is None else np.asarray(interventions, bool).reshape(-1)
+    if len(flags) != T:
+        raise ValueError(f"transitions_from_episode: {len(flags)} intervention flags for {T} actions")
     s = To - 1 if exec_start is None else exec_start
     n_obs = len(next(iter(obs.values())))
     if n_obs not in (T, T + 1):
@@ -243,7 +253,7 @@ def transitions_from_episode(obs: dict[str, np.ndarray], actions: np.ndarray, re
         rows.append(dict(
             obs=history(obs, t, To), next_obs=history(obs, min(end, n_obs - 1), To), action=chunk,
             action_is_pad=pad, reward=float((disc_step[:k] * rewards[t:end]).sum()), discount=gamma ** k,
-            terminal=float(is_term), mc_return=float(g_step[t])))
+            terminal=float(is_term), mc_return=float(g_step[t]), intervention=float(flags[t:end].all())))
     if not rows:
         return {}
     succ = Ta // stride if Ta % stride == 0 else 0
@@ -258,18 +268,24 @@ class EpisodeRecorder:
 
     Stored chunks are rebuilt from the actions actually EXECUTED over the episode, in the imitation
     window convention, exactly as demonstrations are: training the base policy on online rows is
-    then imitation of executed behaviour, and the critic's executed slice is what the robot did."""
+    then imitation of executed behaviour, and the critic's executed slice is what the robot did.
 
-    def __init__(self, Tp: int, exec_start: int):
-        self.Tp, self.exec_start = Tp, exec_start
+    A row cut short (k < Ta executed steps: the episode ended, or the env cut the decision where a
+    human intervention began or ended) keeps only its own k actions in the executed slice: the steps
+    from exec_start + k on repeat its last action and are marked padding. Otherwise Q(s, a) would read
+    actions of the NEXT decision (possibly the other actor's) as part of this transition."""
+
+    def __init__(self, Tp: int, exec_start: int, Ta: int | None = None):
+        self.Tp, self.exec_start, self.Ta = Tp, exec_start, Ta
         self.rows: list[dict] = []
         self.actions: list[np.ndarray] = []
 
-    def add(self, obs_hist, executed, step_rewards, next_obs_hist, terminal: bool, gamma: float):
+    def add(self, obs_hist, executed, step_rewards, next_obs_hist, terminal: bool, gamma: float,
+            intervention: bool = False):
         r = np.asarray(step_rewards, np.float64)
-        self.rows.append(dict(obs=obs_hist, next_obs=next_obs_hist, t=len(self.actions),
+        self.rows.append(dict(obs=obs_hist, next_obs=next_obs_hist, t=len(self.actions), k=len(r),
                               reward=float((gamma ** np.arange(len(r)) * r).sum()), discount=gamma ** len(r),
-                              terminal=float(terminal), mc_return=0.0))
+                              terminal=float(terminal), mc_return=0.0, intervention=float(bool(intervention))))
         self.actions.extend(np.asarray(executed, np.float32)[: len(r)])
 
     def finish(self, episode: int) -> dict[str, np.ndarray]:
@@ -280,9 +296,25 @@ class EpisodeRecorder:
         for row, gi in zip(self.rows, g):
             row["mc_return"] = float(gi)
             row["action"], row["action_is_pad"] = _window(acts, row["t"], self.Tp, self.exec_start)
+            if self.Ta is not None and row["k"] < self.Ta:
+                cut = self.exec_start + row["k"]
+                row["action"][cut:] = acts[row["t"] + row["k"] - 1]
+                row["action_is_pad"][cut:] = True
         batch = _stack(self.rows, episode)
         batch["succ"] = np.array([1] * (len(self.rows) - 1) + [0], np.int64)
         return batch
+
+
+def intervention_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The rows of one episode's batch that a human chose (HIL-SERL's demo-buffer copy), with `succ`
+    re-linked inside the subset: a row keeps a successor only when the next decision was also copied."""
+    idx = np.flatnonzero(np.asarray(batch.get("intervention", ()), np.float32) > 0)
+    if len(idx) == 0:
+        return {}
+    out = {k: np.asarray(v)[idx] for k, v in batch.items()}
+    linked = (batch["succ"][idx] == 1) & np.isin(idx + 1, idx)
+    out["succ"] = linked.astype(np.int64)
+    return out
 
 
 def _stack(rows: list[dict], episode: int) -> dict[str, np.ndarray]:

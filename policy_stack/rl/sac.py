@@ -78,10 +78,20 @@ class SacAgent(Agent):
         a, logp = self._chunk(feat)
         alpha = self.temp().detach()
         loss = (alpha * logp - self.critic.q(feat, a).mean(0)).mean()
+        m = {}
+        if self.cfg.intervention_bc > 0 and b.get("n_human"):
+            # Interventions: MSE of the actor's mean toward the human's executed actions (normalized units).
+            i = b["human_idx"]
+            mean = self.actor(feat[i], deterministic=True)[0].reshape(len(i), self.io.Ta, self.io.A)
+            target = self.io.executed(b["action_norm"][i])
+            valid = (~self.io.executed(b["action_is_pad"][i][..., None]).bool()).float()
+            bc = (((mean - target) ** 2) * valid).sum() / (valid.sum() * self.io.A).clamp(min=1.0)
+            loss = loss + self.cfg.intervention_bc * bc
+            m["bc_loss"] = bc.detach()
         self.step(self.optims["actor"], loss)
         self.step(self.optims["temperature"], self.temp.loss(logp, self.target_entropy))
         self.counters["actor_steps"] += 1
-        return {"actor_loss": loss.detach(), "alpha": alpha, "entropy": -logp.detach().mean()}
+        return {"actor_loss": loss.detach(), "alpha": alpha, "entropy": -logp.detach().mean(), **m}
 
     def learn(self, replay: Replay, rng: np.random.Generator, utd: int = 1) -> dict[str, torch.Tensor]:
         m: dict[str, torch.Tensor] = {}

@@ -7,6 +7,11 @@ Env protocol (duck-typed; docs/rl.md):
   step(chunk (Ta, A)) -> (obs, reward, done, info)      # info may carry "rewards" (per step),
                                                         # "observations" (per step) and "steps"
   info["success"] (bool) marks success; info["truncated"] marks a time-limit end (bootstrapped).
+  What was EXECUTED may differ from what the agent sent (a human intervention, a hold, the executing
+  side's timing): info["executed_actions"] (k, A) (chunk envs) or info["executed_action"] (A,) (step
+  envs) replace the agent's actions in the replay, and info["interventions"] (k,) / info["intervention"]
+  flag the steps a human chose. An env must end a decision where an intervention begins or ends (the
+  row is then cut short, docs/rl.md); a decision with mixed flags is refused, never stored mislabelled.
 
 Checkpoints are taken at episode boundaries (neither a robot nor a simulator can be snapshotted
 mid-episode) once `checkpoint_every_env_steps` have passed since the last one. Each holds EVERYTHING
@@ -33,7 +38,7 @@ from policy_stack.rl.best_of_n import BestOfNAgent
 from policy_stack.rl.expo import ExpoAgent
 from policy_stack.rl.parl import ParlAgent
 from policy_stack.rl.chunk_io import ChunkIO
-from policy_stack.rl.replay import EpisodeRecorder, Replay
+from policy_stack.rl.replay import EpisodeRecorder, Replay, intervention_rows
 from policy_stack.rng import capture_rng, restore_rng, seed_everything
 from policy_stack.rl.sac import SacAgent
 from policy_stack.rl.state_io import load_state, save_state
@@ -53,6 +58,7 @@ class SessionConfig:
     warmup_env_steps: int = 0                    # online steps before the first update
     critic_pretrain_steps: int = 0               # offline Cal-QL/TD critic steps before going online
     replay_capacity: int = 1_000_000
+    interventions_to_offline: bool = True        # HIL-SERL: human-chosen rows also go to the offline (demo) store
     offline_ratio: float = 0.5
     n_step: int = 1
     reward_scale: float = 1.0
@@ -97,10 +103,12 @@ class Session:
         self.rng = np.random.default_rng(cfg.seed)
         self.io = ChunkIO(policy, cfg.obs_horizon, cfg.pred_horizon, cfg.action_horizon)
         self.agent = make_agent(cfg, policy, self.io, **(agent_kwargs or {}))
-        self.replay = offline_replay or Replay(1, cfg.replay_capacity, cfg.offline_ratio, cfg.n_step)
+        # The offline store also receives intervention rows (interventions_to_offline), so it is sized like
+        # the online one even without demos (arrays are allocated on the first add, untouched pages cost nothing).
+        self.replay = offline_replay or Replay(cfg.replay_capacity, cfg.replay_capacity, cfg.offline_ratio, cfg.n_step)
         self.replay.offline_ratio, self.replay.n_step = cfg.offline_ratio, cfg.n_step
         self.counters = {"env_steps": 0, "decisions": 0, "episodes": 0, "updates": 0, "pretrain_steps": 0,
-                         "last_ckpt_env_steps": 0, "wall_s": 0.0}
+                         "last_ckpt_env_steps": 0, "wall_s": 0.0, "intervention_steps": 0}
         self.history: list[list] = []      # [env_steps at episode end, success, return, length]
         self.timing = {"act_s": 0.0, "acts": 0, "update_s": 0.0}
         self.resumed_from: str | None = None
@@ -174,7 +182,7 @@ class Session:
         hist = deque([obs] * io.To, maxlen=io.To)
         keys = self._obs_keys(obs)
         stack = lambda: {k: np.stack([o[k] for o in hist]) for k in keys}
-        rec, steps, success, ret, done = EpisodeRecorder(io.Tp, io.exec_start), 0, False, 0.0, False
+        rec, steps, success, ret, done = EpisodeRecorder(io.Tp, io.exec_start, io.Ta), 0, False, 0.0, False
         s = io.exec_start
         chunk_env = bool(getattr(env, "accepts_chunks", False))
         low, high = np.asarray(self.policy.action_space.low, np.float32), np.asarray(self.policy.action_space.high, np.float32)
@@ -195,28 +203,45 @@ class Session:
                 success |= bool(info.get("success", False))
                 truncated = bool(info.get("truncated", False))
                 k = int(info.get("steps", len(rewards)))
+                ran = info.get("executed_actions")
+                flags = list(info.get("interventions", [False] * k))
             else:
+                ran, flags = [], []
                 for a in executed:
                     obs, r, done, info = env.step(a)
                     hist.append(obs)
                     rewards.append(r)
+                    ran.append(info.get("executed_action", a))
+                    flags.append(bool(info.get("intervention", False)))
                     success |= bool(info.get("success", False))
                     truncated = bool(info.get("truncated", False))
                     if done:
                         break
                 k = len(rewards)
+            if ran is not None:
+                executed = np.asarray(ran, np.float32).reshape(-1, executed.shape[-1])
+            if len(executed) < k or len(flags) < k or len(set(map(bool, flags[:k]))) > 1:
+                raise ValueError(f"env step returned {len(executed)} executed actions and intervention flags "
+                                 f"{[int(bool(f)) for f in flags]} for {k} steps: one decision must be all the "
+                                 "agent's or all a human's (cut it where an intervention begins or ends)")
+            intervened = bool(flags[0]) if k else False
+            self.counters["intervention_steps"] = self.counters.get("intervention_steps", 0) + (k if intervened else 0)
             rewards = [float(r) * cfg.reward_scale + cfg.reward_bias for r in rewards]
             steps += k
             ret += sum(rewards)
             self.counters["env_steps"] += k
             self.counters["decisions"] += 1
-            rec.add(obs_hist, executed, rewards, stack(), terminal=bool(done) and not truncated, gamma=cfg.gamma)
+            rec.add(obs_hist, executed, rewards, stack(), terminal=bool(done) and not truncated, gamma=cfg.gamma,
+                    intervention=intervened)
             if cfg.update_when == "decision":
                 self._updates(1, log)
             log.update(k)
         batch = rec.finish(self.replay.new_episode_id())
         if batch:
             self.replay.add_online(batch)
+            human = intervention_rows(batch) if cfg.interventions_to_offline else {}
+            if human:
+                self.replay.add_offline(human)
         self.counters["episodes"] += 1
         self.history.append([self.counters["env_steps"], bool(success), ret, steps])
         if cfg.update_when == "episode_end":
@@ -289,6 +314,7 @@ class Session:
             "act_ms_mean": 1e3 * self.timing["act_s"] / max(self.timing["acts"], 1),
             "update_s_total": round(self.timing["update_s"], 3),
             "replay": {"offline": self.replay.offline.size, "online": self.replay.online.size},
+            "intervention_steps": self.counters.get("intervention_steps", 0),
             "resumed_from": self.resumed_from,
             "curve": [[h[0], bool(h[1])] for h in self.history],
             "plot": str(self.out / "success_vs_env_steps.png"),
