@@ -44,6 +44,11 @@ class KiteConfig(PolicyConfig):
     sigma_px: float = 2.0            # Gaussian target width at image_shape
     softargmax_window: int = 2       # refinement window half-width (px); 0 = plain argmax
     depth_window: int = 2            # robust depth: median over (2w+1)^2 pixels around the keypoint
+    # Compose a description of several attributes ("small blue cube") as a product over its words:
+    # the heatmap logits of the full text plus those of the text with each attribute alone ("small cube",
+    # "blue cube"). attribute_words: the attribute vocabulary of the training rows (filled by training).
+    compose_attributes: bool = False
+    attribute_words: list[str] = field(default_factory=list)
 
     # ---- skills: the instruction's verb -> primitive (classes learned from the data's task labels) ----
     skills: list[str] = field(default_factory=lambda: ["pick", "place"])
@@ -61,6 +66,9 @@ class KiteConfig(PolicyConfig):
     grad_clip: float = 1.0
     augment_shift_px: int = 6        # random image translation in training (labels shifted alike)
     augment_color: float = 0.1       # brightness/contrast jitter amplitude
+    # Gaussian noise on the sentence embedding in training, as a share of its (unit) norm: neighbouring
+    # wordings of one instruction should ground alike (0 = off).
+    augment_text_noise: float = 0.0
 
     SIZE_LIMITS = {**PolicyConfig.SIZE_LIMITS, "grounding_channels": 1024, "text_hidden": 4096,
                    "softargmax_window": 32, "depth_window": 32}

@@ -132,6 +132,24 @@ class KitePolicy(DeviceTracking, nn.Module, Policy):
         return torch.tensor([index[t] for t in tasks], dtype=torch.long)
 
     # ------------------------------------------------------------------ grounding
+    def grounding_logits(self, x: torch.Tensor, instructions: list[str], emb: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, H, W) images + B instructions -> (B, H, W) heatmap logits. With compose_attributes, a
+        description of several attribute words adds the logits of each word alone (a product of the
+        spatial distributions: the keypoint must be on an object that has every attribute)."""
+        if emb is None:
+            emb = self.text_cache.get(instructions).to(self.device_)
+        logits = self.grounding(x, emb)
+        if self.config.compose_attributes and self.config.attribute_words:
+            from policy_stack.policies.kite.attribute_queries import attribute_variants
+
+            words = set(self.config.attribute_words)
+            pairs = [(i, v) for i, text in enumerate(instructions) for v in attribute_variants(text, words)]
+            if pairs:       # one batched pass over every (image, single-attribute text) pair
+                rows = torch.tensor([i for i, _ in pairs], device=x.device)
+                extra = self.grounding(x[rows], self.text_cache.get([v for _, v in pairs]).to(self.device_))
+                logits = logits.index_add(0, rows, extra)
+        return logits
+
     @torch.no_grad()
     def ground(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str) -> dict:
         """One image + one (sub-)instruction -> {"uv": (2,), "heatmap": (H, W) float in [0, 1],
@@ -143,7 +161,7 @@ class KitePolicy(DeviceTracking, nn.Module, Policy):
         if tuple(x.shape[-2:]) != tuple(self.config.image_shape):
             raise ValueError(f"grounding image {tuple(x.shape[-2:])} differs from the trained size "
                              f"{tuple(self.config.image_shape)}")
-        logits = self.grounding(x, emb)
+        logits = self.grounding_logits(x, [instruction], emb)
         uv = decode_keypoint(logits, self.config.softargmax_window)[0].cpu().numpy()
         heat = heatmap_probabilities(logits, self.config.loss)[0].cpu().numpy()
         skill = self.config.skills[int(self.skill_head(emb).argmax(-1))]
