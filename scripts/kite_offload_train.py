@@ -149,10 +149,10 @@ def _policy_for(pack: Path, data: GroundingData, overrides: dict):
     return policy
 
 
-def _load_weights(policy, path) -> None:
+def _load_weights(policy, path, weights: dict | None = None) -> None:
     from safetensors.torch import load_file
 
-    weights = load_file(str(path))
+    weights = dict(weights) if weights is not None else load_file(str(path))
     weights.pop("instruction_embeddings", None)     # tied to the vocabulary the weights were frozen with
     missing, unexpected = torch.nn.Module.load_state_dict(policy, weights, strict=False)
     if [k for k in missing if k != "instruction_embeddings"] or unexpected:
@@ -205,10 +205,16 @@ def _evaluate(args) -> None:
     train = _load_pack_set(pack, "train", meta)
     from policy_stack.policies.kite.grounding import LOSSES
 
-    weights = Path(args.weights) / "model.safetensors" if Path(args.weights).is_dir() else Path(args.weights)
-    loss = weights.stem if weights.stem in LOSSES else "softmax_ce"      # a checkpoint's model.safetensors
-    policy = _policy_for(pack, train, dict(json.loads(args.set), loss=loss, device="cpu"))
-    _load_weights(policy, weights)
+    first = _weights_file(args.weights[0])
+    loss = first.stem if len(args.weights) == 1 and first.stem in LOSSES else "softmax_ce"
+    overrides = dict(json.loads(args.set), loss=loss, device="cpu")
+    if len(args.weights) > 1:       # an ensemble: the members' logits are summed
+        overrides["grounding_ensemble"] = len(args.weights)
+        policy = _policy_for(pack, train, overrides)
+        _load_weights(policy, args.weights, _ensemble_weights(args.weights))
+    else:
+        policy = _policy_for(pack, train, overrides)
+        _load_weights(policy, first)
     policy.eval()
     out = {"weights": str(args.weights), "set": json.loads(args.set), "val": {}}
     for name in [n for n in meta if n != "train"]:
@@ -219,6 +225,25 @@ def _evaluate(args) -> None:
     print(json.dumps(out), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1))
+
+
+def _weights_file(path) -> Path:
+    return Path(path) / "model.safetensors" if Path(path).is_dir() else Path(path)
+
+
+def _ensemble_weights(paths: list[str]) -> dict:
+    """Several trainings' weights as one KitePolicy with grounding_ensemble = len(paths): member i's
+    grounding network from paths[i]; the skill head from the first."""
+    from safetensors.torch import load_file
+
+    merged = {}
+    for i, path in enumerate(paths):
+        for key, value in load_file(str(_weights_file(path))).items():
+            if key.startswith("grounding."):
+                merged[f"grounding.members.{i}.{key[len('grounding.'):]}"] = value
+            elif i == 0:
+                merged[key] = value
+    return merged
 
 
 def _finish(args) -> None:
@@ -234,11 +259,15 @@ def _finish(args) -> None:
         meta_all = json.loads((pack / "pack.json").read_text())
         data = _load_pack_set(pack, "train", meta_all)
         data.meta.setdefault("camera", (meta_all["train"]["meta"].get("summary") or {}).get("camera", "grounding"))
-    weights = load_file(args.weights)
-    loss = Path(args.weights).stem
+    weights = _ensemble_weights(args.weights) if len(args.weights) > 1 else load_file(_weights_file(args.weights[0]))
+    from policy_stack.policies.kite.grounding import LOSSES
+    stem = _weights_file(args.weights[0]).stem
+    loss = stem if len(args.weights) == 1 and stem in LOSSES else "softmax_ce"   # a checkpoint: model.safetensors
     words = json.loads((pack / "pack.json").read_text())["train"].get("attribute_words")
-    policy = build_policy(data, dict(json.loads(args.set), loss=loss, device="cpu",
-                                     **({"attribute_words": words} if words else {})))
+    overrides = dict(json.loads(args.set), loss=loss, device="cpu", **({"attribute_words": words} if words else {}))
+    if len(args.weights) > 1:
+        overrides["grounding_ensemble"] = len(args.weights)
+    policy = build_policy(data, overrides)
     policy._cache = __import__("policy_stack.policies.kite.text_encoder", fromlist=["x"]).EmbeddingCache.load(args.pack)
     weights.pop("instruction_embeddings", None)
     missing, unexpected = torch.nn.Module.load_state_dict(policy, weights, strict=False)
@@ -284,14 +313,16 @@ def main() -> None:
     b.add_argument("--init", default=None, help="start from these weights (a checkpoint folder or .safetensors)")
     c = sub.add_parser("finish")
     c.add_argument("--pack", required=True)
-    c.add_argument("--weights", required=True)
+    c.add_argument("--weights", required=True, action="append",
+                   help="trained weights (.safetensors or a checkpoint folder); repeat for an ensemble "
+                        "(grounding_ensemble = how many, the skill head from the first)")
     c.add_argument("--train", default=None, help="grounding folder (default: the pack's training rows)")
     c.add_argument("--report", default=None)
     c.add_argument("--set", default="{}", help="KiteConfig fields as a JSON object (e.g. compose_attributes)")
     c.add_argument("--out", required=True)
     e = sub.add_parser("evaluate")
     e.add_argument("--pack", required=True)
-    e.add_argument("--weights", required=True)
+    e.add_argument("--weights", required=True, action="append", help="repeat for an ensemble")
     e.add_argument("--set", default="{}", help="KiteConfig fields as a JSON object")
     e.add_argument("--out", default=None)
     args = p.parse_args()

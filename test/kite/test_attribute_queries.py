@@ -139,3 +139,40 @@ def test_composed_grounding_adds_each_attribute_alone():
         assert torch.equal(policy.grounding_logits(x, [texts[3]]), plain(texts[3]))
         policy.config.compose_attributes = False
         assert torch.equal(policy.grounding_logits(x, [texts[0]]), plain(texts[0]))
+
+
+def test_ensemble_sums_members_and_composes_only_the_listed_ones():
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from policy_stack.policies.kite.build import build_policy
+    from policy_stack.policies.kite.grounding import image_tensor
+    from policy_stack.policies.kite.text_encoder import EmbeddingCache
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policies"))
+    from kite_synthetic import make_grounding_data
+
+    data = make_grounding_data(2, 32, seed=4)
+    cfg = {"grounding_channels": [8, 16, 32], "text_hidden": 32, "stem_stride": 1, "device": "cpu",
+           "compose_attributes": True, "attribute_words": sorted(WORDS), "grounding_ensemble": 2,
+           "compose_members": [1]}
+    policy = build_policy(data, cfg)
+    assert sorted({k.split(".")[2] for k in policy.state_dict() if k.startswith("grounding.members.")}) == ["0", "1"]
+    torch.manual_seed(0)
+    for m in policy.grounding.modules():
+        if m.__class__.__name__ == "FiLM":
+            torch.nn.init.normal_(m.proj.weight, std=0.5)
+    texts = ["grab the small red cube", "grab the small cube", "grab the red cube"]
+    gen = torch.Generator().manual_seed(2)
+    policy._cache = EmbeddingCache({t: torch.nn.functional.normalize(torch.randn(384, generator=gen), dim=0)
+                                    for t in texts})
+    x = image_tensor(data.rgb[:1], None, 2.0)
+    m0, m1 = policy.grounding.members
+    e = lambda t: policy.text_cache.get([t])
+    with torch.no_grad():
+        want = m0(x, e(texts[0])) + m1(x, e(texts[0])) + m1(x, e(texts[1])) + m1(x, e(texts[2]))
+        assert torch.allclose(policy.grounding_logits(x, [texts[0]]), want, atol=1e-5)
+    with pytest.raises(ValueError, match="compose_members"):
+        build_policy(data, dict(cfg, compose_members=[2]))

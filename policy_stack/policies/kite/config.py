@@ -49,6 +49,10 @@ class KiteConfig(PolicyConfig):
     # "blue cube"). attribute_words: the attribute vocabulary of the training rows (filled by training).
     compose_attributes: bool = False
     attribute_words: list[str] = field(default_factory=list)
+    # An ensemble of grounding networks whose logits are summed (1 = one network). compose_members: the
+    # members whose logits get the single-attribute composition (empty = every member).
+    grounding_ensemble: int = 1
+    compose_members: list[int] = field(default_factory=list)
 
     # ---- skills: the instruction's verb -> primitive (classes learned from the data's task labels) ----
     skills: list[str] = field(default_factory=lambda: ["pick", "place"])
@@ -94,6 +98,11 @@ class KiteConfig(PolicyConfig):
                 if arr.shape != shape or not np.all(np.isfinite(arr)):
                     raise ValueError(f"KiteConfig.{name} must be a finite {shape[0]}x{shape[1]} matrix")
                 setattr(self, name, arr.tolist())
+        if not 1 <= self.grounding_ensemble <= 8:
+            raise ValueError(f"KiteConfig.grounding_ensemble must be 1..8, got {self.grounding_ensemble}")
+        if any(not 0 <= i < self.grounding_ensemble for i in self.compose_members):
+            raise ValueError(f"KiteConfig.compose_members {self.compose_members} must index the "
+                             f"{self.grounding_ensemble} grounding network(s)")
         if self.stem_stride not in (1, 2):
             raise ValueError(f"KiteConfig.stem_stride must be 1 or 2, got {self.stem_stride}")
         factor = self.stem_stride * 2 ** (len(self.grounding_channels) - 1)

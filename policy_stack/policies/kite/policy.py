@@ -36,7 +36,7 @@ from policy_stack.policies.base import Policy
 from policy_stack.policies.common import DeviceTracking, resolve_device
 from policy_stack.policies.kite.config import KiteConfig
 from policy_stack.policies.kite.geometry import keypoint_to_base
-from policy_stack.policies.kite.grounding import (GroundingUNet, decode_keypoint, heatmap_loss,
+from policy_stack.policies.kite.grounding import (GroundingEnsemble, GroundingUNet, decode_keypoint, heatmap_loss,
                                                   heatmap_probabilities, image_tensor)
 from policy_stack.policies.kite.language import split_instruction
 from policy_stack.policies.kite.text_encoder import EMBED_DIM, EmbeddingCache, normalize_instruction
@@ -70,8 +70,10 @@ class KitePolicy(DeviceTracking, nn.Module, Policy):
         self.normalizer = stats if isinstance(stats, Normalizer) else Normalizer(stats, depth_max_m=config.depth_max_m)
         self.obs_spec = self._obs_spec(obs_spec)
         in_channels = 4 if config.depth_input else 3
-        self.grounding = GroundingUNet(in_channels, config.grounding_channels, EMBED_DIM, config.text_hidden,
-                                       config.stem_stride)
+        make_unet = lambda: GroundingUNet(in_channels, config.grounding_channels, EMBED_DIM, config.text_hidden,
+                                          config.stem_stride)
+        self.grounding = (make_unet() if config.grounding_ensemble == 1
+                          else GroundingEnsemble([make_unet() for _ in range(config.grounding_ensemble)]))
         self.skill_head = nn.Linear(EMBED_DIM, len(config.skills))
         self.register_buffer("instruction_embeddings", torch.zeros(len(config.instruction_vocab), EMBED_DIM))
         self._cache: EmbeddingCache | None = None
@@ -146,8 +148,12 @@ class KitePolicy(DeviceTracking, nn.Module, Policy):
             pairs = [(i, v) for i, text in enumerate(instructions) for v in attribute_variants(text, words)]
             if pairs:       # one batched pass over every (image, single-attribute text) pair
                 rows = torch.tensor([i for i, _ in pairs], device=x.device)
-                extra = self.grounding(x[rows], self.text_cache.get([v for _, v in pairs]).to(self.device_))
-                logits = logits.index_add(0, rows, extra)
+                nets = ([self.grounding] if self.config.grounding_ensemble == 1 else
+                        [self.grounding.members[i] for i in (self.config.compose_members or
+                                                              range(self.config.grounding_ensemble))])
+                v_emb = self.text_cache.get([v for _, v in pairs]).to(self.device_)
+                for net in nets:
+                    logits = logits.index_add(0, rows, net(x[rows], v_emb))
         return logits
 
     @torch.no_grad()
