@@ -112,9 +112,10 @@ def _with_attribute_queries(train: GroundingData, queries: dict, fraction: float
     # label (zeros), so those stay broadcast views and the extra rows cost 48 KB each, not 120 KB.
     n, h, w = len(train) + len(pick), train.rgb.shape[1], train.rgb.shape[2]
     tasks = train.task + [train.task[i] for i in src.tolist()] if train.task else []
-    return GroundingData(torch.cat([train.rgb, train.rgb[src]]), torch.zeros(1, h, w).expand(n, h, w),
-                         torch.cat([train.kp_px, train.kp_px[ans]]), torch.zeros(1, h, w, dtype=torch.uint8).expand(n, h, w),
-                         train.K[:1].expand(n, 3, 3), train.T_base_cam[:1].expand(n, 4, 4), torch.zeros(1, 3).expand(n, 3),
+    zeros = lambda *shape, dtype=torch.float32: torch.zeros(1, *shape, dtype=dtype).expand(n, *shape)
+    return GroundingData(torch.cat([train.rgb, train.rgb[src]]), zeros(h, w), torch.cat([train.kp_px, train.kp_px[ans]]),
+                         zeros(h, w, dtype=torch.uint8), train.K[:1].expand(n, 3, 3),
+                         train.T_base_cam[:1].expand(n, 4, 4), zeros(3),
                          train.instructions + [queries["text"][i] for i in pick], tasks, [], dict(train.meta))
 
 

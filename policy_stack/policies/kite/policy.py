@@ -134,7 +134,8 @@ class KitePolicy(DeviceTracking, nn.Module, Policy):
         return torch.tensor([index[t] for t in tasks], dtype=torch.long)
 
     # ------------------------------------------------------------------ grounding
-    def grounding_logits(self, x: torch.Tensor, instructions: list[str], emb: torch.Tensor | None = None) -> torch.Tensor:
+    def grounding_logits(self, x: torch.Tensor, instructions: list[str],
+                         emb: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, H, W) images + B instructions -> (B, H, W) heatmap logits. With compose_attributes, a
         description of several attribute words adds the logits of each word alone (a product of the
         spatial distributions: the keypoint must be on an object that has every attribute)."""
