@@ -44,6 +44,15 @@ class KiteConfig(PolicyConfig):
     sigma_px: float = 2.0            # Gaussian target width at image_shape
     softargmax_window: int = 2       # refinement window half-width (px); 0 = plain argmax
     depth_window: int = 2            # robust depth: median over (2w+1)^2 pixels around the keypoint
+    # Compose a description of several attributes ("small blue cube") as a product over its words:
+    # the heatmap logits of the full text plus those of the text with each attribute alone ("small cube",
+    # "blue cube"). attribute_words: the attribute vocabulary of the training rows (filled by training).
+    compose_attributes: bool = False
+    attribute_words: list[str] = field(default_factory=list)
+    # An ensemble of grounding networks whose logits are summed (1 = one network). compose_members: the
+    # members whose logits get the single-attribute composition (empty = every member).
+    grounding_ensemble: int = 1
+    compose_members: list[int] = field(default_factory=list)
 
     # ---- skills: the instruction's verb -> primitive (classes learned from the data's task labels) ----
     skills: list[str] = field(default_factory=lambda: ["pick", "place"])
@@ -61,6 +70,9 @@ class KiteConfig(PolicyConfig):
     grad_clip: float = 1.0
     augment_shift_px: int = 6        # random image translation in training (labels shifted alike)
     augment_color: float = 0.1       # brightness/contrast jitter amplitude
+    # Gaussian noise on the sentence embedding in training, as a share of its (unit) norm: neighbouring
+    # wordings of one instruction should ground alike (0 = off).
+    augment_text_noise: float = 0.0
 
     SIZE_LIMITS = {**PolicyConfig.SIZE_LIMITS, "grounding_channels": 1024, "text_hidden": 4096,
                    "softargmax_window": 32, "depth_window": 32}
@@ -86,6 +98,11 @@ class KiteConfig(PolicyConfig):
                 if arr.shape != shape or not np.all(np.isfinite(arr)):
                     raise ValueError(f"KiteConfig.{name} must be a finite {shape[0]}x{shape[1]} matrix")
                 setattr(self, name, arr.tolist())
+        if not 1 <= self.grounding_ensemble <= 8:
+            raise ValueError(f"KiteConfig.grounding_ensemble must be 1..8, got {self.grounding_ensemble}")
+        if any(not 0 <= i < self.grounding_ensemble for i in self.compose_members):
+            raise ValueError(f"KiteConfig.compose_members {self.compose_members} must index the "
+                             f"{self.grounding_ensemble} grounding network(s)")
         if self.stem_stride not in (1, 2):
             raise ValueError(f"KiteConfig.stem_stride must be 1 or 2, got {self.stem_stride}")
         factor = self.stem_stride * 2 ** (len(self.grounding_channels) - 1)

@@ -98,6 +98,19 @@ class GroundingUNet(nn.Module):
         return logits[:, 0]
 
 
+class GroundingEnsemble(nn.Module):
+    """Several grounding U-Nets (e.g. two trainings) whose heatmap logits are summed: a product of their
+    spatial distributions. forward() is the sum over all members; `members` gives each one."""
+
+    def __init__(self, members: list[GroundingUNet]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.in_channels = members[0].in_channels
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return sum(m(image, text) for m in self.members)
+
+
 # ---------------------------------------------------------------------------------- targets and loss
 def gaussian_target(kp_uv: torch.Tensor, h: int, w: int, sigma: float) -> torch.Tensor:
     """(B, 2) pixel (u, v) -> (B, H, W) Gaussian with peak 1 at the keypoint."""

@@ -36,7 +36,7 @@ from policy_stack.policies.base import Policy
 from policy_stack.policies.common import DeviceTracking, resolve_device
 from policy_stack.policies.kite.config import KiteConfig
 from policy_stack.policies.kite.geometry import keypoint_to_base
-from policy_stack.policies.kite.grounding import (GroundingUNet, decode_keypoint, heatmap_loss,
+from policy_stack.policies.kite.grounding import (GroundingEnsemble, GroundingUNet, decode_keypoint, heatmap_loss,
                                                   heatmap_probabilities, image_tensor)
 from policy_stack.policies.kite.language import split_instruction
 from policy_stack.policies.kite.text_encoder import EMBED_DIM, EmbeddingCache, normalize_instruction
@@ -70,8 +70,10 @@ class KitePolicy(DeviceTracking, nn.Module, Policy):
         self.normalizer = stats if isinstance(stats, Normalizer) else Normalizer(stats, depth_max_m=config.depth_max_m)
         self.obs_spec = self._obs_spec(obs_spec)
         in_channels = 4 if config.depth_input else 3
-        self.grounding = GroundingUNet(in_channels, config.grounding_channels, EMBED_DIM, config.text_hidden,
-                                       config.stem_stride)
+        make_unet = lambda: GroundingUNet(in_channels, config.grounding_channels, EMBED_DIM, config.text_hidden,
+                                          config.stem_stride)
+        self.grounding = (make_unet() if config.grounding_ensemble == 1
+                          else GroundingEnsemble([make_unet() for _ in range(config.grounding_ensemble)]))
         self.skill_head = nn.Linear(EMBED_DIM, len(config.skills))
         self.register_buffer("instruction_embeddings", torch.zeros(len(config.instruction_vocab), EMBED_DIM))
         self._cache: EmbeddingCache | None = None
@@ -132,6 +134,29 @@ class KitePolicy(DeviceTracking, nn.Module, Policy):
         return torch.tensor([index[t] for t in tasks], dtype=torch.long)
 
     # ------------------------------------------------------------------ grounding
+    def grounding_logits(self, x: torch.Tensor, instructions: list[str],
+                         emb: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, H, W) images + B instructions -> (B, H, W) heatmap logits. With compose_attributes, a
+        description of several attribute words adds the logits of each word alone (a product of the
+        spatial distributions: the keypoint must be on an object that has every attribute)."""
+        if emb is None:
+            emb = self.text_cache.get(instructions).to(self.device_)
+        logits = self.grounding(x, emb)
+        if self.config.compose_attributes and self.config.attribute_words:
+            from policy_stack.policies.kite.attribute_queries import attribute_variants
+
+            words = set(self.config.attribute_words)
+            pairs = [(i, v) for i, text in enumerate(instructions) for v in attribute_variants(text, words)]
+            if pairs:       # one batched pass over every (image, single-attribute text) pair
+                rows = torch.tensor([i for i, _ in pairs], device=x.device)
+                nets = ([self.grounding] if self.config.grounding_ensemble == 1 else
+                        [self.grounding.members[i] for i in (self.config.compose_members or
+                                                              range(self.config.grounding_ensemble))])
+                v_emb = self.text_cache.get([v for _, v in pairs]).to(self.device_)
+                for net in nets:
+                    logits = logits.index_add(0, rows, net(x[rows], v_emb))
+        return logits
+
     @torch.no_grad()
     def ground(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str) -> dict:
         """One image + one (sub-)instruction -> {"uv": (2,), "heatmap": (H, W) float in [0, 1],
@@ -143,7 +168,7 @@ class KitePolicy(DeviceTracking, nn.Module, Policy):
         if tuple(x.shape[-2:]) != tuple(self.config.image_shape):
             raise ValueError(f"grounding image {tuple(x.shape[-2:])} differs from the trained size "
                              f"{tuple(self.config.image_shape)}")
-        logits = self.grounding(x, emb)
+        logits = self.grounding_logits(x, [instruction], emb)
         uv = decode_keypoint(logits, self.config.softargmax_window)[0].cpu().numpy()
         heat = heatmap_probabilities(logits, self.config.loss)[0].cpu().numpy()
         skill = self.config.skills[int(self.skill_head(emb).argmax(-1))]

@@ -60,7 +60,8 @@ def predict(policy, data: GroundingData, batch: int = 64) -> np.ndarray:
     emb = policy.text_cache.get(data.instructions)
     for s in range(0, len(data), batch):
         idx = torch.arange(s, min(len(data), s + batch))
-        logits = policy.grounding(batch_inputs(policy, data, idx).to(policy.device), emb[idx].to(policy.device))
+        logits = policy.grounding_logits(batch_inputs(policy, data, idx).to(policy.device),
+                                         [data.instructions[i] for i in idx.tolist()], emb[idx].to(policy.device))
         out.append(decode_keypoint(logits, policy.config.softargmax_window).cpu())
     policy.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
@@ -89,7 +90,11 @@ def train_grounding(policy, data: GroundingData, steps: int, batch: int = 32, se
         idx = torch.randint(0, n, (min(batch, n),), generator=gen)
         images, kp = augment(batch_inputs(policy, data, idx), data.kp_px[idx], cfg.augment_shift_px,
                              cfg.augment_color, gen)
-        emb = emb_all[idx].to(policy.device)
+        emb = emb_all[idx]
+        if cfg.augment_text_noise > 0:
+            noise = torch.randn(emb.shape, generator=gen) * (cfg.augment_text_noise / math.sqrt(emb.shape[1]))
+            emb = F.normalize(emb + noise, dim=1)
+        emb = emb.to(policy.device)
         logits = policy.grounding(images.to(policy.device), emb)
         loss = heatmap_loss(logits, kp.to(policy.device), cfg.sigma_px, cfg.loss)
         if skill_labels is not None:
