@@ -30,3 +30,53 @@ def baseline_row(mode: str, kite_policy: str, dp_policy: str, skill_policy: str,
     row["wall_s"] = round(time.perf_counter() - t0, 1)
     row["policy"] = out["policy"]
     return row
+
+
+def merge(paths: list[str]) -> dict:
+    """Several bench_kite JSONs (e.g. one per row and seed block, run in waves so that a deadline keeps
+    every finished block) -> one {"runs": [...commands], "rollouts": {row: summary over all episodes}}."""
+    import json
+    import sys
+
+    from policy_stack.cli.evaluate_kite import _summary
+
+    rows: dict[str, list] = {}
+    runs = []
+    for p in paths:
+        d = json.loads(open(p).read())
+        runs.append({"file": p, "command": d.get("command"), "wall_s": d.get("wall_s"),
+                     "load_avg_start": d.get("machine", {}).get("load_avg_start")})
+        for name, row in d.get("rollouts", {}).items():
+            rows.setdefault(name, []).append(row)
+    out = {"runs": runs, "rollouts": {}}
+    for name, parts in sorted(rows.items()):
+        episodes = sorted((r for part in parts for r in part["rows"]), key=lambda r: r["seed"])
+        seeds = [r["seed"] for r in episodes]
+        if len(set(seeds)) != len(seeds):
+            print(f"merge: {name} has repeated seeds", file=sys.stderr)
+        # the grounding scores are per part; pool them as the row's summary would
+        scores_summary = {k: [p.get(k) for p in parts] for k in ("correct_object_rate", "groundings_target_visible")}
+        s = _summary(episodes, [])
+        visible = [(p["correct_object_rate"], p["groundings_target_visible"]) for p in parts
+                   if p.get("correct_object_rate") is not None]
+        n_vis = sum(v for _, v in visible)
+        s["correct_object_rate"] = sum(r * v for r, v in visible) / n_vis if n_vis else None
+        s["groundings_target_visible"] = n_vis
+        s["parts"] = scores_summary
+        s["seeds"] = seeds
+        s["rows"] = episodes
+        out["rollouts"][name] = s
+    return out
+
+
+if __name__ == "__main__":     # python -m bench.kite_baselines merge OUT.json IN.json ...
+    import json
+    import sys
+
+    if len(sys.argv) < 4 or sys.argv[1] != "merge":
+        raise SystemExit("usage: python -m bench.kite_baselines merge OUT.json IN.json [IN.json ...]")
+    merged = merge(sys.argv[3:])
+    open(sys.argv[2], "w").write(json.dumps(merged, indent=1))
+    print(json.dumps({k: {kk: v[kk] for kk in ("episodes", "successes", "success_rate", "success_by_split",
+                                               "correct_object_rate")}
+                      for k, v in merged["rollouts"].items()}))

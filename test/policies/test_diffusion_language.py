@@ -48,16 +48,18 @@ def test_instruction_changes_the_condition_and_the_same_one_is_cached(lang_polic
         lang_policy._condition(red[:, :obs_dim], {})
 
 
-def test_act_needs_and_uses_the_instruction(lang_policy):
+def test_act_holds_without_an_instruction_and_uses_it(lang_policy):
     obs = one_obs(0)
-    with pytest.raises(ValueError, match="instruction"):
-        lang_policy.reset(seed=0)
-        lang_policy.act(obs)
+    lang_policy.reset(seed=0)
+    for missing in ({}, {"instruction": "  "}):
+        hold = lang_policy.act({**obs, **missing})
+        assert hold.shape == (8, 7) and np.all(hold[:, :6] == 0) and np.all(hold[:, 6] == -1.0)
+        assert lang_policy.info["hold"] == "no instruction"
     lang_policy.reset(seed=0)
     a = lang_policy.act({**obs, "instruction": VOCAB[0]})
     lang_policy.reset(seed=0)
     b = lang_policy.act({**obs, "instruction": VOCAB[0]})
-    assert a.shape == (8, 7) and np.array_equal(a, b)
+    assert a.shape == (8, 7) and np.array_equal(a, b) and lang_policy.info["hold"] == ""
     with pytest.raises(ValueError, match="torch only"):
         lang_policy.set_backend("onnx")
 

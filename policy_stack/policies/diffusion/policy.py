@@ -155,6 +155,7 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
         """New episode: clear the observation history and the RTI warm start; optionally reseed sampling."""
         self._history.clear()
         self._observed_since_act = 0
+        self._last_gripper = None
         self.sampler.reset()
         if seed is not None:
             self._generator.manual_seed(int(seed))
@@ -170,6 +171,9 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
             executed_steps = self._executed_since_act()
         self._push_observation(obs)
         self._observed_since_act = 0
+        if self.language is not None and not _has_instruction(obs):
+            # a language-conditioned policy without an instruction has no task: hold, as KITE does
+            return self._hold_chunk(start, "no instruction")
         raw = self._history_batch()
 
         with self._eval_mode():
@@ -198,10 +202,12 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
         actions = self.unnormalize_action(chunk)[0].cpu().numpy().astype(np.float32)
         first = self.config.n_obs_steps - 1  # the chunk starts at the oldest observation in the history
         actions = self._postprocess(actions[first:first + self.config.n_action_steps])
+        if self.discrete_dims:
+            self._last_gripper = actions[-1, self.discrete_dims].copy()
         warm = isinstance(self.sampler, RTISampler) and self.sampler.last_was_warm
         self._info = {"latency_ms": (time.perf_counter() - start) * 1e3, "sampler": self.sampler.name,
                       "steps": evals[0], "warm_start": warm, "backend": self.backend,
-                      "device": str(self.device), "fallback": fallback}
+                      "device": str(self.device), "fallback": fallback, "hold": ""}
         return actions
 
     @torch.no_grad()
@@ -247,6 +253,18 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
         return self.normalizer.unnormalize(ACTION_KEY, action)
 
     # ------------------------------------------------------------------ internals
+    def _hold_chunk(self, start: float, reason: str) -> np.ndarray:
+        """(Ta, A): no motion, the gripper as last commanded (open before any plan)."""
+        chunk = np.zeros((self.config.n_action_steps, self.action_dim), np.float32)
+        if self.discrete_dims:
+            last = getattr(self, "_last_gripper", None)
+            chunk[:, self.discrete_dims] = last if last is not None else np.asarray(self.action_space.low,
+                                                                                     np.float32)[self.discrete_dims]
+        self._info = {"latency_ms": (time.perf_counter() - start) * 1e3, "sampler": self.sampler.name, "steps": 0,
+                      "warm_start": False, "backend": self.backend, "device": str(self.device), "fallback": False,
+                      "hold": reason}
+        return self.action_space.clip(chunk).astype(np.float32)
+
     def _condition(self, obs_features: torch.Tensor, obs: dict, batched: bool = False) -> torch.Tensor:
         """The denoiser's global condition: the observation features, plus the instruction's fused
         embedding for a language-conditioned policy (obs["instruction"]: a string, or [B] in a batch)."""
@@ -264,3 +282,8 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
         return self.sampler.initial if isinstance(self.sampler, RTISampler) else self.sampler
 
 
+def _has_instruction(obs: dict) -> bool:
+    value = obs.get("instruction")
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    return isinstance(value, str) and bool(value.strip())
