@@ -130,3 +130,19 @@ def test_skill_features_encode_keypoints_skill_and_heading():
     assert SKILL_KINDS == ("pick", "stack")
     half = np.sin(0.35), np.cos(0.35)            # 0.7 rad about z, as xyzw
     assert np.isclose(yaw_of_quat_xyzw([0, 0, half[0], half[1]]), 0.7)
+
+
+def test_checkpoint_written_before_the_language_fields_still_loads(tmp_path):
+    """Checkpoints state every config field; the language fields came later, so one without them loads
+    as the plain policy it was trained as (and a missing older field is still an error)."""
+    save_checkpoint(tiny_policy(), tmp_path / "old")
+    path = tmp_path / "old" / "config.json"
+    data = json.loads(path.read_text())
+    for name in ("language_conditioning", "instruction_vocab", "language_dim", "language_hidden"):
+        del data["config"][name]
+    path.write_text(json.dumps(data))
+    assert load_policy(tmp_path / "old", "cpu").language is None
+    del data["config"]["kernel_size"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="kernel_size"):
+        load_policy(tmp_path / "old", "cpu")

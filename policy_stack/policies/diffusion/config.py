@@ -53,6 +53,10 @@ class DiffusionConfig(PolicyConfig):
     # ---- runtime (besides PolicyConfig's device and seed) ----
     compile: bool = False                  # torch.compile the denoiser (first act() pays the compile)
 
+    # Fields added after checkpoints were first written: a checkpoint from before them may omit them, and
+    # their defaults are the behaviour it was trained with (no language input).
+    LATER_FIELDS = frozenset({"language_conditioning", "instruction_vocab", "language_dim", "language_hidden"})
+
     SIZE_LIMITS = {**PolicyConfig.SIZE_LIMITS, "down_dims": 8192, "step_embed_dim": 8192, "kernel_size": 31,
                    "n_groups": 1024, "num_train_timesteps": 10_000, "language_dim": 8192,
                    "language_hidden": 8192}
