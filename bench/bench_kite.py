@@ -73,7 +73,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-oracle", action="store_true")
     ap.add_argument("--rows", default="", help="explicit rollout rows task/split/mode[:episodes],... (overrides "
-                                                "--tasks/--splits; mode kite | oracle)")
+                                                "--tasks/--splits; mode kite | oracle | dp | kite_dp)")
     ap.add_argument("--baselines", default="", help="extra rollout modes per task/split: dp,kite_dp")
     ap.add_argument("--dp-policy", default="dp_lang_multi_cube", help="mode dp: language-conditioned DP")
     ap.add_argument("--skill-policy", default="kite_skill_dp", help="mode kite_dp: keypoint-conditioned DP skill")
