@@ -11,9 +11,11 @@ Rows:
                            instructed object's mask), median / p90 pixel error, median 3-D error (mm);
   rollouts[task/split/mode] mode "kite": the policy end to end; mode "oracle": the same policy with
                            ground-truth keypoints (policy-stack eval --oracle-keypoints): success rate per
-                           task kind, plus the grounding scores of the keypoints used in the episodes.
+                           task kind, plus the grounding scores of the keypoints used in the episodes;
+                           modes "dp" (language-conditioned Diffusion Policy) and "kite_dp" (KITE grounding
+                           + learned keypoint-conditioned skill): bench/kite_baselines.py, via --baselines
+                           dp,kite_dp or --rows.
 Each rollout row is one `evaluate_kite` call (policy_stack/cli/evaluate_kite.py) in its own process.
-The language-conditioned Diffusion Policy baseline is not part of this run (see docs/kite.md).
 """
 from __future__ import annotations
 
@@ -43,7 +45,12 @@ def grounding_row(policy_path: str, folder: str) -> dict:
     return m
 
 
-def rollout_row(policy_path: str, task: str, split: str, oracle: bool, episodes: int, seed: int) -> dict:
+def rollout_row(policy_path: str, task: str, split: str, oracle: bool, episodes: int, seed: int,
+                baseline: tuple | None = None) -> dict:
+    if baseline is not None:     # (mode, dp_policy, skill_policy): bench/kite_baselines.py
+        from bench.kite_baselines import baseline_row
+        mode, dp_policy, skill_policy = baseline
+        return baseline_row(mode, policy_path, dp_policy, skill_policy, task, split, episodes, seed)
     import torch
     torch.set_num_threads(1)
     from policy_stack.cli.evaluate_kite import evaluate_kite
@@ -66,9 +73,20 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-oracle", action="store_true")
     ap.add_argument("--rows", default="", help="explicit rollout rows task/split/mode[:episodes],... (overrides "
-                                                "--tasks/--splits; mode kite | oracle)")
+                                                "--tasks/--splits; mode kite | oracle | dp | kite_dp)")
+    ap.add_argument("--baselines", default="", help="extra rollout modes per task/split: dp,kite_dp")
+    ap.add_argument("--dp-policy", default="dp_lang_multi_cube", help="mode dp: language-conditioned DP")
+    ap.add_argument("--skill-policy", default="kite_skill_dp", help="mode kite_dp: keypoint-conditioned DP skill")
     ap.add_argument("--out", default="runs/bench/kite.json")
     args = ap.parse_args()
+    from bench.kite_baselines import MODES as BASELINE_MODES
+
+    def baseline_of(mode: str):
+        if mode in ("kite", "oracle"):
+            return None
+        if mode not in BASELINE_MODES:
+            raise SystemExit(f"baseline mode {mode!r} not in {BASELINE_MODES}")
+        return (mode, args.dp_policy, args.skill_policy)
 
     t0 = time.perf_counter()
     result = {"command": " ".join(["python -m bench.bench_kite", *sys.argv[1:]]), "policy": args.policy,
@@ -82,14 +100,18 @@ def main() -> int:
     for spec in [r for r in args.rows.split(",") if r]:
         name, _, n = spec.partition(":")
         task, split, mode = name.split("/")
-        if mode not in ("kite", "oracle"):
-            raise SystemExit(f"--rows {spec!r}: mode must be kite or oracle")
-        jobs.append((name, (args.policy, task, split, mode == "oracle", int(n or args.episodes), args.seed)))
+        if mode not in ("kite", "oracle", *BASELINE_MODES):
+            raise SystemExit(f"--rows {spec!r}: mode must be one of kite, oracle, {', '.join(BASELINE_MODES)}")
+        jobs.append((name, (args.policy, task, split, mode == "oracle", int(n or args.episodes), args.seed,
+                            baseline_of(mode))))
     for task in [t for t in args.tasks.split(",") if t and not args.rows]:
         for split in [s for s in args.splits.split(",") if s]:
             for oracle in ((False,) if args.no_oracle else (False, True)):
                 jobs.append((f"{task}/{split}/{'oracle' if oracle else 'kite'}",
                              (args.policy, task, split, oracle, args.episodes, args.seed)))
+            for mode in [m for m in args.baselines.split(",") if m]:
+                jobs.append((f"{task}/{split}/{mode}", (args.policy, task, split, False, args.episodes, args.seed,
+                                                        baseline_of(mode))))
     if jobs:
         with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
             futures = {name: pool.submit(rollout_row, *a) for name, a in jobs}

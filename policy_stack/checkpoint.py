@@ -82,7 +82,8 @@ def config_from_dict(config_cls: type, data: dict, complete: bool = False):
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ValueError(f"{config_cls.__name__}: unknown field(s) {unknown}")
-    missing = sorted(set(fields) - set(data))
+    # fields the class added after some checkpoints were written (their defaults keep the old behaviour)
+    missing = sorted(set(fields) - set(data) - set(getattr(config_cls, "LATER_FIELDS", ())))
     if complete and missing:
         raise ValueError(f"{config_cls.__name__}: field(s) {missing} not stated")
     kwargs = {}

@@ -186,7 +186,20 @@ class LanguageSimEnv(SimEnv):
     def _convert_obs(self, raw: dict) -> dict:
         obs = super()._convert_obs(raw)
         obs["instruction"] = self.task
+        # What a state-based policy needs to tell the cubes apart by the instruction's words (the
+        # language-conditioned Diffusion Policy baseline): each cube's colour (RGB in [0, 1]) and
+        # half-size (m), as one key `<cube>_attributes` (r, g, b, half_size). Privileged: a real arm
+        # gets neither without a perception stack.
+        for name, _ in CUBE_SLOTS:
+            obs[f"{name}_attributes"] = cube_attributes(self._env.colours[name], self._cube_half(name))
         return obs
+
+    def obs_spec(self):
+        from policy_stack.spaces import FeatureSpec
+        spec = super().obs_spec()
+        for name, _ in CUBE_SLOTS:
+            spec[f"{name}_attributes"] = FeatureSpec([4], "float32")
+        return spec
 
     # ------------------------------------------------------------------ success
     def _cube_pos(self, name: str) -> np.ndarray:
@@ -295,6 +308,11 @@ class LanguageSimEnv(SimEnv):
                         for n in names},
             "camera": {"K": np.asarray(info["K"]), "T_base_cam": np.asarray(info["T_base_cam"])},
         }
+
+
+def cube_attributes(rgba, half_size: float) -> np.ndarray:
+    """The `<cube>_attributes` observation: (r, g, b, half-size in m), float32."""
+    return np.array([*rgba[:3], half_size], np.float32)
 
 
 def _rgba(layout) -> dict:

@@ -31,6 +31,7 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         item = self.sampler[i]
-        return {"obs": {k: torch.from_numpy(v) for k, v in item["obs"].items()},
+        # strings (a language task's instruction) stay strings: the default collate makes them a list
+        return {"obs": {k: v if isinstance(v, str) else torch.from_numpy(v) for k, v in item["obs"].items()},
                 "action": torch.from_numpy(item["action"]),
                 "action_is_pad": torch.from_numpy(item["action_is_pad"])}

@@ -18,6 +18,8 @@ import numpy as np
 
 from .features import millimetres_to_metres
 
+INSTRUCTION_KEY = "instruction"   # the episode's task string, for language-conditioned policies
+
 
 class WindowSampler:
     """Index-addressable windows: `sampler[i]` -> {"obs": {key: (To, ...)}, "action": (Tp, A),
@@ -29,7 +31,9 @@ class WindowSampler:
         if To < 1 or Tp < To:
             raise ValueError(f"WindowSampler: need 1 <= To <= Tp, got To={To}, Tp={Tp}")
         self.To, self.Tp = int(To), int(Tp)
-        self.obs_keys = list(obs_keys)
+        self.obs_keys = [k for k in obs_keys if k != INSTRUCTION_KEY]
+        # "instruction": the episode's task string (a language task's instruction), one str per window
+        self.with_instruction = INSTRUCTION_KEY in obs_keys
         self.action_key = action_key
         available = self._available_keys(reader)
         for key in self.obs_keys + [action_key]:
@@ -44,6 +48,7 @@ class WindowSampler:
         self._stored_key[action_key] = action_key
         buffers: dict[str, list] = {k: [] for k in set(self._stored_key.values())}
         starts, lengths = [], []
+        self._episode_tasks: list[str] = []
         offset = 0
         from tqdm import tqdm
 
@@ -53,6 +58,11 @@ class WindowSampler:
                 buffers[k].append(data[k])
             starts.append(offset)
             lengths.append(len(data[action_key]))
+            if self.with_instruction:
+                self._episode_tasks.append(reader.episode_task(e))
+                if not self._episode_tasks[-1]:
+                    raise ValueError(f"WindowSampler: episode {e} of {reader.root} has no task string to "
+                                     "condition on ('instruction' was asked for)")
             offset += lengths[-1]
         self._arrays = {k: np.concatenate(v) for k, v in buffers.items()}
         self.episode_ids = episode_ids
@@ -94,6 +104,8 @@ class WindowSampler:
             raise IndexError(f"window {i} out of range ({len(self)} windows)")
         _, rows, is_pad = self.window_steps(int(i) % len(self))
         obs = {}
+        if self.with_instruction:
+            obs[INSTRUCTION_KEY] = self._episode_tasks[self._windows[int(i) % len(self)][0]]
         for key in self.obs_keys:
             values = self._arrays[self._stored_key[key]][rows[: self.To]]
             obs[key] = millimetres_to_metres(values) if self._stored_key[key] != key else values
@@ -103,6 +115,9 @@ class WindowSampler:
         """A random batch stacked along a new axis 0 (numpy; the torch wrapper is WindowDataset)."""
         rng = rng or np.random.default_rng()
         items = [self[int(i)] for i in rng.integers(0, len(self), batch_size)]
-        return {"obs": {k: np.stack([it["obs"][k] for it in items]) for k in self.obs_keys},
+        obs = {k: np.stack([it["obs"][k] for it in items]) for k in self.obs_keys}
+        if self.with_instruction:
+            obs[INSTRUCTION_KEY] = [it["obs"][INSTRUCTION_KEY] for it in items]
+        return {"obs": obs,
                 "action": np.stack([it["action"] for it in items]),
                 "action_is_pad": np.stack([it["action_is_pad"] for it in items])}

@@ -95,5 +95,8 @@ def policy_overrides(cfg: TrainConfig, reader) -> dict:
         if value is not None:
             over[name] = list(value) if isinstance(value, (list, tuple)) else value
     over.update(cfg.policy_overrides)
+    if over.get("language_conditioning") and not over.get("instruction_vocab"):
+        # the checkpoint stores the embeddings of every training instruction (diffusion/language.py)
+        over["instruction_vocab"] = sorted({t for t in reader.tasks if t})
     return over
 

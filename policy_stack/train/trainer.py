@@ -120,7 +120,9 @@ class Trainer:
 
         pending_rng = self._restore(self.snapshot) if self.snapshot is not None else None
 
-        dataset = WindowDataset(reader, list(policy.obs_spec), To=pc.n_obs_steps, Tp=pc.horizon,
+        # a language-conditioned policy also reads each episode's task string (the instruction)
+        data_keys = list(policy.obs_spec) + (["instruction"] if getattr(pc, "language_conditioning", False) else [])
+        dataset = WindowDataset(reader, data_keys, To=pc.n_obs_steps, Tp=pc.horizon,
                                 progress=ctx.is_main and cfg.progress)
         if len(dataset) < ctx.world_size:
             raise ValueError(f"dataset {cfg.data} has {len(dataset)} windows, fewer than {ctx.world_size} ranks")

@@ -31,6 +31,22 @@ def test_reset_is_seeded_and_carries_the_instruction(env):
         assert abs(a[f"{name}_pos"][2] - (-0.112 + env._cube_half(name))) < 0.005
 
 
+def test_cube_attributes_observation_matches_the_layout(env):
+    """`<cube>_attributes` (r, g, b, half-size): what the state-based language baseline selects by."""
+    from sim.instructions import COLOURS, SIZES
+    obs = env.reset(seed=5)
+    spec = env.obs_spec()
+    colours = {}
+    for name, o in env.ground_truth()["objects"].items():
+        attrs = obs[f"{name}_attributes"]
+        assert spec[f"{name}_attributes"].shape == [4] and attrs.dtype == np.float32
+        np.testing.assert_allclose(attrs, [*COLOURS[o["colour"]][:3], SIZES[o["size"]]], rtol=1e-6)
+        colours[name] = o["colour"]
+    obs = env.reset(seed=6)        # recoloured at reset: the observation follows
+    changed = [n for n, o in env.ground_truth()["objects"].items() if o["colour"] != colours[n]]
+    assert changed and all(not np.allclose(obs[f"{n}_attributes"][:3], COLOURS[colours[n]][:3]) for n in changed)
+
+
 def test_keypoint_round_trip_world_pixel_world_under_5mm(env):
     from policy_stack.skills.geometry import deproject
     errors, visible = [], 0

@@ -7,7 +7,7 @@ clipping): PolicyConfig's defaults.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from policy_stack.policies.config import PolicyConfig
 from policy_stack.denoising import SAMPLERS
@@ -41,11 +41,25 @@ class DiffusionConfig(PolicyConfig):
     # RTI-DP-scale: discrete action dims divided by this in normalized space for training (paper: 10)
     discrete_action_scale: float = 1.0
 
+    # ---- language conditioning (diffusion/language.py) ----
+    # the instruction (obs["instruction"]; a dataset's task string) enters as extra global conditioning
+    # through the frozen MiniLM sentence embedding; instruction_vocab = the training instructions, whose
+    # embeddings the checkpoint stores (the trainer fills it from the dataset's tasks)
+    language_conditioning: bool = False
+    instruction_vocab: list[str] = field(default_factory=list)
+    language_dim: int = 64                 # the embedding's projection before fusion
+    language_hidden: int = 256             # fusion MLP width (added to the global condition)
+
     # ---- runtime (besides PolicyConfig's device and seed) ----
     compile: bool = False                  # torch.compile the denoiser (first act() pays the compile)
 
+    # Fields added after checkpoints were first written: a checkpoint from before them may omit them, and
+    # their defaults are the behaviour it was trained with (no language input).
+    LATER_FIELDS = frozenset({"language_conditioning", "instruction_vocab", "language_dim", "language_hidden"})
+
     SIZE_LIMITS = {**PolicyConfig.SIZE_LIMITS, "down_dims": 8192, "step_embed_dim": 8192, "kernel_size": 31,
-                   "n_groups": 1024, "num_train_timesteps": 10_000}
+                   "n_groups": 1024, "num_train_timesteps": 10_000, "language_dim": 8192,
+                   "language_hidden": 8192}
 
     def __post_init__(self):
         self.down_dims = tuple(self.down_dims)

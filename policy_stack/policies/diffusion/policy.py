@@ -22,6 +22,7 @@ from policy_stack.normalize import ACTION_KEY, Normalizer
 from policy_stack.policies.base import Policy
 from policy_stack.policies.common import ChunkPolicyMixin, as_tensor, resolve_device
 from policy_stack.policies.diffusion.config import DiffusionConfig
+from policy_stack.policies.diffusion.language import LanguageConditioning
 from policy_stack.policies.registry import register_policy
 from policy_stack.denoising import SAMPLERS, NoiseSchedule, RTISampler, Sampler, make_sampler
 from policy_stack.spaces import ActionSpace, FeatureSpec
@@ -56,7 +57,11 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
         self.obs_encoder = ObservationEncoder(lowdim_dims, config.n_obs_steps, config.cameras, config.use_depth,
                                               config.crop_shape, config.vision_channels, config.num_keypoints,
                                               config.camera_feature_dim)
-        self.unet = ConditionalUnet1D(self.action_dim, self.obs_encoder.output_dim, config.down_dims,
+        self.language = (LanguageConditioning(self.obs_encoder.output_dim, config.instruction_vocab,
+                                              config.language_dim, config.language_hidden)
+                         if config.language_conditioning else None)
+        cond_dim = self.language.output_dim if self.language is not None else self.obs_encoder.output_dim
+        self.unet = ConditionalUnet1D(self.action_dim, cond_dim, config.down_dims,
                                       config.step_embed_dim, config.kernel_size, config.n_groups)
         self.schedule = NoiseSchedule(config.num_train_timesteps, config.beta_schedule, clip_sample=config.clip_sample)
         self.discrete_dims = list(action_space.discrete)
@@ -111,6 +116,9 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
         """"torch", "onnx" (exports to onnx_dir, or to a temporary folder deleted once ONNX Runtime has
         loaded the graphs, and runs ONNX Runtime), or "cuda_graph" (the denoiser replayed from a CUDA graph;
         needs the policy on a CUDA device)."""
+        if name != "torch" and self.language is not None:
+            raise ValueError(f"backend {name!r}: a language-conditioned diffusion policy runs on torch only "
+                             "(the ONNX export and CUDA graph do not carry the instruction input yet)")
         if name == "torch":
             self._backend = TorchBackend(self)
         elif name == "cuda_graph":
@@ -147,6 +155,7 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
         """New episode: clear the observation history and the RTI warm start; optionally reseed sampling."""
         self._history.clear()
         self._observed_since_act = 0
+        self._last_gripper = None
         self.sampler.reset()
         if seed is not None:
             self._generator.manual_seed(int(seed))
@@ -162,11 +171,14 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
             executed_steps = self._executed_since_act()
         self._push_observation(obs)
         self._observed_since_act = 0
+        if self.language is not None and not _has_instruction(obs):
+            # a language-conditioned policy without an instruction has no task: hold, as KITE does
+            return self._hold_chunk(start, "no instruction")
         raw = self._history_batch()
 
         with self._eval_mode():
             obs_norm = self.preprocess(raw)
-            cond = self._backend.encode(obs_norm)
+            cond = self._condition(self._backend.encode(obs_norm), obs)
             evals = [0]
 
             def counted_eps(x, t, c):
@@ -190,17 +202,21 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
         actions = self.unnormalize_action(chunk)[0].cpu().numpy().astype(np.float32)
         first = self.config.n_obs_steps - 1  # the chunk starts at the oldest observation in the history
         actions = self._postprocess(actions[first:first + self.config.n_action_steps])
+        if self.discrete_dims:
+            self._last_gripper = actions[-1, self.discrete_dims].copy()
         warm = isinstance(self.sampler, RTISampler) and self.sampler.last_was_warm
         self._info = {"latency_ms": (time.perf_counter() - start) * 1e3, "sampler": self.sampler.name,
                       "steps": evals[0], "warm_start": warm, "backend": self.backend,
-                      "device": str(self.device), "fallback": fallback}
+                      "device": str(self.device), "fallback": fallback, "hold": ""}
         return actions
 
     @torch.no_grad()
     def sample(self, obs_batch: dict[str, torch.Tensor], n: int) -> torch.Tensor:
         """(B, n, Tp, A) normalized chunks from the stateless sampler (rti -> its full initial sampler)."""
         with self._eval_mode():
-            cond = self._backend.encode({k: v.to(self.device) for k, v in obs_batch.items()})
+            cond = self._backend.encode({k: v.to(self.device) for k, v in obs_batch.items()
+                                         if k != "instruction"})
+            cond = self._condition(cond, obs_batch, batched=True)
             cond = cond.repeat_interleave(n, dim=0)
             shape = (cond.shape[0], self.config.horizon, self.action_dim)
             chunks = self._stateless_sampler().sample(self._backend.eps, cond, shape, self._generator)
@@ -212,7 +228,7 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
         actions = self.normalize_action(as_tensor(batch["action"], self.device))
         if actions.shape[1:] != (self.config.horizon, self.action_dim):
             raise ValueError(f"batch 'action' shape {tuple(actions.shape)}, expected (B, {self.config.horizon}, {self.action_dim})")
-        cond = self.obs_encoder(obs_norm)
+        cond = self._condition(self.obs_encoder(obs_norm), batch["obs"], batched=True)
         noise = torch.randn_like(actions)
         t = torch.randint(0, self.schedule.num_train_timesteps, (actions.shape[0],), device=self.device)
         pred = self.unet(self.schedule.add_noise(actions, noise, t), t, cond)
@@ -237,7 +253,37 @@ class DiffusionPolicy(ChunkPolicyMixin, nn.Module, Policy):
         return self.normalizer.unnormalize(ACTION_KEY, action)
 
     # ------------------------------------------------------------------ internals
+    def _hold_chunk(self, start: float, reason: str) -> np.ndarray:
+        """(Ta, A): no motion, the gripper as last commanded (open before any plan)."""
+        chunk = np.zeros((self.config.n_action_steps, self.action_dim), np.float32)
+        if self.discrete_dims:
+            last = getattr(self, "_last_gripper", None)
+            chunk[:, self.discrete_dims] = last if last is not None else np.asarray(self.action_space.low,
+                                                                                     np.float32)[self.discrete_dims]
+        self._info = {"latency_ms": (time.perf_counter() - start) * 1e3, "sampler": self.sampler.name, "steps": 0,
+                      "warm_start": False, "backend": self.backend, "device": str(self.device), "fallback": False,
+                      "hold": reason}
+        return self.action_space.clip(chunk).astype(np.float32)
+
+    def _condition(self, obs_features: torch.Tensor, obs: dict, batched: bool = False) -> torch.Tensor:
+        """The denoiser's global condition: the observation features, plus the instruction's fused
+        embedding for a language-conditioned policy (obs["instruction"]: a string, or [B] in a batch)."""
+        if self.language is None:
+            return obs_features
+        instruction = obs.get("instruction") if isinstance(obs, dict) else None
+        if instruction is None:
+            raise ValueError("this diffusion policy is language-conditioned: the observation needs an "
+                             "'instruction' (a string)")
+        if not batched and isinstance(instruction, np.ndarray) and instruction.size == 1:
+            instruction = str(instruction.item())
+        return self.language(obs_features, [instruction] if not batched else instruction)
+
     def _stateless_sampler(self) -> Sampler:
         return self.sampler.initial if isinstance(self.sampler, RTISampler) else self.sampler
 
 
+def _has_instruction(obs: dict) -> bool:
+    value = obs.get("instruction")
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    return isinstance(value, str) and bool(value.strip())
