@@ -21,6 +21,7 @@ from scipy.spatial.transform import Rotation
 # experts and the keypoint-conditioned skills).
 from policy_stack.skills.primitives import (CLOSE_STEPS, CLOSED, OPEN, OPEN_STEPS, PHASE_TIMEOUT,  # noqa: F401
                                             POS_GAIN, ROT_GAIN, Pick, Place, SkillSequence, servo_action)
+from policy_stack.skills.object_skills import BIN_CLEARANCE_M, PICK_HOVER_M
 from sim.envs import resolve_task
 
 MAX_REGRASPS = 2         # a missed grasp (object left behind on lift) starts over, this many times
@@ -399,6 +400,51 @@ class MultiCubeExpert(ScriptedExpert):
         return min((nearest, nearest + np.pi / 2, nearest - np.pi / 2), key=lambda y: crowding(y) + 1e-3 * abs(y - nearest))
 
 
+class PickPlaceMultiExpert(ScriptedExpert):
+    """pick_place_multi: the instructed object into its bin, as the skill primitives on ground-truth
+    keypoints (the oracle a KITE policy is compared with). Pick grasps the object by its top (the can
+    expert's motion, via the shared primitives), fingers across its narrow side; Place carries it high
+    enough to clear the bins' 8 cm walls and lowers it onto the quadrant's floor. Hover and carry heights
+    are the keypoint skills' (policy_stack/skills/object_skills.py): both clear the 15 cm objects."""
+    NEIGHBOUR_M = 0.18      # objects closer than this steer the finger direction of a square-ish object
+
+    def reset(self) -> None:
+        super().reset()
+        self.flaw = None
+        self.sequence = None
+
+    def act(self, obs, env) -> np.ndarray:
+        if self.sequence is None:
+            steps = env.episode.steps
+            self.sequence = SkillSequence(len(steps), lambda i, o: self._primitive(steps[i], o, env))
+        action = self.sequence.step(obs)
+        if self.noise > 0:
+            action[:3] += self.rng.normal(0.0, self.noise, 3)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    def _primitive(self, step, obs, env):
+        kp = env.base_frame.position(env.keypoint_world(step.target)).astype(np.float64)
+        if step.skill == "pick_object":
+            floor = env.base_frame.position([0.0, 0.0, env._floor_z])[2]
+            return Pick(kp, self._pick_yaw(obs, env, step.target), object_height=float(kp[2] - floor),
+                        hover=PICK_HOVER_M, rise_first=True)
+        return Place(kp, self._eef_yaw(obs), clearance=BIN_CLEARANCE_M)
+
+    def _pick_yaw(self, obs, env, name) -> float:
+        yaw, symmetry = env.object_grasp_yaw_options(name)
+        nearest = self._grasp_yaw(yaw, symmetry, obs)
+        if symmetry >= np.pi:
+            return nearest
+        me = obs[f"{name}_pos"][:2]
+        others = [obs[f"{n}_pos"][:2] - me for n in env.episode_objects() if n != name]
+        others = [d for d in others if np.linalg.norm(d) < self.NEIGHBOUR_M]
+
+        def crowding(y):
+            finger = np.array([-np.sin(y), np.cos(y)])
+            return sum(abs(np.dot(finger, d / np.linalg.norm(d))) / np.linalg.norm(d) for d in others)
+        return min((nearest, nearest + np.pi / 2, nearest - np.pi / 2), key=lambda y: crowding(y) + 1e-3 * abs(y - nearest))
+
+
 EXPERTS = {
     "lift": LiftExpert,
     "pick_place_can": PickPlaceCanExpert,
@@ -408,6 +454,7 @@ EXPERTS = {
     "multi_cube_pick": MultiCubeExpert,
     "multi_cube_stack": MultiCubeExpert,
     "multi_cube_tower": MultiCubeExpert,
+    "pick_place_multi": PickPlaceMultiExpert,
 }
 
 
