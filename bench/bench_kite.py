@@ -15,6 +15,8 @@ Rows:
                            modes "dp" (language-conditioned Diffusion Policy) and "kite_dp" (KITE grounding
                            + learned keypoint-conditioned skill): bench/kite_baselines.py, via --baselines
                            dp,kite_dp or --rows.
+Rows of an env in TASK_POLICIES (pick_place_multi) use that env's checkpoint (kite_pick_place), the
+others --policy; each row records the checkpoint it used.
 Each rollout row is one `evaluate_kite` call (policy_stack/cli/evaluate_kite.py) in its own process.
 """
 from __future__ import annotations
@@ -31,6 +33,19 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
+# Tasks whose scenes the default checkpoint was not trained on: env -> the checkpoint their rows use
+# (its camera pose and skills are that scene's). --task-policy ENV=CKPT overrides or adds.
+TASK_POLICIES = {"pick_place_multi": "kite_pick_place"}
+
+
+def policy_for(env_name: str, default: str, table: dict) -> str:
+    return table.get(env_name, default)
+
+
+def grounding_env(folder: str) -> str:
+    return json.loads((Path(folder) / "grounding.json").read_text()).get("env", "")
+
+
 def grounding_row(policy_path: str, folder: str) -> dict:
     from policy_stack.checkpoint import load_policy
     from policy_stack.policies.kite.data import grounding_metrics, load_grounding
@@ -42,6 +57,7 @@ def grounding_row(policy_path: str, folder: str) -> dict:
     m = grounding_metrics(predict(policy, data), data, policy.config.depth_window)
     m["wall_s"] = round(time.perf_counter() - t0, 1)
     m["folder"] = str(Path(folder).resolve())
+    m["policy"] = str(policy_path)
     return m
 
 
@@ -58,6 +74,7 @@ def rollout_row(policy_path: str, task: str, split: str, oracle: bool, episodes:
     t0 = time.perf_counter()
     out = evaluate_kite(policy_path, task, split, episodes, seed, oracle=oracle, progress=False)
     row = dict(out["splits"][split])
+    row["policy"] = str(policy_path)
     row["wall_s"] = round(time.perf_counter() - t0, 1)
     return row
 
@@ -77,8 +94,11 @@ def main() -> int:
     ap.add_argument("--baselines", default="", help="extra rollout modes per task/split: dp,kite_dp")
     ap.add_argument("--dp-policy", default="dp_lang_multi_cube", help="mode dp: language-conditioned DP")
     ap.add_argument("--skill-policy", default="kite_skill_dp", help="mode kite_dp: keypoint-conditioned DP skill")
+    ap.add_argument("--task-policy", action="append", default=[], metavar="ENV=CHECKPOINT",
+                    help=f"checkpoint for one env's rows (default {TASK_POLICIES})")
     ap.add_argument("--out", default="runs/bench/kite.json")
     args = ap.parse_args()
+    task_policies = dict(TASK_POLICIES, **dict(v.split("=", 1) for v in args.task_policy))
     from bench.kite_baselines import MODES as BASELINE_MODES
 
     def baseline_of(mode: str):
@@ -94,7 +114,7 @@ def main() -> int:
               "grounding": {}, "rollouts": {}}
     for spec in args.grounding:
         name, folder = spec.split("=", 1)
-        result["grounding"][name] = grounding_row(args.policy, folder)
+        result["grounding"][name] = grounding_row(policy_for(grounding_env(folder), args.policy, task_policies), folder)
         print(f"grounding {name}: {json.dumps(result['grounding'][name])}", file=sys.stderr, flush=True)
     jobs = []
     for spec in [r for r in args.rows.split(",") if r]:
@@ -102,13 +122,14 @@ def main() -> int:
         task, split, mode = name.split("/")
         if mode not in ("kite", "oracle", *BASELINE_MODES):
             raise SystemExit(f"--rows {spec!r}: mode must be one of kite, oracle, {', '.join(BASELINE_MODES)}")
-        jobs.append((name, (args.policy, task, split, mode == "oracle", int(n or args.episodes), args.seed,
-                            baseline_of(mode))))
+        jobs.append((name, (policy_for(task, args.policy, task_policies), task, split, mode == "oracle",
+                            int(n or args.episodes), args.seed, baseline_of(mode))))
     for task in [t for t in args.tasks.split(",") if t and not args.rows]:
         for split in [s for s in args.splits.split(",") if s]:
             for oracle in ((False,) if args.no_oracle else (False, True)):
                 jobs.append((f"{task}/{split}/{'oracle' if oracle else 'kite'}",
-                             (args.policy, task, split, oracle, args.episodes, args.seed)))
+                             (policy_for(task, args.policy, task_policies), task, split, oracle, args.episodes,
+                              args.seed)))
             for mode in [m for m in args.baselines.split(",") if m]:
                 jobs.append((f"{task}/{split}/{mode}", (args.policy, task, split, False, args.episodes, args.seed,
                                                         baseline_of(mode))))

@@ -2,6 +2,7 @@
 
     python -m bench.bench_kite_sim [--json] [--episodes 50] [--seed 1000] [--tasks multi_cube_pick,multi_cube_stack]
         [--oracle-tasks multi_cube_pick,multi_cube_stack] [--label-episodes 50] [--split train]
+        [--label-env multi_cube | pick_place_multi]
 
 Measures:
   - expert success per task over seeds seed..seed+N-1 (the skill-primitive expert on ground-truth
@@ -71,7 +72,9 @@ class KeypointOracle:
 
     def __call__(self, obs):
         from policy_stack.skills.keypoint_skills import pick_at, place_at
+        from policy_stack.skills.object_skills import pick_object_at, place_in_at
         from policy_stack.skills.primitives import SkillSequence
+        builders = {"pick": pick_at, "place": place_at, "pick_object": pick_object_at, "place_in": place_in_at}
         env = self.env
         if self.sequence is None:
             steps = env.episode.steps
@@ -79,8 +82,7 @@ class KeypointOracle:
             def plan(i, o):
                 gt = env.ground_truth(obs=o)
                 cam, kp = gt["camera"], gt["objects"][steps[i].target]["kp_base"]
-                make = pick_at if steps[i].skill == "pick" else place_at
-                return make(kp, o["grounding_depth"], cam["K"], cam["T_base_cam"], o["robot0_eef_quat"])
+                return builders[steps[i].skill](kp, o["grounding_depth"], cam["K"], cam["T_base_cam"], o["robot0_eef_quat"])
             self.sequence = SkillSequence(len(steps), plan)
         return self.sequence.step(obs)
 
@@ -105,11 +107,11 @@ def oracle_success(task: str, episodes: int, seed: int, split: str) -> dict:
             "wall_s": round(time.perf_counter() - t0, 1)}
 
 
-def label_quality(episodes: int, seed: int, split: str) -> dict:
+def label_quality(episodes: int, seed: int, split: str, env_name: str = "multi_cube") -> dict:
     from policy_stack.skills.geometry import deproject
     from sim.envs import make_env
     from sim.grounding_data import CAMERA, _arm_frame
-    env = make_env("multi_cube", cameras=(CAMERA,), image_size=128, depth=True, instruction_split=split)
+    env = make_env(env_name, cameras=(CAMERA,), image_size=128, depth=True, instruction_split=split)
     errors = {"reset": [], "arm": []}
     seen = {"reset": 0, "arm": 0}
     residual = []
@@ -134,7 +136,7 @@ def label_quality(episodes: int, seed: int, split: str) -> dict:
         env.close()
     every = errors["reset"] + errors["arm"]
     return {
-        "episodes": episodes, "camera": CAMERA, "image_size": 128,
+        "env": env_name, "episodes": episodes, "camera": CAMERA, "image_size": 128,
         "visibility_rate": {f: len(errors[f]) / max(seen[f], 1) for f in seen},
         "keypoints": seen,
         "round_trip_error_mm": {"median": 1e3 * float(np.median(every)), "p95": 1e3 * float(np.percentile(every, 95)),
@@ -156,7 +158,7 @@ def run(args, log=print) -> dict:
         log(f"  {result['keypoint_oracle'][task]}")
     if args.label_episodes:
         log(f"labels: {args.label_episodes} episodes")
-        result["labels"] = label_quality(args.label_episodes, args.seed, args.split)
+        result["labels"] = label_quality(args.label_episodes, args.seed, args.split, args.label_env)
         log(f"  {result['labels']}")
     result["load_avg_end"] = os.getloadavg()[0]
     return result
@@ -172,6 +174,7 @@ def main(argv=None) -> int:
                         help="also run true keypoints + depth-only keypoint skills on these tasks")
     parser.add_argument("--label-episodes", type=int, default=50)
     parser.add_argument("--split", default="train")
+    parser.add_argument("--label-env", default="multi_cube", help="env whose keypoint labels are measured")
     args = parser.parse_args(argv)
     if args.json:
         with contextlib.redirect_stdout(sys.stderr):

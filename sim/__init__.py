@@ -9,6 +9,9 @@ Modules:
   sim.multi_cube       the language tasks multi_cube / _pick / _stack / _tower: seeded layout + instruction,
                        instructed-object success, a `grounding` RGB-D camera, env.ground_truth()
   sim.instructions     instruction templates, attributes, splits, sub-instructions, parser (pure Python)
+  sim.pick_place_multi, sim.pick_place_language   robosuite PickPlace with all four objects, an
+                       instruction naming one ("put the can in its bin"); its grammar (pure Python)
+  sim.nut_assembly_both, sim.nut_language   NutAssembly with both nuts ("put the round nut on the round peg")
   sim.keypoint_labels  keypoint labels from sim state (projection + segmentation/depth visibility check)
   sim.grounding_data   the grounding-data collector behind `policy-stack collect --grounding`
 Episodes (of an expert, `make_expert(...).bind(env)`, or a policy) run through the core's one episode

@@ -75,6 +75,16 @@ _CUBES = {f"cube{i}": f"cube{i}" for i in range(4)}
 for _name, _horizon in (("multi_cube", 400), ("multi_cube_pick", 200), ("multi_cube_stack", 400),
                         ("multi_cube_tower", 800)):
     TASKS[_name] = TaskInfo(_name, "MultiCube", _CUBES, "", _horizon, _COMMON_CAMERAS + ("sideview", "grounding"))
+# PickPlace with all four objects and an instruction naming one (sim/pick_place_multi.py).
+LANGUAGE_TASKS["pick_place_multi"] = ("bin",)
+TASKS["pick_place_multi"] = TaskInfo("pick_place_multi", "PickPlaceMulti",
+                                     {"milk": "Milk", "bread": "Bread", "cereal": "Cereal", "can": "Can"}, "", 500,
+                                     _COMMON_CAMERAS + ("grounding",))
+# NutAssembly with both nuts and both pegs, an instruction naming one nut (sim/nut_assembly_both.py).
+LANGUAGE_TASKS["nut_assembly_both"] = ("grab", "fit")
+TASKS["nut_assembly_both"] = TaskInfo("nut_assembly_both", "NutAssemblyBoth",
+                                      {"square_nut": "SquareNut", "round_nut": "RoundNut"}, "", 500,
+                                      _COMMON_CAMERAS + ("sideview", "grounding"))
 _BY_CLASS = {t.robosuite_class: t for t in TASKS.values() if t.name not in LANGUAGE_TASKS}
 
 
@@ -121,7 +131,13 @@ def make_env(name: str, cameras=(), image_size: int = 84, depth: bool = False, s
         randomize = RandomizationConfig.from_spec(randomize)   # a bad spec fails before robosuite starts
     env_args = (task, cameras, int(image_size), bool(depth), seed, int(horizon or task.default_horizon),
                 int(control_freq), bool(fast_render), bool(reward_shaping), arm_controller)
-    if task.name in LANGUAGE_TASKS:
+    if task.robosuite_class == "PickPlaceMulti":
+        from sim.pick_place_multi import PickPlaceLanguageEnv
+        env = PickPlaceLanguageEnv(*env_args, split=instruction_split)
+    elif task.robosuite_class == "NutAssemblyBoth":
+        from sim.nut_assembly_both import NutLanguageEnv
+        env = NutLanguageEnv(*env_args, split=instruction_split, kinds=LANGUAGE_TASKS[task.name])
+    elif task.name in LANGUAGE_TASKS:
         from sim.instructions import SPLITS
         from sim.multi_cube import LanguageSimEnv
         if instruction_split not in SPLITS:

@@ -21,6 +21,7 @@ from scipy.spatial.transform import Rotation
 # experts and the keypoint-conditioned skills).
 from policy_stack.skills.primitives import (CLOSE_STEPS, CLOSED, OPEN, OPEN_STEPS, PHASE_TIMEOUT,  # noqa: F401
                                             POS_GAIN, ROT_GAIN, Pick, Place, SkillSequence, servo_action)
+from policy_stack.skills.object_skills import BIN_CLEARANCE_M, PICK_HOVER_M
 from sim.envs import resolve_task
 
 MAX_REGRASPS = 2         # a missed grasp (object left behind on lift) starts over, this many times
@@ -300,20 +301,21 @@ class StackExpert(PickAndPlaceExpert):
 class NutAssemblySquareExpert(PickAndPlaceExpert):
     """Grasp the square nut by its handle, carry it over the square peg with its sides lined up with the
     peg's, lower it down the peg and let go."""
+    NUT, PEG = "SquareNut", "peg1_body_id"     # robosuite's observation prefix and peg body attribute
     carry_clearance = 0.14    # the peg top is 13 cm above the table; the nut (2 cm thick) must clear it
     # Grasp point in the nut's frame: on the handle (x 0.029..0.079, square-nut.xml), 1 cm further out
     # than its handle_site so the finger pads clear the ring's wall.
     HANDLE = np.array([0.064, 0.0, 0.0])
 
     def _nut_rot(self, raw):
-        return Rotation.from_quat(raw["SquareNut_quat"])
+        return Rotation.from_quat(raw[f"{self.NUT}_quat"])
 
     def grasp_point(self, raw, rs_env):
-        return raw["SquareNut_pos"] + self._nut_rot(raw).apply(self.HANDLE) + [0, 0, -0.005]
+        return raw[f"{self.NUT}_pos"] + self._nut_rot(raw).apply(self.HANDLE) + [0, 0, -0.005]
 
     def grasp_yaw(self, raw, rs_env):
         # The handle is narrow along the nut's y; the fingers close along the hand's y: match the yaws.
-        return self._grasp_yaw(_yaw_of(raw["SquareNut_quat"]), np.pi, raw)
+        return self._grasp_yaw(_yaw_of(raw[f"{self.NUT}_quat"]), np.pi, raw)
 
     # The hand reaches 0.85 m at most; with the handle pointing away from the robot (+x) the hand would
     # have to be at the peg + 5.4 cm, beyond reach. So the nut is turned to put its handle on the
@@ -324,7 +326,7 @@ class NutAssemblySquareExpert(PickAndPlaceExpert):
 
     def _held_offset(self, raw) -> float:
         """Nut heading minus hand heading while held (fixed by the grasp, up to slip)."""
-        return _wrap(_yaw_of(raw["SquareNut_quat"]) - self._eef_yaw(raw), 2 * np.pi)
+        return _wrap(_yaw_of(raw[f"{self.NUT}_quat"]) - self._eef_yaw(raw), 2 * np.pi)
 
     def _on_grasped(self, raw, rs_env):
         eef_yaw, held = self._eef_yaw(raw), self._held_offset(raw)
@@ -339,10 +341,10 @@ class NutAssemblySquareExpert(PickAndPlaceExpert):
         return self.memory["carry_eef_yaw"] + _wrap(target - self.memory["carry_eef_yaw"], 2 * np.pi)
 
     def object_pos(self, raw):
-        return raw["SquareNut_pos"]
+        return raw[f"{self.NUT}_pos"]
 
     def goal_xy(self, raw, rs_env):
-        return np.asarray(rs_env.sim.data.body_xpos[rs_env.peg1_body_id][:2])
+        return np.asarray(rs_env.sim.data.body_xpos[getattr(rs_env, self.PEG)][:2])
 
     def place_height(self, raw, rs_env):
         # Success needs the nut's centre below table + 5 cm; lower it to 2 cm above the table top.
@@ -399,6 +401,67 @@ class MultiCubeExpert(ScriptedExpert):
         return min((nearest, nearest + np.pi / 2, nearest - np.pi / 2), key=lambda y: crowding(y) + 1e-3 * abs(y - nearest))
 
 
+class PickPlaceMultiExpert(ScriptedExpert):
+    """pick_place_multi: the instructed object into its bin, as the skill primitives on ground-truth
+    keypoints (the oracle a KITE policy is compared with). Pick grasps the object by its top (the can
+    expert's motion, via the shared primitives), fingers across its narrow side; Place carries it high
+    enough to clear the bins' 8 cm walls and lowers it onto the quadrant's floor. Hover and carry heights
+    are the keypoint skills' (policy_stack/skills/object_skills.py): both clear the 15 cm objects."""
+    NEIGHBOUR_M = 0.18      # objects closer than this steer the finger direction of a square-ish object
+
+    def reset(self) -> None:
+        super().reset()
+        self.flaw = None
+        self.sequence = None
+
+    def act(self, obs, env) -> np.ndarray:
+        if self.sequence is None:
+            steps = env.episode.steps
+            self.sequence = SkillSequence(len(steps), lambda i, o: self._primitive(steps[i], o, env))
+        action = self.sequence.step(obs)
+        if self.noise > 0:
+            action[:3] += self.rng.normal(0.0, self.noise, 3)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    def _primitive(self, step, obs, env):
+        kp = env.base_frame.position(env.keypoint_world(step.target)).astype(np.float64)
+        if step.skill == "pick_object":
+            floor = env.base_frame.position([0.0, 0.0, env._floor_z])[2]
+            return Pick(kp, self._pick_yaw(obs, env, step.target), object_height=float(kp[2] - floor),
+                        hover=PICK_HOVER_M, rise_first=True)
+        return Place(kp, self._eef_yaw(obs), clearance=BIN_CLEARANCE_M)
+
+    def _pick_yaw(self, obs, env, name) -> float:
+        yaw, symmetry = env.object_grasp_yaw_options(name)
+        nearest = self._grasp_yaw(yaw, symmetry, obs)
+        if symmetry >= np.pi:
+            return nearest
+        me = obs[f"{name}_pos"][:2]
+        others = [obs[f"{n}_pos"][:2] - me for n in env.episode_objects() if n != name]
+        others = [d for d in others if np.linalg.norm(d) < self.NEIGHBOUR_M]
+
+        def crowding(y):
+            finger = np.array([-np.sin(y), np.cos(y)])
+            return sum(abs(np.dot(finger, d / np.linalg.norm(d))) / np.linalg.norm(d) for d in others)
+        return min((nearest, nearest + np.pi / 2, nearest - np.pi / 2), key=lambda y: crowding(y) + 1e-3 * abs(y - nearest))
+
+
+class NutBothExpert(NutAssemblySquareExpert):
+    """nut_assembly_both: the square expert's motion on the instructed nut (square or round) and its peg.
+    `grab` episodes stop after the lift (as the Lift expert), `fit` episodes put the nut down its peg.
+    The round nut's handle bar spans 3.5-8.5 cm from its centre (round-nut.xml); the grasp is at 7 cm,
+    clear of the ring. Any heading fits the round peg; the reachable headings are the square nut's."""
+    HANDLES = {"SquareNut": NutAssemblySquareExpert.HANDLE, "RoundNut": np.array([0.07, 0.0, 0.0])}
+
+    def act(self, obs, env) -> np.ndarray:
+        shape = env.episode.objects["a"].split("_")[0]
+        self.NUT = "SquareNut" if shape == "square" else "RoundNut"
+        self.PEG = "peg1_body_id" if shape == "square" else "peg2_body_id"
+        self.HANDLE = self.HANDLES[self.NUT]
+        self.lift_only = env.episode.kind == "grab"
+        return super().act(obs, env)
+
+
 EXPERTS = {
     "lift": LiftExpert,
     "pick_place_can": PickPlaceCanExpert,
@@ -408,6 +471,8 @@ EXPERTS = {
     "multi_cube_pick": MultiCubeExpert,
     "multi_cube_stack": MultiCubeExpert,
     "multi_cube_tower": MultiCubeExpert,
+    "pick_place_multi": PickPlaceMultiExpert,
+    "nut_assembly_both": NutBothExpert,
 }
 
 

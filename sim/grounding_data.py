@@ -29,10 +29,16 @@ CAMERA = "grounding"
 ARM_STEPS = 25          # control steps toward a random hand pose before the second frame
 
 
+# Where the open hand goes for the second frame (robosuite world, m; x, y, z ranges): over the cubes'
+# table; an env may say otherwise (`arm_frame_box`, e.g. pick_place_multi: over both bins).
+ARM_BOX = ((-0.18, 0.15), (-0.2, 0.2), (0.88, 1.1))
+
+
 def _arm_frame(env, rng: np.random.Generator) -> dict:
     """Move the open hand toward a random point 8-30 cm above the table for ARM_STEPS steps (the arm then
     occludes part of the scene, as it does when a policy grounds its next sub-instruction)."""
-    target_world = np.array([rng.uniform(-0.18, 0.15), rng.uniform(-0.2, 0.2), 0.8 + rng.uniform(0.08, 0.3)])
+    box = getattr(env, "arm_frame_box", ARM_BOX)
+    target_world = np.array([rng.uniform(*box[0]), rng.uniform(*box[1]), rng.uniform(*box[2])])
     obs = None
     for _ in range(ARM_STEPS):
         cur = env.privileged_state()["raw_obs"]
@@ -77,8 +83,11 @@ def collect_grounding(env_name: str, split: str, episodes: int, seed: int, out, 
                     if not o["visible"]:
                         continue
                     visible += 1
-                    for tid, skill, text in grounding_queries(rng, ep_split, env.episode.layout, name,
-                                                              queries_per_object):
+                    if hasattr(env, "grounding_queries"):     # an env with its own grammar (pick_place_multi)
+                        queries = env.grounding_queries(rng, ep_split, name, queries_per_object)
+                    else:
+                        queries = grounding_queries(rng, ep_split, env.episode.layout, name, queries_per_object)
+                    for tid, skill, text in queries:
                         arrays["rgb"].append(obs[f"{CAMERA}_rgb"])
                         arrays["depth"].append(obs[f"{CAMERA}_depth"])
                         arrays["kp_px"].append(o["kp_px"])

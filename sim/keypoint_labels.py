@@ -41,8 +41,10 @@ def label_objects(env, camera: str, depth: np.ndarray, kp_base: dict, info: dict
     h, w = depth.shape
     out = {}
     for name, p in kp_base.items():
-        bid = env.object_body_id(name)
-        mask = (body == bid).astype(np.uint8)
+        if hasattr(env, "object_mask"):      # an env whose objects are not whole bodies (bin quadrants)
+            mask = env.object_mask(name, body, depth, info)
+        else:
+            mask = (body == env.object_body_id(name)).astype(np.uint8)
         uv, z = project(p[None], info["K"], info["T_base_cam"])
         u, v = uv[0]
         col, row = int(round(u)), int(round(v))

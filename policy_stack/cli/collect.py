@@ -18,7 +18,8 @@ import time
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", default="lift", help="lift | pick_place_can | stack | nut_assembly_square | "
-                   "multi_cube | multi_cube_pick | multi_cube_stack | multi_cube_tower")
+                   "multi_cube | multi_cube_pick | multi_cube_stack | multi_cube_tower | pick_place_multi | "
+                   "nut_assembly_both")
     p.add_argument("--episodes", type=int, default=200)
     p.add_argument("--out", required=True, help="dataset folder (created, or appended to)")
     p.add_argument("--cameras", default="", help="comma-separated, e.g. agentview,robot0_eye_in_hand")

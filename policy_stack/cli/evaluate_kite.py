@@ -44,7 +44,8 @@ class GroundingRecorder:
         from sim.instructions import split_instruction
 
         self.policy.reset()
-        self.policy.instruction_parser = lambda text: [(s.skill, s.text) for s in split_instruction(text)]
+        parse = getattr(self.env, "parse_instruction", split_instruction)   # an env with its own grammar
+        self.policy.instruction_parser = lambda text: [(s.skill, s.text) for s in parse(text)]
         self.policy.keypoint_source = self._oracle_pixel if self.oracle else None
         self._seen = 0
 

@@ -131,11 +131,13 @@ class Pick(Primitive):
     capped): the finger pads close across the object's middle. After the lift `failed` is set when the
     fingers closed on nothing (gripper width, an observation a real robot has too).
     `held` (after the grasp): what a following Place needs, the eef height above the object's bottom.
+    `rise_first`: in phase 0, climb straight up to the hover height before moving across (tall objects
+    stand between the hand and its target, e.g. in the PickPlace bin).
     """
     name = "pick"
 
     def __init__(self, keypoint, yaw: float, object_height: float = 0.04, hover: float = 0.10,
-                 lift: float = 0.10, grasp_offset=(0.0, 0.0)):
+                 lift: float = 0.10, grasp_offset=(0.0, 0.0), rise_first: bool = False):
         super().__init__()
         self.keypoint = np.asarray(keypoint, float).copy()
         self.yaw = float(yaw)
@@ -145,6 +147,7 @@ class Pick(Primitive):
         self.grasp_offset = np.array([*grasp_offset, 0.0], float)
         self.held = None
         self._grasp_eef = None
+        self.rise_first = bool(rise_first)
 
     def grasp_point(self) -> np.ndarray:
         return self.keypoint - [0.0, 0.0, self.grasp_depth] + self.grasp_offset
@@ -157,6 +160,8 @@ class Pick(Primitive):
     def _plan(self, obs, eef, quat):
         if self.phase == 0:   # hover above the grasp point, fingers lined up
             target = self.grasp_point() + [0.0, 0.0, self.hover]
+            if self.rise_first and eef[2] < target[2] - 0.02:
+                return servo_action(eef, quat, [eef[0], eef[1], target[2]], self.yaw, OPEN)
             yaw_err = abs(wrap(self.yaw - hand_yaw(quat), 2 * np.pi))
             if (np.linalg.norm(target - eef) < 0.01 and yaw_err < 0.05) or self._timed_out():
                 self._next()

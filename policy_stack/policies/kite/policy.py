@@ -235,7 +235,11 @@ class KitePolicy(DeviceTracking, nn.Module, Policy):
         """SkillSequence's planner: ground sub-instruction `index` in this observation, lift the keypoint
         to 3-D, measure the skill parameters, and return the primitive."""
         from policy_stack.skills.keypoint_skills import pick_at, place_at
+        from policy_stack.skills.object_skills import pick_object_at, place_in_at
 
+        # skill name -> primitive builder: cubes (pick, place), household objects and bins (pick_object,
+        # place_in; pick_place_multi). SkillSequence hands a place what the pick before it holds.
+        builders = {"pick": pick_at, "place": place_at, "pick_object": pick_object_at, "place_in": place_in_at}
         cam = self.config.grounding_camera
         skill, sub = self._subtasks[index]
         depth = np.asarray(obs[f"{cam}_depth"])
@@ -251,11 +255,10 @@ class KitePolicy(DeviceTracking, nn.Module, Policy):
                        "sub_index": index}
         if p is None:
             raise NoKeypoint(f"no valid depth at keypoint ({g['uv'][0]:.1f}, {g['uv'][1]:.1f})")
-        if skill not in ("pick", "place"):
-            raise ValueError(f"skill {skill!r}: the kite policy runs 'pick' and 'place'")
+        if skill not in builders:
+            raise ValueError(f"skill {skill!r}: the kite policy runs {sorted(builders)}")
         self._debug.update(keypoint_base=p)
-        make = pick_at if skill == "pick" else place_at   # SkillSequence hands a place what the pick holds
-        return make(p, depth, K, T, obs["robot0_eef_quat"])
+        return builders[skill](p, depth, K, T, obs["robot0_eef_quat"])
 
     def _emit(self, chunk: np.ndarray, t0: float) -> np.ndarray:
         chunk = np.asarray(chunk, np.float32).reshape(-1, self.action_dim)
