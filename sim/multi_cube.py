@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.envs import SimEnv, TaskInfo
+from sim.envs import TaskInfo
+from sim.language_task import LanguageTaskEnv
 from sim.instructions import SIZES, draw_episode
 
 GROUNDING_CAMERA = "grounding"
@@ -148,7 +149,7 @@ def _register_robosuite_env():
     return MultiCube
 
 
-class LanguageSimEnv(SimEnv):
+class LanguageSimEnv(LanguageTaskEnv):
     """SimEnv for a language task: per-episode layout + instruction, instructed-object success, labels."""
 
     def __init__(self, task: TaskInfo, *args, split: str = "train", kinds=("pick", "stack"), **kwargs):
@@ -176,16 +177,8 @@ class LanguageSimEnv(SimEnv):
         self._failure = None
         return obs
 
-    def step(self, action):
-        obs, reward, done, info = super().step(action)
-        self._update_failure()
-        success = self._failure is None and self._instruction_done()
-        info.update(success=success, failure=self._failure, instruction=self.task)
-        return obs, float(success), done, info
-
     def _convert_obs(self, raw: dict) -> dict:
-        obs = super()._convert_obs(raw)
-        obs["instruction"] = self.task
+        obs = super()._convert_obs(raw)     # with `instruction` (sim/language_task.py)
         # What a state-based policy needs to tell the cubes apart by the instruction's words (the
         # language-conditioned Diffusion Policy baseline): each cube's colour (RGB in [0, 1]) and
         # half-size (m), as one key `<cube>_attributes` (r, g, b, half_size). Privileged: a real arm

@@ -17,7 +17,8 @@ import random
 
 import numpy as np
 
-from sim.envs import SimEnv, TaskInfo
+from sim.envs import TaskInfo
+from sim.language_task import LanguageTaskEnv
 from sim.multi_cube import _look_at_quat_wxyz
 from sim.nut_language import NUTS, draw_episode, grounding_queries, layout_seed, nut_name, peg_name, split_instruction
 
@@ -61,7 +62,7 @@ def _register_robosuite_env():
     return NutAssemblyBoth
 
 
-class NutLanguageEnv(SimEnv):
+class NutLanguageEnv(LanguageTaskEnv):
     def __init__(self, task: TaskInfo, *args, split: str = "train", kinds=("grab", "fit"), **kwargs):
         from sim.nut_language import SPLITS
         if split not in SPLITS:
@@ -89,18 +90,6 @@ class NutLanguageEnv(SimEnv):
         obs = super().reset(seed=layout_seed(int(seed), self.split))
         self._start_pos = {n: self._nut_pos(n) for n in self._nut}
         self._failure = None
-        return obs
-
-    def step(self, action):
-        obs, reward, done, info = super().step(action)
-        self._update_failure()
-        success = self._failure is None and self._instruction_done()
-        info.update(success=success, failure=self._failure, instruction=self.task)
-        return obs, float(success), done, info
-
-    def _convert_obs(self, raw: dict) -> dict:
-        obs = super()._convert_obs(raw)
-        obs["instruction"] = self.task
         return obs
 
     # ------------------------------------------------------------------ success

@@ -23,7 +23,8 @@ import random
 
 import numpy as np
 
-from sim.envs import SimEnv, TaskInfo
+from sim.envs import TaskInfo
+from sim.language_task import LanguageTaskEnv
 from sim.multi_cube import _look_at_quat_wxyz
 from sim.pick_place_language import OBJECTS, bin_name, draw_episode, grounding_queries, layout_seed, split_instruction
 
@@ -105,7 +106,7 @@ def _register_robosuite_env():
     return PickPlaceMulti
 
 
-class PickPlaceLanguageEnv(SimEnv):
+class PickPlaceLanguageEnv(LanguageTaskEnv):
     """SimEnv for pick_place_multi: per-episode instruction, instructed-object success, labels."""
 
     def __init__(self, task: TaskInfo, *args, split: str = "train", **kwargs):
@@ -138,18 +139,6 @@ class PickPlaceLanguageEnv(SimEnv):
         obs = super().reset(seed=layout_seed(int(seed), self.split))
         self._start_pos = {n: self._obj_pos(n) for n in OBJECTS}
         self._failure = None
-        return obs
-
-    def step(self, action):
-        obs, reward, done, info = super().step(action)
-        self._update_failure()
-        success = self._failure is None and self._instruction_done()
-        info.update(success=success, failure=self._failure, instruction=self.task)
-        return obs, float(success), done, info
-
-    def _convert_obs(self, raw: dict) -> dict:
-        obs = super()._convert_obs(raw)
-        obs["instruction"] = self.task
         return obs
 
     # ------------------------------------------------------------------ success
