@@ -44,6 +44,20 @@ def _wrap(angle: float, period: float) -> float:
     return float((angle + period / 2) % period - period / 2)
 
 
+
+def _least_crowded_yaw(nearest: float, obs: dict, name: str, objects, radius: float) -> float:
+    """Of the grasp yaws nearest and nearest +- 90 deg, the one whose finger line (the hand's y) points
+    least toward the other objects within `radius` (an open finger must not land on a neighbour); ties
+    go to the least wrist turn."""
+    me = obs[f"{name}_pos"][:2]
+    others = [obs[f"{n}_pos"][:2] - me for n in objects if n != name]
+    others = [d for d in others if np.linalg.norm(d) < radius]
+
+    def crowding(yaw):
+        finger = np.array([-np.sin(yaw), np.cos(yaw)])
+        return sum(abs(np.dot(finger, d / np.linalg.norm(d))) / np.linalg.norm(d) for d in others)
+    return min((nearest, nearest + np.pi / 2, nearest - np.pi / 2), key=lambda y: crowding(y) + 1e-3 * abs(y - nearest))
+
 class ScriptedExpert:
     """Base: phase bookkeeping, servoing, noise and flaws. Subclasses implement `_plan`."""
 
@@ -391,14 +405,7 @@ class MultiCubeExpert(ScriptedExpert):
         """Of the cube's four grasp yaws, the one whose finger line (the hand's y) points least toward
         nearby cubes (an open finger must not land on a neighbour); then the least wrist turn."""
         nearest = self._grasp_yaw(_yaw_of(obs[f"{name}_quat"]), np.pi / 2, obs)
-        me = obs[f"{name}_pos"][:2]
-        others = [obs[f"{n}_pos"][:2] - me for n in env.object_names() if n != name]
-        others = [d for d in others if np.linalg.norm(d) < self.NEIGHBOUR_M]
-
-        def crowding(yaw):
-            finger = np.array([-np.sin(yaw), np.cos(yaw)])
-            return sum(abs(np.dot(finger, d / np.linalg.norm(d))) / np.linalg.norm(d) for d in others)
-        return min((nearest, nearest + np.pi / 2, nearest - np.pi / 2), key=lambda y: crowding(y) + 1e-3 * abs(y - nearest))
+        return _least_crowded_yaw(nearest, obs, name, env.object_names(), self.NEIGHBOUR_M)
 
 
 class PickPlaceMultiExpert(ScriptedExpert):
@@ -436,14 +443,7 @@ class PickPlaceMultiExpert(ScriptedExpert):
         nearest = self._grasp_yaw(yaw, symmetry, obs)
         if symmetry >= np.pi:
             return nearest
-        me = obs[f"{name}_pos"][:2]
-        others = [obs[f"{n}_pos"][:2] - me for n in env.episode_objects() if n != name]
-        others = [d for d in others if np.linalg.norm(d) < self.NEIGHBOUR_M]
-
-        def crowding(y):
-            finger = np.array([-np.sin(y), np.cos(y)])
-            return sum(abs(np.dot(finger, d / np.linalg.norm(d))) / np.linalg.norm(d) for d in others)
-        return min((nearest, nearest + np.pi / 2, nearest - np.pi / 2), key=lambda y: crowding(y) + 1e-3 * abs(y - nearest))
+        return _least_crowded_yaw(nearest, obs, name, env.episode_objects(), self.NEIGHBOUR_M)
 
 
 class NutBothExpert(NutAssemblySquareExpert):
