@@ -29,6 +29,10 @@ IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, histo
 # Commands and status: reliable; only the newest chunk matters, so a short queue.
 CHUNK_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# A value that holds until replaced (the operator's instruction): the publisher keeps the last one for
+# subscribers that join later (a restarted inference node, a monitoring tool), as a latched ROS 1 topic.
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # The standard aggregate topic (diagnostic_aggregator, rqt_robot_monitor read it); fixed by convention.
 DIAGNOSTICS_TOPIC = "/diagnostics"
 

@@ -46,7 +46,7 @@ from builtin_interfaces.msg import Time
 from policy_stack import safety as S
 from policy_stack.delay import DelayLine
 from ros_nodes import convert as C
-from ros_nodes.common import (CHUNK_QOS, DIAGNOSTICS_TOPIC, SENSOR_QOS, STATE_QOS, WorkerThreadMixin, declare_parameters,
+from ros_nodes.common import (CHUNK_QOS, DIAGNOSTICS_TOPIC, LATCHED_QOS, SENSOR_QOS, STATE_QOS, WorkerThreadMixin, declare_parameters,
                               expand, main_for)
 
 STATUS_NAME = "policy_stack/sim_node"
@@ -202,7 +202,7 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
                 self.env.camera_info(cam))
         self.success_pub = self.create_publisher(Bool, p["success_topic"], STATE_QOS)
         # Language tasks: the sim stands in for the operator and says each episode's instruction.
-        self.instruction_pub = self.create_publisher(String, p["instruction_topic"], STATE_QOS)
+        self.instruction_pub = self.create_publisher(String, p["instruction_topic"], LATCHED_QOS)
         self.executed_pub = None
         if p["executed_action_topic"] and self.fake_arm is None:
             self.executed_pub = self.create_publisher(JointTrajectory, p["executed_action_topic"], STATE_QOS)

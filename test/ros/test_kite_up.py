@@ -19,11 +19,14 @@ def test_up_kite_instruction_drives_a_multi_cube_pick(ros_env, tmp_path):
     from std_msgs.msg import String
 
     from policy_stack.checkpoint import SHIPPED_DIR
+    from ros_nodes.common import LATCHED_QOS
     assert (SHIPPED_DIR / "kite_multi_cube" / "config.json").is_file(), "shipped kite_multi_cube missing"
     client = RosClient("kite_watch")
     try:
-        for typ, topic in ((PointStamped, "/kite/keypoint"), (Image, "/kite/heatmap"), (String, "/policy/instruction")):
+        for typ, topic in ((PointStamped, "/kite/keypoint"), (Image, "/kite/heatmap")):
             client.record(typ, topic)
+        # latched: the instruction reaches this observer even when discovery completes after it was said
+        client.record(String, "/policy/instruction", qos=LATCHED_QOS)
         cmd = [sys.executable, "-m", "policy_stack.cli", "up", "--json", "--run-dir", str(tmp_path / "run"),
                "--domain-id", ros_env["ROS_DOMAIN_ID"], "--env", "multi_cube_pick", "--policy", "kite_multi_cube",
                "--image-size", "128", "--episodes", "1", "--max-steps", "200", "--device", "cpu", "--seed", "7"]
