@@ -269,38 +269,9 @@ class LanguageSimEnv(LanguageTaskEnv):
         normal = axes[:, k] * np.sign(axes[2, k])
         return self._cube_pos(name) + normal * self._cube_half(name)
 
-    def ground_truth(self, camera: str = GROUNDING_CAMERA, obs: dict | None = None) -> dict:
-        """Everything needed to score grounding and to label data, for the current sim state:
-
-          instruction, split, kind, template_id, steps [(skill, target, sub-instruction text)],
-          objects {name: {colour, size, kp_base (3,), kp_px (u, v) in the stored (upright) image,
-                          visible bool, mask (H, W) uint8, depth_residual_m}},
-          camera {K (3,3), T_base_cam (4,4)}.
-        The camera must be one this env renders with depth (obs taken from the current state; if not
-        given, the last observation is used)."""
-        from sim.keypoint_labels import label_objects
-        if camera not in self.cameras or not self.depth:
-            raise ValueError(f"ground_truth needs camera {camera!r} rendered with depth; env renders {self.cameras}, depth={self.depth}")
-        current = self._convert_obs(self._raw_obs)
-        if obs is None:
-            obs = current
-        elif not np.array_equal(obs["robot0_joint_pos"], current["robot0_joint_pos"]):
-            # masks and visibility are rendered from the current state: an older frame would get wrong labels
-            raise ValueError("ground_truth: obs is not the observation of the current sim state")
-        info = self.camera_info(camera)
-        names = self.object_names()
-        kp_base = {n: self.base_frame.position(self.keypoint_world(n)).astype(np.float64) for n in names}
-        labels = label_objects(self, camera, obs[f"{camera}_depth"], kp_base, info)
-        ep = self.episode
-        specs = {c.name: c for c in ep.layout}
-        return {
-            "instruction": ep.instruction, "split": ep.split, "kind": ep.kind, "template_id": ep.template_id,
-            "seed": self.episode_seed,
-            "steps": [(s.skill, s.target, s.text) for s in ep.steps],
-            "objects": {n: dict(colour=specs[n].colour, size=specs[n].size, kp_base=kp_base[n], **labels[n])
-                        for n in names},
-            "camera": {"K": np.asarray(info["K"]), "T_base_cam": np.asarray(info["T_base_cam"])},
-        }
+    def _object_attributes(self, name: str) -> dict:
+        spec = {c.name: c for c in self.episode.layout}[name]
+        return {"colour": spec.colour, "size": spec.size}
 
 
 def cube_attributes(rgba, half_size: float) -> np.ndarray:

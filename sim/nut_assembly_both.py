@@ -145,27 +145,6 @@ class NutLanguageEnv(LanguageTaskEnv):
         up = np.asarray(rs.sim.data.site_xmat[sid]).reshape(3, 3)[:, 2]
         return np.asarray(rs.sim.data.site_xpos[sid]) + up * NUT_HALF_THICKNESS
 
-    def ground_truth(self, camera: str = GROUNDING_CAMERA, obs: dict | None = None) -> dict:
-        from sim.keypoint_labels import label_objects
-        if camera not in self.cameras or not self.depth:
-            raise ValueError(f"ground_truth needs camera {camera!r} rendered with depth; env renders {self.cameras}, depth={self.depth}")
-        current = self._convert_obs(self._raw_obs)
-        if obs is None:
-            obs = current
-        elif not np.array_equal(obs["robot0_joint_pos"], current["robot0_joint_pos"]):
-            raise ValueError("ground_truth: obs is not the observation of the current sim state")
-        info = self.camera_info(camera)
-        names = self.object_names()
-        kp_base = {n: self.base_frame.position(self.keypoint_world(n)).astype(np.float64) for n in names}
-        labels = label_objects(self, camera, obs[f"{camera}_depth"], kp_base, info)
-        ep = self.episode
-        return {
-            "instruction": ep.instruction, "split": ep.split, "kind": ep.kind, "template_id": ep.template_id,
-            "seed": self.episode_seed, "steps": [(s.skill, s.target, s.text) for s in ep.steps],
-            "objects": {n: dict(category=n, colour="", size="", kp_base=kp_base[n], **labels[n]) for n in names},
-            "camera": {"K": np.asarray(info["K"]), "T_base_cam": np.asarray(info["T_base_cam"])},
-        }
-
     def grounding_queries(self, rng: random.Random, split: str, target: str, n: int = 1) -> list[tuple]:
         return grounding_queries(rng, split, target, n)
 

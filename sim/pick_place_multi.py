@@ -280,30 +280,11 @@ class PickPlaceLanguageEnv(LanguageTaskEnv):
         out[rows[inside], cols[inside]] = 1
         return out
 
-    def ground_truth(self, camera: str = GROUNDING_CAMERA, obs: dict | None = None) -> dict:
-        """As LanguageSimEnv.ground_truth: instruction, split, kind, template_id, steps, objects {name:
-        {category, kp_base, kp_px, visible, mask, depth_residual_m}} (the four objects and four bins),
-        camera {K, T_base_cam}."""
-        from sim.keypoint_labels import label_objects
-        if camera not in self.cameras or not self.depth:
-            raise ValueError(f"ground_truth needs camera {camera!r} rendered with depth; env renders {self.cameras}, depth={self.depth}")
-        current = self._convert_obs(self._raw_obs)
-        if obs is None:
-            obs = current
-        elif not np.array_equal(obs["robot0_joint_pos"], current["robot0_joint_pos"]):
-            raise ValueError("ground_truth: obs is not the observation of the current sim state")
-        info = self.camera_info(camera)
-        names = self.object_names()
-        kp_base = {n: self.base_frame.position(self._seen_keypoint(n, info)).astype(np.float64) for n in names}
-        labels = label_objects(self, camera, obs[f"{camera}_depth"], kp_base, info)
-        ep = self.episode
-        return {
-            "instruction": ep.instruction, "split": ep.split, "kind": ep.kind, "template_id": ep.template_id,
-            "seed": self.episode_seed, "steps": [(s.skill, s.target, s.text) for s in ep.steps],
-            "objects": {n: dict(category="bin" if n.endswith("_bin") else n, colour="", size="",
-                                kp_base=kp_base[n], **labels[n]) for n in names},
-            "camera": {"K": np.asarray(info["K"]), "T_base_cam": np.asarray(info["T_base_cam"])},
-        }
+    def _label_keypoint_world(self, name: str, info: dict) -> np.ndarray:
+        return self._seen_keypoint(name, info)
+
+    def _object_attributes(self, name: str) -> dict:
+        return {"category": "bin" if name.endswith("_bin") else name, "colour": "", "size": ""}
 
     # ------------------------------------------------------------------ grounding data hooks
     def grounding_queries(self, rng: random.Random, split: str, target: str, n: int = 1) -> list[tuple]:
