@@ -117,10 +117,10 @@ def run(args) -> int:
     procs = GraphProcesses(graph, run_dir, env=env, out=log).start()
     try:
         while True:
-            episodes += _new_episodes(results, len(episodes), log, args.episodes)
+            _read_new_episodes(results, episodes, log, args.episodes)
             codes = procs.poll()
             if codes["sim_node"] is not None:
-                episodes += _new_episodes(results, len(episodes), log, args.episodes)
+                _read_new_episodes(results, episodes, log, args.episodes)
                 if codes["sim_node"] != 0:
                     failed = f"sim_node exited with {codes['sim_node']}"
                 break
@@ -136,6 +136,8 @@ def run(args) -> int:
         interrupted = True
     finally:
         procs.stop()
+    # The results file is the record: an episode the sim committed while we were interrupted still counts.
+    _read_new_episodes(results, episodes, log, args.episodes)
     summary = summarize(episodes, args, domain, run_dir)
     summary.update(wall_s=round(time.monotonic() - t0, 1), interrupted=interrupted, error=failed)
     if args.plot and episodes:
@@ -149,22 +151,22 @@ def run(args) -> int:
     return 1 if failed or len(episodes) < args.episodes else 0
 
 
-def _new_episodes(path: Path, seen: int, log, total: int) -> list[dict]:
+def _read_new_episodes(path: Path, episodes: list[dict], log, total: int) -> None:
+    """Append the episodes committed to `path` since the last call. Each episode is appended before it is
+    logged, so a Ctrl-C landing between the two can never report an episode the summary then lacks."""
     if not path.is_file():
-        return []
+        return
     lines = path.read_text().splitlines()
-    new = []
-    for line in lines[seen:]:
+    for line in lines[len(episodes):]:
         try:
             ep = json.loads(line)
         except json.JSONDecodeError:
             break    # a line being written: read it next time
+        episodes.append(ep)
         lat = np.asarray(ep["latency_ms"]) if ep["latency_ms"] else np.array([np.nan])
         print(f"[up] episode {ep['episode'] + 1}/{total}: {'SUCCESS' if ep['success'] else 'failure'} in "
               f"{ep['steps']} steps, loop latency p50 {np.percentile(lat, 50):.1f} ms p99 "
               f"{np.percentile(lat, 99):.1f} ms, holds {sum(ep['holds'].values())}", file=log, flush=True)
-        new.append(ep)
-    return new
 
 
 def summarize(episodes: list[dict], args, domain: int, run_dir: Path) -> dict:
