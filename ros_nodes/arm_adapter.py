@@ -87,6 +87,10 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
         self.gripper_pub = (self.create_publisher(Float64MultiArray, p["gripper_topic"], STATE_QOS)
                             if p["gripper_topic"] else None)
         self.ee_pub = self.create_publisher(PoseStamped, p["ee_pose_topic"], STATE_QOS) if p["publish_ee_pose"] else None
+        # What each tick executed, stamped with the observation it followed (recordings of interventions).
+        self.executed_pub = (self.create_publisher(JointTrajectory, p["executed_action_topic"], STATE_QOS)
+                             if p["executed_action_topic"] else None)
+        self._obs_stamp: Time | None = None       # newest /joint_states header stamp
         self._pause = (self.create_client(SetBool, p["servo_pause_service"], callback_group=services)
                        if b == "servo" and p["servo_pause_service"] else None)
         self._inputs = inputs
@@ -232,6 +236,7 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
             self._report(self.core.events.add(S.Event(BAD_STATE, str(exc)), now), now)
             return
         q = q.astype(np.float64)
+        self._obs_stamp = msg.header.stamp
         event = self.core.on_joint_state(q, now)
         if event is not None:
             self._report(event, now)
@@ -343,6 +348,10 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
                 self.pose_pub.publish(C.pose_msg(cmd.pose.p, cmd.pose.quat, stamp, p["base_frame"]))
             if cmd.gripper is not None and self.gripper_pub is not None:
                 self.gripper_pub.publish(Float64MultiArray(data=[float(cmd.gripper)]))
+            if cmd.action is not None and self.executed_pub is not None and self._obs_stamp is not None:
+                self.executed_pub.publish(C.chunk_to_trajectory(np.asarray(cmd.action, np.float64)[None],
+                                                                self.core.space.names, 1.0 / p["rate_hz"],
+                                                                self._obs_stamp, p["base_frame"]))
             self._last_cmd_kind = "hold" if cmd.hold is not None else "executing"
             self._source_counts[cmd.source] += 1      # policy / teleop (interventions) / hold ticks
 

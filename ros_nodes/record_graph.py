@@ -12,10 +12,18 @@ ACTION_TOPIC, EVENT_TOPIC, STATE_TOPIC = "/teleop/action", "/teleop/episode_even
 SIM_STEP_CAP = 100_000            # the teleop side ends episodes; the sim's own cap never should
 
 
-def sim_topics(objects, cameras, depth: bool) -> dict[str, str]:
+def executed_action_topic(arm: str) -> str:
+    """Where the action that moved the robot is published: the sim node's topic in sim, the arm adapter's
+    behind an arm interface (`record --real`). Both stamp it with the observation it followed."""
+    node = "arm_adapter" if arm else "sim_node"
+    return load_definitions(node)["executed_action_topic"].default
+
+
+def sim_topics(objects, cameras, depth: bool, arm: str = "") -> dict[str, str]:
     """Topic -> type of everything a sim recording keeps (defaults of config/sim_node_parameters.yaml)."""
     d = {k: v.default for k, v in load_definitions("sim_node").items()}
-    topics = {d["joint_states_topic"]: "sensor_msgs/msg/JointState", d["ee_pose_topic"]: "geometry_msgs/msg/PoseStamped",
+    topics = {executed_action_topic(arm): "trajectory_msgs/msg/JointTrajectory",
+              d["joint_states_topic"]: "sensor_msgs/msg/JointState", d["ee_pose_topic"]: "geometry_msgs/msg/PoseStamped",
               d["success_topic"]: "std_msgs/msg/Bool", ACTION_TOPIC: "trajectory_msgs/msg/JointTrajectory",
               EVENT_TOPIC: "std_msgs/msg/String", STATE_TOPIC: "sensor_msgs/msg/Joy",
               d["executed_action_topic"]: "trajectory_msgs/msg/JointTrajectory"}
@@ -29,12 +37,14 @@ def sim_topics(objects, cameras, depth: bool) -> dict[str, str]:
     return topics
 
 
-def sim_mapping(objects, cameras, depth: bool, fps: int, action_names, interventions: bool = False) -> dict:
+def sim_mapping(objects, cameras, depth: bool, fps: int, action_names, interventions: bool = False,
+                arm: str = "") -> dict:
     """Mapping (policy_stack.recording.mapping format) from a sim recording to collect's features.
 
-    interventions (policy rollouts with human interventions, HIL-SERL): `action` is the action the sim
-    EXECUTED (the policy's, or the operator's while the deadman is held) and `intervention` the deadman
-    flag of /teleop/state; without it `action` is the teleop command (pure teleop recordings)."""
+    interventions (policy rollouts with human interventions, HIL-SERL): `action` is the action the sim (or,
+    with `arm`, the arm adapter) EXECUTED (the policy's, or the operator's while the deadman is held) and
+    `intervention` the deadman flag of /teleop/state; without it `action` is the teleop command (pure teleop
+    recordings)."""
     d = {k: v.default for k, v in load_definitions("sim_node").items()}
     feats = {
         "robot0_joint_pos": {"topic": d["joint_states_topic"], "field": "position", "names": list(d["joint_names"])},
@@ -50,8 +60,14 @@ def sim_mapping(objects, cameras, depth: bool, fps: int, action_names, intervent
         feats[f"{cam}_rgb"] = {"topic": d["color_topic"].format(camera=cam), "field": "image"}
         if depth:
             feats[f"{cam}_depth"] = {"topic": d["depth_topic"].format(camera=cam), "field": "image"}
-    feats["action"] = {"topic": d["executed_action_topic"] if interventions else ACTION_TOPIC,
+    feats["action"] = {"topic": executed_action_topic(arm) if interventions else ACTION_TOPIC,
                        "field": "points[0].positions", "names": list(action_names)}
+    if interventions and arm:
+        # The adapter stamps what it executed with the observation it followed and publishes nothing while
+        # it holds (e.g. until an episode's first chunk): only an action stamped with the frame's own
+        # observation belongs to it (1 ms: the stamps are equal), else an older one (the end of the previous
+        # episode, right after a reset) would fill the frame. Such frames are dropped and counted.
+        feats["action"]["max_age_s"] = 0.001
     if interventions:
         # buttons[0] = deadman engaged, every teleop tick; false before the teleop node's first tick.
         feats["intervention"] = {"topic": STATE_TOPIC, "field": "buttons[0]", "default": False}
@@ -68,7 +84,7 @@ def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras,
                     rate_hz: float, max_steps: int, recordings: str, task: str, objects, waypoints_file: str = "",
                     keyboard_tty: str = "", command_log: str = "", results_file: str = "",
                     success_hold_steps: int = 5, arm: str = "", policy: str = "", real_profile: str = "",
-                    calibration_gain: str = "") -> Graph:
+                    calibration_gain: str = "", takeover_after_steps: int = 0) -> Graph:
     """arm "" (sim): the sim node executes /teleop/action itself. arm servo | jtc | pose (`record --real`):
     the hardware path, as `up --real` builds it: the arm adapter executes /teleop/action (its teleop_topic)
     and drives the sim node standing in for the robot behind that fake controller.
@@ -76,13 +92,10 @@ def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras,
     policy (a checkpoint spec, as `up --policy`): human interventions. The inference node drives the sim;
     the teleop node runs in intervention mode (actions only while the deadman is held) and the sim's
     arbitration lets a fresh teleop action take over; the recording maps the EXECUTED action and the
-    deadman flag (sim_mapping(interventions=True))."""
+    deadman flag (sim_mapping(interventions=True)); behind an arm interface, the adapter arbitrates the teleop
+    action against the policy's chunks and publishes what it executed (its executed_action_topic)."""
     if arm and arm not in ARM_BACKENDS:
         raise ValueError(f"arm {arm!r}: expected one of {list(ARM_BACKENDS)}")
-    if arm and policy:
-        raise ValueError("interventions (a policy) through the arm adapter: the adapter does not publish the action "
-                         "it executed yet, so the recording could not say which action moved the arm; record "
-                         "interventions in sim")
     sim_params = {
         "env": env, "cameras": ",".join(cameras), "depth": str(depth).lower(), "image_size": str(image_size),
         "episodes": "0", "seed": str(seed), "max_steps": str(SIM_STEP_CAP), "rate_hz": repr(float(rate_hz)),
@@ -119,11 +132,12 @@ def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras,
                      "waypoints_file": waypoints_file, "command_log": command_log, "expert_seed": str(seed)}
     if policy:
         teleop_params["publish_when_released"] = "false"     # released: the policy drives
+        teleop_params["takeover_after_steps"] = str(int(takeover_after_steps))
     if keyboard_tty:
         teleop_params["keyboard_tty"] = keyboard_tty
     teleop = NodeSpec(name="teleop_node", executable="teleop_node", module="ros_nodes.teleop_node",
                       parameters=_typed("teleop_node", teleop_params))
-    topics = sim_topics(objects, cameras, depth)
+    topics = sim_topics(objects, cameras, depth, arm)
     recorder = NodeSpec(name="recorder_node", executable="recorder_node", module="ros_nodes.recorder_node",
                         parameters={**_typed("recorder_node", {"out_dir": recordings, "task": task, "seed": str(seed),
                                                                  "device": device}),

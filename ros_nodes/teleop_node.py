@@ -135,7 +135,8 @@ class TeleopNode(LifecycleNode):
                     self.source = ExpertSource(p["env"], p["expert_seed"])
                     self._subscribe_poses()
                 options.update(episodes=p["episodes"], max_steps=p["max_steps"],
-                               success_hold_steps=p["success_hold_steps"])
+                               success_hold_steps=p["success_hold_steps"],
+                               takeover_after_steps=p["takeover_after_steps"])
             elif p["device"] == "spacemouse":
                 options["hid_path"] = p["hid_path"]
             elif p["device"] == "gamepad":

@@ -10,6 +10,10 @@ The actions come from either
     test can play a human intervention window during a policy rollout; or
   - an expert: any callable obs -> action with a reset() method (the teleop node binds sim/experts.py's
     scripted experts to the observations it receives).
+With takeover_after_steps N > 0 the device plays an operator supervising a policy rollout (interventions):
+released (the policy drives) for the first N ticks of an episode; then, if the task has not succeeded, it
+takes over: the source is reset at that tick (the expert plans from the state it finds, as an operator
+grabbing the device would) and holds the deadman to the episode's end.
 `obs` passed to poll() may carry "success" (bool, the task's success signal) and "ready" (bool, the
 scene was reset and a new episode may start; absent = ready).
 """
@@ -60,10 +64,13 @@ class ScriptedDevice(TeleopDevice):
     name = "scripted"
 
     def __init__(self, space, source, episodes: int = 0, max_steps: int = 200, success_hold_steps: int = 5,
-                 **kw):
+                 takeover_after_steps: int = 0, **kw):
         super().__init__(space, **kw)
-        if int(max_steps) < 1 or int(success_hold_steps) < 1 or int(episodes) < 0:
-            raise ValueError("scripted device: max_steps and success_hold_steps must be >= 1, episodes >= 0")
+        if int(max_steps) < 1 or int(success_hold_steps) < 1 or int(episodes) < 0 or int(takeover_after_steps) < 0:
+            raise ValueError("scripted device: max_steps and success_hold_steps must be >= 1, episodes and "
+                             "takeover_after_steps >= 0")
+        self.takeover_after_steps = int(takeover_after_steps)
+        self.took_over = False
         self.source, self.episodes = source, int(episodes)
         self.max_steps, self.success_hold_steps = int(max_steps), int(success_hold_steps)
         self.state = "idle"          # idle -> running -> idle ... -> finished
@@ -76,11 +83,19 @@ class ScriptedDevice(TeleopDevice):
         if self.state == "idle" and obs.get("ready", True):
             self.source.reset()
             self.steps = self.success_run = 0
+            self.took_over = False
             self.state = "running"
             events.append("start")
         if self.state != "running":
             return TeleopCommand(self.hold_action, False, events, self.mapper.twist(self.hold_action))
-        action = np.asarray(self.source(obs), np.float64).reshape(-1)
+        supervising = self.takeover_after_steps > 0 and not self.took_over
+        if supervising and self.steps >= self.takeover_after_steps and not obs.get("success"):
+            self.source.reset()          # take over: the expert plans from the state it finds
+            self.took_over, supervising = True, False
+        if supervising:                  # released: the source is not consulted, so its plan does not drift
+            action = self.hold_action.astype(np.float64)
+        else:
+            action = np.asarray(self.source(obs), np.float64).reshape(-1)
         if action.shape != (self.mapper.space.dim,) or not np.all(np.isfinite(action)):
             raise ValueError(f"scripted source gave action {action!r}; expected {self.mapper.space.dim} finite values")
         action = self.mapper.space.clip(action.astype(np.float32))
@@ -104,7 +119,8 @@ class ScriptedDevice(TeleopDevice):
                 self.state = "finished"
         assert all(e in EVENTS for e in events)
         self.last_input = now
-        engaged = bool(getattr(self.source, "engaged_now", True))    # an expert holds the deadman throughout
+        # an expert holds the deadman throughout (a supervising one only once it has taken over)
+        engaged = not supervising and bool(getattr(self.source, "engaged_now", True))
         if not engaged:      # released, as a real device: zero motion, the gripper command kept
             action = self.mapper.zero(float(action[self.mapper.gripper_idx]) if self.mapper.gripper_idx is not None
                                       else -1.0)

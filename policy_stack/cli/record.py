@@ -49,6 +49,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="",
                    help="human interventions: this policy (checkpoint, as `up --policy`) drives; the device's "
                         "deadman takes over; the dataset gets the executed action and an `intervention` column")
+    p.add_argument("--takeover-after", type=int, default=0,
+                   help="--policy with --device scripted: the scripted operator lets the policy drive for this many "
+                        "ticks, then takes over with the expert unless the task has succeeded (0: the expert "
+                        "holds the deadman throughout, or as its waypoint file says)")
     p.add_argument("--domain-id", type=int, default=None)
     p.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (default: from episodes)")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout (logs go to stderr)")
@@ -56,9 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     arm = args.arm.removeprefix("fake-") if args.real else ""
-    if arm and args.policy:      # refused before anything starts or is written (record_graph says why)
-        raise ValueError("--real with --policy: the arm adapter does not publish the action it executed yet, so "
-                         "a recording could not say which action moved the arm; record interventions in sim")
+    if args.takeover_after and not (args.policy and args.device == "scripted"):
+        raise ValueError("--takeover-after needs --policy and --device scripted (a scripted operator supervising "
+                         "a policy)")
+    if args.takeover_after < 0:
+        raise ValueError(f"--takeover-after must be >= 0, got {args.takeover_after}")
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     if int(args.rate) != args.rate or args.rate <= 0:
@@ -99,7 +105,7 @@ def run(args) -> int:
     recordings = Path(args.recordings or f"{out}.recordings").resolve()
     recordings.mkdir(parents=True, exist_ok=True)
     mapping_doc = sim_mapping(objects, cameras, args.depth, int(args.rate), action_space.names,
-                              interventions=bool(args.policy))
+                              interventions=bool(args.policy), arm=arm)
     mapping_doc["task"] = task_text
     write_text_atomic(recordings / "mapping.yaml", yaml.safe_dump(mapping_doc, sort_keys=False))
     already = len(finished_episodes(recordings))
@@ -112,7 +118,8 @@ def run(args) -> int:
                             waypoints_file=str(Path(args.waypoints).resolve()) if args.waypoints else "",
                             keyboard_tty=keyboard_tty, command_log=str(commands),
                             results_file=str(run_dir / "sim_episodes.jsonl"), arm=arm, policy=args.policy,
-                            real_profile=args.real_profile, calibration_gain=args.calibration_gain)
+                            real_profile=args.real_profile, calibration_gain=args.calibration_gain,
+                            takeover_after_steps=args.takeover_after)
     domain = args.domain_id if args.domain_id is not None else random.randint(1, 99)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
     print(f"[record] domain {domain}, env {args.env}, device {args.device}, "

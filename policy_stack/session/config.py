@@ -31,6 +31,12 @@ class SessionConfig:
     calib_steps: int = 8                         # control steps per probe chunk (inside the 0.5 s chunk horizon)
     calib_repeats: int = 2
     # Real-side demonstrations (policy-stack record --real, scripted device) and training-side ones for the mix.
+    # demo_mode "interventions": the calibrated base policy drives and the scripted operator takes over with
+    # the expert where an episode has not succeeded after demo_takeover_step ticks (HIL demos: the robot data
+    # looks like the policy's own episodes plus the corrections); "scripted": the expert drives throughout.
+    demo_mode: str = "interventions"
+    demo_takeover_step: int = 120
+    demo_max_steps: int = 300
     demo_episodes: int = 20
     demo_seed: int = 200000
     sim_demo_episodes: int = 20
@@ -52,7 +58,9 @@ class SessionConfig:
             raise ValueError(f"session steps {unknown}: not steps; the steps are {list(STEPS)}")
         if self.arm not in ("fake-servo", "fake-pose", "fake-jtc"):
             raise ValueError(f"session arm {self.arm!r}: expected fake-servo, fake-pose or fake-jtc")
-        for name in ("eval_episodes", "max_steps", "calib_steps", "calib_repeats", "finetune_steps", "finetune_batch"):
+        if self.demo_mode not in ("interventions", "scripted"):
+            raise ValueError(f"session demo_mode {self.demo_mode!r}: expected interventions or scripted")
+        for name in ("eval_episodes", "max_steps", "demo_takeover_step", "demo_max_steps", "calib_steps", "calib_repeats", "finetune_steps", "finetune_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"session {name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.domain_base <= 229:

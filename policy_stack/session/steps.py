@@ -172,14 +172,20 @@ def calibrate(ctx: Context) -> dict:
 
 
 # ------------------------------------------------------------------------------ demos and fine-tuning
-def _record(ctx: Context, step: str, out: Path, episodes: int, seed: int, real: bool, name: str) -> dict:
-    """policy-stack record with the scripted device into `out` (a partial earlier try is removed first)."""
+def _record(ctx: Context, step: str, out: Path, episodes: int, seed: int, real: bool, name: str,
+            interventions: bool = False) -> dict:
+    """policy-stack record with the scripted device into `out` (a partial earlier try is removed first).
+    interventions: the base policy drives and the scripted operator takes over where it has not succeeded."""
     cfg, store = ctx.cfg, ctx.store
     for path in (out, Path(f"{out}.recordings")):
         shutil.rmtree(path, ignore_errors=True)
     extra = _real_args(ctx, ctx.gain()) if real else []
+    max_steps = cfg.max_steps
+    if interventions:
+        extra += ["--policy", cfg.policy, "--takeover-after", cfg.demo_takeover_step]
+        max_steps = cfg.demo_max_steps
     cmd = P.cli_cmd("record", *extra, "--env", cfg.env, "--device", "scripted", "--episodes", episodes,
-                    "--seed", seed, "--out", out, "--max-steps", cfg.max_steps, "--rate", int(cfg.rate_hz),
+                    "--seed", seed, "--out", out, "--max-steps", max_steps, "--rate", int(cfg.rate_hz),
                     "--domain-id", ctx.domain(step) if real else ctx.cfg.domain_base + len(STEPS), "--json")
     stdout = store.step_dir(step) / f"{name}_summary.json"
     rc = P.run(cmd, stdout, store.log_path(step))
@@ -193,10 +199,37 @@ def _record(ctx: Context, step: str, out: Path, episodes: int, seed: int, real: 
 def demos(ctx: Context) -> dict:
     cfg = ctx.cfg
     out = ctx.store.step_dir("demos") / "dataset"
-    s = _record(ctx, "demos", out, cfg.demo_episodes, cfg.demo_seed, real=True, name="record")
-    return {"dataset": str(out), "recordings": f"{out}.recordings", "episodes": s["episodes_recorded"],
+    interventions = cfg.demo_mode == "interventions"
+    s = _record(ctx, "demos", out, cfg.demo_episodes, cfg.demo_seed, real=True, name="record",
+                interventions=interventions)
+    frames = _intervention_frames(out) if interventions else None
+    return {"dataset": str(out), "recordings": f"{out}.recordings", "mode": cfg.demo_mode,
+            "episodes": s["episodes_recorded"], "intervention_frames": frames,
             "successes": s["successes"], "frames": s.get("frames"), "seeds": [cfg.demo_seed, cfg.demo_seed + cfg.demo_episodes - 1],
             "calibration_gain": ctx.gain(), "record_wall_s": s.get("record_wall_s")}
+
+
+def _intervention_frames(dataset: Path) -> dict:
+    """Frames (and episodes) where the operator drove, read from the dataset's `intervention` column."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    flags, episodes = [], set()
+    for f in sorted((dataset / "data").glob("*/*.parquet")):
+        t = pq.read_table(f, columns=["intervention", "episode_index"]).to_pydict()
+        flags += t["intervention"]
+        episodes |= {e for e, v in zip(t["episode_index"], t["intervention"]) if v}
+    return {"frames": int(np.sum(flags)), "of": len(flags), "episodes": sorted(int(e) for e in episodes)}
+
+
+def _mixture_mapping(recorded: Path, out: Path) -> Path:
+    """The real recordings' mapping without the `intervention` label: the mixture's sim demos have no such
+    column, and imitation treats every frame alike (the demos step's own dataset keeps the label)."""
+    import yaml
+    from policy_stack.persist import write_text_atomic
+    doc = yaml.safe_load(recorded.read_text())
+    doc["features"].pop("intervention", None)
+    write_text_atomic(out, yaml.safe_dump(doc, sort_keys=False))
+    return out
 
 
 def finetune(ctx: Context) -> dict:
@@ -212,7 +245,7 @@ def finetune(ctx: Context) -> dict:
     if not store.read("finetune", "mixed_done.json"):
         ctx.say(f"finetune: {cfg.sim_demo_episodes} training-side (sim) demos, then the real ones appended")
         sim = _record(ctx, "finetune", mixed, cfg.sim_demo_episodes, cfg.sim_demo_seed, real=False, name="record_sim")
-        mapping = Path(real["recordings"]) / "mapping.yaml"
+        mapping = _mixture_mapping(Path(real["recordings"]) / "mapping.yaml", folder / "real_mapping.yaml")
         stdout = folder / "convert_summary.json"
         rc = P.run(P.cli_cmd("convert", "mcap", real["recordings"], "--mapping", mapping, "--out", mixed, "--json"),
                    stdout, store.log_path("finetune"))

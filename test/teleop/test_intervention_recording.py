@@ -112,10 +112,3 @@ def test_scripted_deadman_window(tmp_path):
     f.write_text(json.dumps({"actions": acts, "engaged": [True] * 5}))
     with pytest.raises(ValueError, match="engaged"):
         WaypointSource(f)
-
-
-def test_record_real_with_a_policy_is_refused_before_writing(tmp_path, capsys):
-    from policy_stack.cli import main
-    assert main(["record", "--real", "--policy", "some/checkpoint", "--out", str(tmp_path / "ds")]) == 2
-    assert "does not publish the action it executed" in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())
