@@ -366,6 +366,14 @@ class InferenceNode(WorkerThreadMixin, LifecycleNode):
                 # or after it is answered at once (no control-rate spacing to keep yet). Under sim time
                 # it carries exactly the reset's time, hence the -1 ns.
                 self._last_anchor = self.get_clock().now().nanoseconds - 1
+                # The previous episode's chunk must not keep driving the new one: an arm adapter executes
+                # a chunk for up to max_chunk_age_s, so right after a reset it would close the gripper and
+                # lift from the reset pose (seen in recordings through the fake arm). An explicit hold,
+                # stamped just before the reset, cancels every older chunk and none answering the new episode.
+                # (Not before the clock has started: a sim clock at 0 has no earlier stamp to give.)
+                if self.chunk_pub is not None and self._last_anchor > 0:
+                    self.chunk_pub.publish(C.hold_trajectory(self.space.names, C.ns_to_stamp(self._last_anchor),
+                                                             self._action_frame))
                 self._rate_ref = None
                 self._fault, self._prev_chunk = None, None
                 if self.enabled:

@@ -221,6 +221,13 @@ def _intervention_frames(dataset: Path) -> dict:
     return {"frames": int(np.sum(flags)), "of": len(flags), "episodes": sorted(int(e) for e in episodes)}
 
 
+def _successful_episodes(recordings: Path) -> list[Path]:
+    """The committed episodes (episode_NNNNNN.mcap beside its JSON, the commit point) that succeeded."""
+    from policy_stack.recording.episode_files import finished_episodes
+    return [recordings / f"episode_{i:06d}.mcap" for i in finished_episodes(recordings)
+            if json.loads((recordings / f"episode_{i:06d}.json").read_text()).get("success")]
+
+
 def _mixture_mapping(recorded: Path, out: Path) -> Path:
     """The real recordings' mapping without the `intervention` label: the mixture's sim demos have no such
     column, and imitation treats every frame alike (the demos step's own dataset keeps the label)."""
@@ -246,14 +253,21 @@ def finetune(ctx: Context) -> dict:
         ctx.say(f"finetune: {cfg.sim_demo_episodes} training-side (sim) demos, then the real ones appended")
         sim = _record(ctx, "finetune", mixed, cfg.sim_demo_episodes, cfg.sim_demo_seed, real=False, name="record_sim")
         mapping = _mixture_mapping(Path(real["recordings"]) / "mapping.yaml", folder / "real_mapping.yaml")
+        # Imitation copies what it is shown: only the real episodes that succeeded (with or without the
+        # operator's help) go into the mixture; the failed ones stay in the demos step's own dataset.
+        kept = _successful_episodes(Path(real["recordings"]))
+        if not kept:
+            raise StepFailed("finetune: none of the real demos succeeded; nothing to imitate "
+                             f"(see {real['recordings']})")
         stdout = folder / "convert_summary.json"
-        rc = P.run(P.cli_cmd("convert", "mcap", real["recordings"], "--mapping", mapping, "--out", mixed, "--json"),
+        rc = P.run(P.cli_cmd("convert", "mcap", *kept, "--mapping", mapping, "--out", mixed, "--json"),
                    stdout, store.log_path("finetune"))
         if rc != 0:
             raise StepFailed(f"finetune: appending the real demos exited {rc}; see {store.log_path('finetune')}")
         store.write("finetune", "mixed_done.json", {"sim_episodes": sim["episodes_recorded"],
                                                      "sim_successes": sim["successes"],
-                                                     "real_episodes": real["episodes"], "dataset": str(mixed)})
+                                                     "real_episodes": real["episodes"],
+                                                     "real_episodes_used": len(kept), "dataset": str(mixed)})
     out = folder / "policy"
     cmd = P.cli_cmd("train", "--policy", "diffusion", "--init", cfg.policy, "--data", mixed, "--out", out,
                     "--steps", cfg.finetune_steps, "--batch", cfg.finetune_batch, "--lr", cfg.finetune_lr,
