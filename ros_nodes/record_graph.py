@@ -19,6 +19,22 @@ def executed_action_topic(arm: str) -> str:
     return load_definitions(node)["executed_action_topic"].default
 
 
+def decided_action(action_names, fps: int) -> dict:
+    """The mapping source of the action each frame was DECIDED to get in a policy recording: the operator's
+    teleop action while the deadman is held (it is published only then), else the point of the newest policy
+    chunk planned for the frame's time. Unlike the executed action, it carries no inference latency (under
+    load a robot executes a plan made a few frames earlier), so it is the label for imitation from policy
+    rollouts (a sim-to-real session's fine-tuning); `action` in the recorded dataset stays the executed one."""
+    chunk_topic = load_definitions("inference_node")["action_chunk_topic"].default
+    names = list(action_names)
+    return {"topic": chunk_topic, "field": "points[0].positions", "names": names, "chunk_time": True,
+            "max_age_s": 0.5,
+            # published every tick while the deadman is held, never after: a frame takes the operator's
+            # action of the last tick before it (one period), so the release ends it at the next frame
+            "prefer": {"topic": ACTION_TOPIC, "field": "points[0].positions", "names": names,
+                       "max_age_s": round(1.0 / fps, 6)}}
+
+
 def sim_topics(objects, cameras, depth: bool, arm: str = "") -> dict[str, str]:
     """Topic -> type of everything a sim recording keeps (defaults of config/sim_node_parameters.yaml)."""
     d = {k: v.default for k, v in load_definitions("sim_node").items()}
@@ -138,6 +154,8 @@ def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras,
     teleop = NodeSpec(name="teleop_node", executable="teleop_node", module="ros_nodes.teleop_node",
                       parameters=_typed("teleop_node", teleop_params))
     topics = sim_topics(objects, cameras, depth, arm)
+    if policy:     # the chunks too: decided_action() labels frames from them
+        topics[load_definitions("inference_node")["action_chunk_topic"].default] = "trajectory_msgs/msg/JointTrajectory"
     recorder = NodeSpec(name="recorder_node", executable="recorder_node", module="ros_nodes.recorder_node",
                         parameters={**_typed("recorder_node", {"out_dir": recordings, "task": task, "seed": str(seed),
                                                                  "device": device}),

@@ -108,6 +108,10 @@ def run(args) -> int:
                               interventions=bool(args.policy), arm=arm)
     mapping_doc["task"] = task_text
     write_text_atomic(recordings / "mapping.yaml", yaml.safe_dump(mapping_doc, sort_keys=False))
+    if args.policy:      # the same with the decided instead of the executed action (imitation; record_graph)
+        from ros_nodes.record_graph import decided_action
+        decided = {**mapping_doc, "features": {**mapping_doc["features"], "action": decided_action(action_space.names, int(args.rate))}}
+        write_text_atomic(recordings / "mapping_decided.yaml", yaml.safe_dump(decided, sort_keys=False))
     already = len(finished_episodes(recordings))
     run_dir = recordings / "run"
     run_dir.mkdir(exist_ok=True)

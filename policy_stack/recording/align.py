@@ -46,3 +46,16 @@ def latest_at_or_before(stamps_ns: np.ndarray, t_ns: int, max_age_ns: int) -> in
     if i < 0 or t_ns - stamps_ns[i] > max_age_ns:
         return None
     return i
+
+
+def chunk_point_at(stamp_ns: int, offsets_ns, t_ns: int) -> int | None:
+    """Index of the chunk point planned for time t_ns: the latest with stamp + time_from_start <= t_ns
+    (None: the chunk starts after t_ns, ends more than one step before it, or has no points)."""
+    times = int(stamp_ns) + np.asarray(offsets_ns, np.int64)
+    i = int(np.searchsorted(times, t_ns, side="right")) - 1
+    if i < 0:
+        return None
+    step = int(times[1] - times[0]) if len(times) > 1 else 0
+    if i == len(times) - 1 and t_ns - times[-1] > step:
+        return None
+    return i

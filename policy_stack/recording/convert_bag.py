@@ -9,6 +9,8 @@ end up in a frame, and append the episode. Task and success come from the episod
 """
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -84,21 +86,39 @@ def episode_frames(path: Path, mapping: Mapping) -> tuple[dict, dict]:
             decoded[(topic, i)] = ts.deserialize_cdr(s["raw"][i], s["msgtype"])
         return decoded[(topic, i)]
 
+    def value_at(f, t: int):
+        """The feature's value at frame time t, or None (no message within its max age)."""
+        if f.prefer is not None and f.prefer.topic in streams:
+            v = value_at(f.prefer, t)
+            if v is not None:
+                return v
+        s = streams[f.topic]
+        age = max_age if f.max_age_s is None else int(f.max_age_s * 1e9)
+        i = align.latest_at_or_before(s["stamps"], t, age)
+        if i is None:
+            return None
+        msg = message(f.topic, i)
+        if f.chunk_time:     # the point planned for time t: stamp + time_from_start <= t, the latest
+            k = align.chunk_point_at(s["stamps"][i], [p.time_from_start.sec * 1_000_000_000 + p.time_from_start.nanosec
+                                                      for p in msg.points], t)
+            if k is None:
+                return None
+            f = replace(f, field=re.sub(r"^points\[\d+\]", f"points[{k}]", f.field))
+        return extract(msg, f)
+
     rows, kept_ns, dropped = [], [], {}
     for t in frame_ns:
         row = {}
         for f in mapping.features:
-            s = streams[f.topic]
-            age = max_age if f.max_age_s is None else int(f.max_age_s * 1e9)
-            i = align.latest_at_or_before(s["stamps"], int(t), age)
-            if i is None and f.default is not None and int(t) < s["stamps"][0]:
+            v = value_at(f, int(t))
+            if v is None and f.default is not None and int(t) < streams[f.topic]["stamps"][0]:
                 row[f.key] = np.asarray(f.default, bool if isinstance(f.default, bool) else np.float32)
                 continue
-            if i is None:
+            if v is None:
                 dropped[f.key] = dropped.get(f.key, 0) + 1
                 row = None
                 break
-            row[f.key] = extract(message(f.topic, i), f)
+            row[f.key] = v
         if row is not None:
             rows.append(row)
             kept_ns.append(int(t))

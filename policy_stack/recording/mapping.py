@@ -18,6 +18,18 @@ millimetres, 32FC1 -> float32 metres). `names` picks and orders elements by the 
 list (JointState.name, JointTrajectory.joint_names). Per feature, `max_age_s` overrides the file's (a
 slow or stamp-less state signal may hold longer) and `default` is the value used while the topic has
 not spoken yet (instead of dropping the frame).
+
+Two options serve recordings of a policy (with or without a human taking over):
+
+    action: {topic: /policy/action_chunk, field: points[0].positions, chunk_time: true, max_age_s: 0.5,
+             prefer: {topic: /teleop/action, field: points[0].positions, max_age_s: 0.1}}
+
+- `chunk_time: true` (a JointTrajectory chunk): the newest chunk stamped at or before the frame, and in
+  it the point planned for the frame's time (header.stamp + time_from_start), not point 0. A chunk is
+  stamped with the observation it answers, so a frame gets the action the policy decided for it however
+  late the chunk arrived (what a robot executed under inference latency is an older plan).
+- `prefer: {topic, field, ...}`: another source tried first; where it has a message within its own
+  `max_age_s`, it wins (an operator's action while the deadman is held).
 """
 from __future__ import annotations
 
@@ -41,6 +53,8 @@ class FeatureSource:
     names: tuple | None = None
     max_age_s: float | None = None       # None: the mapping's
     default: object = None               # value before the topic's first message; None: drop the frame
+    chunk_time: bool = False             # a chunk: take the point planned for the frame's time
+    prefer: "FeatureSource | None" = None    # tried first; wins where it has a message within its max age
 
 
 @dataclass(frozen=True)
@@ -54,18 +68,23 @@ class Mapping:
     @property
     def topics(self) -> list[str]:
         out = [self.anchor] if self.anchor else []
-        return out + sorted({f.topic for f in self.features} - set(out))
+        used = {f.topic for f in self.features} | {f.prefer.topic for f in self.features if f.prefer}
+        return out + sorted(used - set(out))
 
     def to_dict(self) -> dict:
-        feats = {}
-        for f in self.features:
-            feats[f.key] = {"topic": f.topic, "field": f.field, **({"names": list(f.names)} if f.names else {}),
-                            **({"max_age_s": f.max_age_s} if f.max_age_s is not None else {}),
-                            **({"default": f.default} if f.default is not None else {})}
+        feats = {f.key: _source_dict(f) for f in self.features}
         d = {"fps": self.fps, "anchor": self.anchor, "max_age_s": self.max_age_s, "features": feats}
         if self.task:
             d["task"] = self.task
         return d
+
+
+def _source_dict(f: FeatureSource) -> dict:
+    return {"topic": f.topic, "field": f.field, **({"names": list(f.names)} if f.names else {}),
+            **({"max_age_s": f.max_age_s} if f.max_age_s is not None else {}),
+            **({"default": f.default} if f.default is not None else {}),
+            **({"chunk_time": True} if f.chunk_time else {}),
+            **({"prefer": _source_dict(f.prefer)} if f.prefer else {})}
 
 
 def parse_mapping(data: dict, where: str = "mapping") -> Mapping:
@@ -83,28 +102,7 @@ def parse_mapping(data: dict, where: str = "mapping") -> Mapping:
     feats = data.get("features")
     if not isinstance(feats, dict) or not feats:
         raise ValueError(f"{where}: features must be a non-empty mapping of env key -> {{topic, field}}")
-    out = []
-    for key, spec in feats.items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("topic"), str) or not isinstance(spec.get("field"), str):
-            raise ValueError(f"{where}: feature {key!r} needs a topic and a field (strings)")
-        extra = sorted(set(spec) - {"topic", "field", "names", "max_age_s", "default"})
-        if extra:
-            raise ValueError(f"{where}: feature {key!r} has unknown keys {extra}")
-        for part in spec["field"].split("."):
-            if not _INDEX.match(part) or part == "":
-                raise ValueError(f"{where}: feature {key!r}: bad field path {spec['field']!r}")
-        names = spec.get("names")
-        if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
-            raise ValueError(f"{where}: feature {key!r}: names must be a list of strings")
-        f_age = spec.get("max_age_s")
-        if f_age is not None and (isinstance(f_age, bool) or not isinstance(f_age, (int, float))
-                                  or not (math.isfinite(f_age) and f_age > 0)):
-            raise ValueError(f"{where}: feature {key!r}: max_age_s must be a positive number, got {f_age!r}")
-        default = spec.get("default")
-        if default is not None and not isinstance(default, (bool, int, float, list)):
-            raise ValueError(f"{where}: feature {key!r}: default must be a number, a bool or a list of numbers")
-        out.append(FeatureSource(str(key), spec["topic"], spec["field"], tuple(names) if names else None,
-                                 float(f_age) if f_age is not None else None, default))
+    out = [_parse_source(str(key), spec, where) for key, spec in feats.items()]
     if "action" not in feats:
         raise ValueError(f"{where}: an 'action' feature is required")
     anchor = data.get("anchor")
@@ -113,6 +111,35 @@ def parse_mapping(data: dict, where: str = "mapping") -> Mapping:
     task = data.get("task")
     return Mapping(fps=fps, features=tuple(out), anchor=anchor or None, max_age_s=float(max_age),
                    task=str(task) if task else None)
+
+
+def _parse_source(key: str, spec, where: str, nested: bool = False) -> FeatureSource:
+    """One feature's source (or, nested, the source its `prefer` names)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("topic"), str) or not isinstance(spec.get("field"), str):
+        raise ValueError(f"{where}: feature {key!r} needs a topic and a field (strings)")
+    allowed = {"topic", "field", "names", "max_age_s", "default", "chunk_time"} | (set() if nested else {"prefer"})
+    extra = sorted(set(spec) - allowed)
+    if extra:
+        raise ValueError(f"{where}: feature {key!r} has unknown keys {extra}")
+    chunk_time = spec.get("chunk_time", False)
+    if not isinstance(chunk_time, bool) or (chunk_time and not spec["field"].startswith("points[")):
+        raise ValueError(f"{where}: feature {key!r}: chunk_time must be a bool, on a points[...] field")
+    for part in spec["field"].split("."):
+        if not _INDEX.match(part) or part == "":
+            raise ValueError(f"{where}: feature {key!r}: bad field path {spec['field']!r}")
+    names = spec.get("names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        raise ValueError(f"{where}: feature {key!r}: names must be a list of strings")
+    f_age = spec.get("max_age_s")
+    if f_age is not None and (isinstance(f_age, bool) or not isinstance(f_age, (int, float))
+                              or not (math.isfinite(f_age) and f_age > 0)):
+        raise ValueError(f"{where}: feature {key!r}: max_age_s must be a positive number, got {f_age!r}")
+    default = spec.get("default")
+    if default is not None and not isinstance(default, (bool, int, float, list)):
+        raise ValueError(f"{where}: feature {key!r}: default must be a number, a bool or a list of numbers")
+    prefer = _parse_source(key, spec["prefer"], where, nested=True) if "prefer" in spec else None
+    return FeatureSource(key, spec["topic"], spec["field"], tuple(names) if names else None,
+                         float(f_age) if f_age is not None else None, default, chunk_time, prefer)
 
 
 def load_mapping(path) -> Mapping:

@@ -252,7 +252,12 @@ def finetune(ctx: Context) -> dict:
     if not store.read("finetune", "mixed_done.json"):
         ctx.say(f"finetune: {cfg.sim_demo_episodes} training-side (sim) demos, then the real ones appended")
         sim = _record(ctx, "finetune", mixed, cfg.sim_demo_episodes, cfg.sim_demo_seed, real=False, name="record_sim")
-        mapping = _mixture_mapping(Path(real["recordings"]) / "mapping.yaml", folder / "real_mapping.yaml")
+        # Intervention demos: each frame labelled with the action decided for it (record's
+        # mapping_decided.yaml), not the one executed under inference latency (docs/sim_to_real.md).
+        recorded = Path(real["recordings"]) / "mapping_decided.yaml"
+        if not recorded.is_file():
+            recorded = Path(real["recordings"]) / "mapping.yaml"
+        mapping = _mixture_mapping(recorded, folder / "real_mapping.yaml")
         # Imitation copies what it is shown: only the real episodes that succeeded (with or without the
         # operator's help) go into the mixture; the failed ones stay in the demos step's own dataset.
         kept = _successful_episodes(Path(real["recordings"]))

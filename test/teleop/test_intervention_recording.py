@@ -112,3 +112,50 @@ def test_scripted_deadman_window(tmp_path):
     f.write_text(json.dumps({"actions": acts, "engaged": [True] * 5}))
     with pytest.raises(ValueError, match="engaged"):
         WaypointSource(f)
+
+
+def test_decided_action_takes_the_planned_point_and_the_operator_first(tmp_path):
+    """decided_action(): a frame gets the point of the newest chunk planned for its time (chunks arrive
+    late and some observations get none), and the operator's teleop action where one is fresh."""
+    from ros_nodes.record_graph import ACTION_TOPIC, decided_action
+
+    src = decided_action(NAMES, 20)
+    chunk_topic = src["topic"]
+    mapping_doc = {"fps": 20, "anchor": "/joint_states", "max_age_s": 0.1,
+                   "features": {"robot0_eef_pos": {"topic": "/ee_pose", "field": "pose.position"}, "action": src}}
+    topics = {"/joint_states": "sensor_msgs/msg/JointState", "/ee_pose": "geometry_msgs/msg/PoseStamped",
+              chunk_topic: "trajectory_msgs/msg/JointTrajectory", ACTION_TOPIC: "trajectory_msgs/msg/JointTrajectory"}
+    joints, pose, _action, _joy, _flag = _serializers()
+    ts = typestore()
+    M = ts.types.__getitem__
+    Time, Header, Duration = M("builtin_interfaces/msg/Time"), M("std_msgs/msg/Header"), M("builtin_interfaces/msg/Duration")
+
+    def traj(ns, rows):       # point i planned for ns + i * 50 ms
+        pts = [M("trajectory_msgs/msg/JointTrajectoryPoint")(
+            positions=np.asarray(r, np.float64), velocities=np.zeros(0), accelerations=np.zeros(0), effort=np.zeros(0),
+            time_from_start=Duration(sec=0, nanosec=i * 50 * MS)) for i, r in enumerate(rows)]
+        return ts.serialize_cdr(M("trajectory_msgs/msg/JointTrajectory")(
+            header=Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id="panda_link0"),
+            joint_names=NAMES, points=pts), "trajectory_msgs/msg/JointTrajectory")
+
+    plan = lambda k, i: [k, i, 0, 0, 0, 0, -1.0]      # chunk answering frame k, point i
+    operator = [0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 1.0]
+    rec = tmp_path / "rec"
+    w = EpisodeMcapWriter(rec, topics)
+    w.open()
+    expected = []
+    for k in range(N):
+        t = T0 + k * 50 * MS
+        w.add("/joint_states", joints(t, k), t)
+        w.add("/ee_pose", pose(t, k), t)
+        if k % 3 != 2:        # every third observation gets no chunk (inference busy); each arrives 120 ms late
+            w.add(chunk_topic, traj(t, [plan(k, i) for i in range(8)]), t + 120 * MS)
+        if k in WINDOW:       # the operator's action for this frame, read 20 ms before it
+            w.add(ACTION_TOPIC, _action(t - 20 * MS, operator), t - 20 * MS)
+        newest = k if k % 3 != 2 else k - 1
+        expected.append(operator if k in WINDOW else plan(newest, k - newest))
+    w.commit({"task": "lift", "success": False, "seed": 3})
+    convert([rec], parse_mapping(mapping_doc), tmp_path / "ds")
+    got = LeRobotDatasetReader(tmp_path / "ds").episode(0)["action"]
+    bad = [k for k in range(N) if not np.array_equal(got[k], np.float32(expected[k]))]
+    assert not bad, [(k, got[k].tolist(), expected[k]) for k in bad]
