@@ -59,7 +59,11 @@ def summary(store: SessionDir, cfg: SessionConfig) -> dict:
             "improvement_pp": round(100 * (final - base), 1) if {"eval_base", "reeval"} <= done else None,
             "best_stage": None if best is None else {
                 "step": best, "stage": STAGE_LABEL[best], "success_rate": steps[best]["success_rate"],
-                "improvement_pp": round(100 * (steps[best]["success_rate"] - base), 1) if "eval_base" in done else None},
+                "improvement_pp": round(100 * (steps[best]["success_rate"] - base), 1) if "eval_base" in done else None,
+                # what to run on the robot: the stage's policy with the gain it was measured with
+                "deploy": {"policy": (steps["finetune"].get("policy") if best == "reeval" else cfg.policy),
+                           "calibration_gain": (steps["calibrate"].get("gain")
+                                                if best in ("eval_calibrated", "reeval") else None)}},
             "total_wall_s": round(sum(v["wall_s"] or 0.0 for v in steps.values()), 1),
             "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_write": round(os.getloadavg()[0], 2)}}
 
