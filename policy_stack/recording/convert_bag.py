@@ -66,7 +66,9 @@ def episode_frames(path: Path, mapping: Mapping) -> tuple[dict, dict]:
     from policy_stack.recording.episode_files import typestore
     ts = typestore()
     streams = read_streams(path, mapping.topics)
-    missing = [t for t in mapping.topics if t not in streams]
+    # A `prefer` source may be silent for a whole episode (an operator who never took over).
+    optional = {f.prefer.topic for f in mapping.features if f.prefer} - {f.topic for f in mapping.features}
+    missing = [t for t in mapping.topics if t not in streams and t not in optional]
     if missing:
         raise ValueError(f"{path}: no messages on {missing} (topics there: {sorted(streams)})")
     max_age = int(mapping.max_age_s * 1e9)

@@ -7,6 +7,7 @@ plain bool column (not an observation the policy would read)."""
 import json
 
 import numpy as np
+import pytest
 
 from policy_stack.data.reader import LeRobotDatasetReader
 from policy_stack.recording.convert_bag import convert
@@ -114,9 +115,11 @@ def test_scripted_deadman_window(tmp_path):
         WaypointSource(f)
 
 
-def test_decided_action_takes_the_planned_point_and_the_operator_first(tmp_path):
+@pytest.mark.parametrize("operator_window", [WINDOW, range(0)])
+def test_decided_action_takes_the_planned_point_and_the_operator_first(tmp_path, operator_window):
     """decided_action(): a frame gets the point of the newest chunk planned for its time (chunks arrive
-    late and some observations get none), and the operator's teleop action where one is fresh."""
+    late and some observations get none), and the operator's teleop action where one is fresh. An
+    episode where the operator never took over (no teleop message at all) converts too."""
     from ros_nodes.record_graph import ACTION_TOPIC, decided_action
 
     src = decided_action(NAMES, 20)
@@ -150,10 +153,10 @@ def test_decided_action_takes_the_planned_point_and_the_operator_first(tmp_path)
         w.add("/ee_pose", pose(t, k), t)
         if k % 3 != 2:        # every third observation gets no chunk (inference busy); each arrives 120 ms late
             w.add(chunk_topic, traj(t, [plan(k, i) for i in range(8)]), t + 120 * MS)
-        if k in WINDOW:       # the operator's action for this frame, read 20 ms before it
+        if k in operator_window:       # the operator's action for this frame, read 20 ms before it
             w.add(ACTION_TOPIC, _action(t - 20 * MS, operator), t - 20 * MS)
         newest = k if k % 3 != 2 else k - 1
-        expected.append(operator if k in WINDOW else plan(newest, k - newest))
+        expected.append(operator if k in operator_window else plan(newest, k - newest))
     w.commit({"task": "lift", "success": False, "seed": 3})
     convert([rec], parse_mapping(mapping_doc), tmp_path / "ds")
     got = LeRobotDatasetReader(tmp_path / "ds").episode(0)["action"]
