@@ -17,26 +17,31 @@ import numpy as np
 from policy_stack.data.reader import LeRobotDatasetReader
 
 
-def check(path: str, tol: float) -> dict:
+def expert_answers(episode: dict, env: str = "lift") -> np.ndarray:
+    """(frames, action dim): the scripted expert's answer to each frame's state, run in frame order (its
+    phase machine advances once per frame, as when it drove the episode)."""
     from sim.envs import resolve_task
     from sim.experts import make_expert
+    objects = dict(resolve_task(env).objects)       # project name -> the expert's key prefix
+    expert = make_expert(env, rng=np.random.default_rng(0))
+    answers = []
+    for t in range(len(episode["action"])):
+        raw = {"robot0_eef_pos": np.asarray(episode["robot0_eef_pos"][t], np.float64),
+               "robot0_eef_quat": np.asarray(episode["robot0_eef_quat"][t], np.float64)}
+        for name, prefix in objects.items():
+            raw[f"{prefix}_pos"] = np.asarray(episode[f"{name}_pos"][t], np.float64)
+            raw[f"{prefix}_quat"] = np.asarray(episode[f"{name}_quat"][t], np.float64)
+        answers.append(expert.act_from_state(raw, None))
+    return np.asarray(answers, np.float64)
+
+
+def check(path: str, tol: float) -> dict:
     ds = LeRobotDatasetReader(path)
-    objects = dict(resolve_task("lift").objects)       # project name -> the expert's key prefix
-    same = prev = frames = prev_frames = 0
-    first_same = 0
+    same = prev = frames = prev_frames = first_same = 0
     for ep in range(ds.num_episodes):
         e = ds.episode(ep)
-        expert = make_expert("lift", rng=np.random.default_rng(0))
-        answers = []
-        for t in range(len(e["action"])):
-            raw = {"robot0_eef_pos": np.asarray(e["robot0_eef_pos"][t], np.float64),
-                   "robot0_eef_quat": np.asarray(e["robot0_eef_quat"][t], np.float64)}
-            for name, prefix in objects.items():
-                raw[f"{prefix}_pos"] = np.asarray(e[f"{name}_pos"][t], np.float64)
-                raw[f"{prefix}_quat"] = np.asarray(e[f"{name}_quat"][t], np.float64)
-            answers.append(expert.act_from_state(raw, None))
+        answers = expert_answers(e)
         a = np.asarray(e["action"], np.float64)
-        answers = np.asarray(answers, np.float64)
         hit = np.abs(a - answers).max(axis=1) <= tol
         same += int(hit.sum())
         first_same += int(hit[0])
