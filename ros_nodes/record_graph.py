@@ -100,7 +100,9 @@ def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras,
         # the device engages), as a `collect` episode and an evaluation do.
         sim_params["teleop_state_topic"] = STATE_TOPIC
         sim_params["wait_for_engage"] = "true"
-    answer = device == "scripted" and not waypoints_file and not arm
+    # Not with a policy: in intervention mode the teleop node publishes only while engaged, so there is no
+    # answer to wait for on released steps.
+    answer = device == "scripted" and not waypoints_file and not arm and not policy
     if answer:
         # The scripted expert answers each observation and the sim executes that answer at that step: every
         # recorded frame is paired with the action computed from it (collect's pairing), not the previous one.
