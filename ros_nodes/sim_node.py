@@ -11,6 +11,12 @@ a human intervention takes over while the deadman is held) -> env.step -> /clock
 /sim/status. Per episode it logs success and loop latency (observation stamp -> chunk received here)
 and appends one JSON line to results_file for `policy-stack up`.
 
+Teleop recording (`policy-stack record`): with wait_for_engage a new episode does not step until the
+teleop state says engaged (the reset observation is published again every period meanwhile), so the
+recording starts from the reset scene; with teleop_answer_wait_s each step waits for the teleop node's
+answer to its observation (the scripted expert, answer_observations), so each executed and recorded
+action is the one computed from that step's observation.
+
 Fake real arm (arm_interface servo | jtc | pose; default chunk = the above): the node does NOT consume
 /policy/action_chunk; it is the robot's controller instead (MoveIt Servo twists, a
 joint_trajectory_controller, or a Cartesian impedance equilibrium pose, plus the gripper's
