@@ -10,6 +10,9 @@ from ros_nodes.transport import shm_profile_file
 
 ACTION_TOPIC, EVENT_TOPIC, STATE_TOPIC = "/teleop/action", "/teleop/episode_event", "/teleop/state"
 SIM_STEP_CAP = 100_000            # the teleop side ends episodes; the sim's own cap never should
+# Lockstep with the scripted expert: how long a sim step waits for the expert's answer to its observation
+# (normally a few ms; generous for a loaded machine, where a late answer would pair with the next frame).
+ANSWER_WAIT_S = 1.0
 
 
 def executed_action_topic(arm: str) -> str:
@@ -121,6 +124,18 @@ def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras,
         sim_params["policy_reset_service"] = load_definitions("sim_node")["policy_reset_service"].default
         # the deadman's release ends the intervention at once: executed source == recorded flag
         sim_params["teleop_state_topic"] = STATE_TOPIC
+    elif not arm:
+        # Plain teleop recording in sim: each episode starts from the reset scene (the sim does not step until
+        # the device engages), as a `collect` episode and an evaluation do.
+        sim_params["teleop_state_topic"] = STATE_TOPIC
+        sim_params["wait_for_engage"] = "true"
+    # Not with a policy: in intervention mode the teleop node publishes only while engaged, so there is no
+    # answer to wait for on released steps.
+    answer = device == "scripted" and not waypoints_file and not arm and not policy
+    if answer:
+        # The scripted expert answers each observation and the sim executes that answer at that step: every
+        # recorded frame is paired with the action computed from it (collect's pairing), not the previous one.
+        sim_params["teleop_answer_wait_s"] = repr(ANSWER_WAIT_S)
     if arm:
         sim_params["arm_interface"] = arm
     if real_profile:      # a sim-to-real session's "real side" (sim/real_profiles.py)
@@ -149,6 +164,8 @@ def describe_record(*, env: str, device: str, episodes: int, seed: int, cameras,
     if policy:
         teleop_params["publish_when_released"] = "false"     # released: the policy drives
         teleop_params["takeover_after_steps"] = str(int(takeover_after_steps))
+    if answer:
+        teleop_params["answer_observations"] = "true"
     if keyboard_tty:
         teleop_params["keyboard_tty"] = keyboard_tty
     teleop = NodeSpec(name="teleop_node", executable="teleop_node", module="ros_nodes.teleop_node",

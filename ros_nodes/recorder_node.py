@@ -7,6 +7,11 @@ adapts per topic like rosbag2: best effort when any publisher is best effort, el
 Episodes follow the teleop node's events on episode_event_topic: start opens one, success / failure
 commit it (file renamed into place, then its JSON), rerecord discards it, quit ends the node. A killed
 recorder loses only the episode in progress (its temp file is removed at the next start).
+
+Pre-roll: between episodes the last preroll_s of messages are kept; at start, those stamped at or after
+the event's stamp_ns join the episode. The teleop node stamps a start that answers an observation with
+that observation's stamp, and the observation was published (and may arrive) before the event: it is the
+episode's first frame, the reset scene, so it must not depend on arrival order.
 """
 from __future__ import annotations
 
@@ -15,13 +20,14 @@ import json
 import queue
 import threading
 import time
+from collections import deque
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from policy_stack.recording.episode_files import EpisodeMcapWriter, remove_leftovers
+from policy_stack.recording.episode_files import EpisodeMcapWriter, has_header, header_stamp_ns, remove_leftovers
 from ros_nodes import convert as C
 from ros_nodes.common import DIAGNOSTICS_TOPIC, STATE_QOS, WorkerThreadMixin, declare_parameters, main_for
 from ros_nodes.teleop_node import EVENT_QOS
@@ -55,6 +61,8 @@ class RecorderNode(WorkerThreadMixin, LifecycleNode):
         self.received: dict[str, int] = {}
         self.committed = 0
         self._episode_info: dict = {}
+        self._preroll: deque = deque()      # (topic, cdr, receive ns) while no episode is open
+        self._stamped: dict[str, bool] = {}   # topic -> its type has a header (a stamp in the bytes)
         self.create_subscription(String, self.p["episode_event_topic"], self._on_event, EVENT_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, STATE_QOS)
         self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics)
@@ -83,6 +91,7 @@ class RecorderNode(WorkerThreadMixin, LifecycleNode):
             self._subs.append(self.create_subscription(message_class(msgtype), topic,
                                                        lambda data, t=topic: self._on_message(t, data),
                                                        self._qos_for(topic), raw=True))
+        self._stamped = {t: has_header(ty) for t, ty in topics.items()}
         self.dropped = {t: 0 for t in topics}
         self.received = {t: 0 for t in topics}
         self._stop.clear()
@@ -135,13 +144,36 @@ class RecorderNode(WorkerThreadMixin, LifecycleNode):
 
     # ------------------------------------------------------------------------------ callbacks
     def _on_message(self, topic: str, data: bytes) -> None:
+        now_ns = time.time_ns()
         if not self._recording:
+            if self.p["preroll_s"] > 0:
+                with self._lock:
+                    self._preroll.append((topic, data, now_ns))
+                    self._trim_preroll(now_ns)
             return
+        self._enqueue(topic, data, now_ns)
+
+    def _enqueue(self, topic: str, data: bytes, recv_ns: int) -> None:
         self.received[topic] += 1
         try:
-            self._queue.put_nowait(("msg", topic, data, time.time_ns()))
+            self._queue.put_nowait(("msg", topic, data, recv_ns))
         except queue.Full:
             self.dropped[topic] += 1
+
+    def _trim_preroll(self, now_ns: int) -> None:
+        horizon = now_ns - int(self.p["preroll_s"] * 1e9)
+        while self._preroll and self._preroll[0][2] < horizon:
+            self._preroll.popleft()
+
+    def _flush_preroll(self, start_ns) -> None:
+        """At start: the kept messages stamped at or after the start event's stamp join the episode."""
+        kept, self._preroll = list(self._preroll), deque()
+        if not isinstance(start_ns, int):
+            return
+        for topic, data, recv_ns in kept:
+            stamp = header_stamp_ns(data) if self._stamped.get(topic) else None
+            if (stamp if stamp is not None else recv_ns) >= start_ns:
+                self._enqueue(topic, data, recv_ns)
 
     def _on_event(self, msg) -> None:
         try:
@@ -156,6 +188,7 @@ class RecorderNode(WorkerThreadMixin, LifecycleNode):
                     self._queue.put(("discard",))
                 self._recording = True
                 self._queue.put(("start", ev))
+                self._flush_preroll(ev.get("stamp_ns"))
             elif event in ("success", "failure"):
                 if self._recording:
                     self._recording = False

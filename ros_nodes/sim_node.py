@@ -11,6 +11,12 @@ a human intervention takes over while the deadman is held) -> env.step -> /clock
 /sim/status. Per episode it logs success and loop latency (observation stamp -> chunk received here)
 and appends one JSON line to results_file for `policy-stack up`.
 
+Teleop recording (`policy-stack record`): with wait_for_engage a new episode does not step until the
+teleop state says engaged (the reset observation is published again every period meanwhile), so the
+recording starts from the reset scene; with teleop_answer_wait_s each step waits for the teleop node's
+answer to its observation (the scripted expert, answer_observations), so each executed and recorded
+action is the one computed from that step's observation.
+
 Fake real arm (arm_interface servo | jtc | pose; default chunk = the above): the node does NOT consume
 /policy/action_chunk; it is the robot's controller instead (MoveIt Servo twists, a
 joint_trajectory_controller, or a Cartesian impedance equilibrium pose, plus the gripper's
@@ -121,6 +127,9 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         # Teleop (policy-stack record): one-point actions on teleop_topic; see _teleop_action.
         self._teleop: deque | None = deque(maxlen=64) if p["teleop_topic"] else None
         self._teleop_lock = threading.Lock()     # executor thread appends, sim thread reads
+        self._teleop_arrived = threading.Condition(self._teleop_lock)   # teleop_answer_wait_s waits on it
+        if p["wait_for_engage"] and not (p["teleop_topic"] and p["teleop_state_topic"]):
+            raise ValueError("wait_for_engage needs teleop_topic and teleop_state_topic (the deadman it waits for)")
         if p["teleop_topic"]:
             self.create_subscription(JointTrajectory, p["teleop_topic"], self._on_teleop, CHUNK_QOS,
                                      callback_group=inputs)
@@ -264,16 +273,44 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         if chunk is not None and len(chunk):
             with self._teleop_lock:
                 self._teleop.append((stamp, np.asarray(chunk[0], np.float32)))
+                self._teleop_arrived.notify_all()
 
     def _on_teleop_state(self, msg) -> None:
         if msg.buttons:
             with self._teleop_lock:
                 self._deadman.append((C.stamp_to_sec(msg.header.stamp), bool(msg.buttons[0])))
+                self._teleop_arrived.notify_all()
+
+    def _wait_for_teleop_answer(self, t_obs: float) -> bool:
+        """teleop_answer_wait_s > 0: wait for the teleop node's answer to the observation stamped t_obs (an
+        action, and a state with teleop_state_topic, stamped t_obs or later). True if it came in time."""
+        wait = self.p["teleop_answer_wait_s"]
+        if wait <= 0 or self._teleop is None:
+            return True
+
+        def answered():
+            if not (self._teleop and self._teleop[-1][0] >= t_obs):
+                return False
+            return not self.p["teleop_state_topic"] or bool(self._deadman and self._deadman[-1][0] >= t_obs)
+        with self._teleop_lock:
+            return self._teleop_arrived.wait_for(answered, timeout=wait)
+
+    def _engaged_at(self, t_obs: float) -> bool:
+        """wait_for_engage: does the newest teleop state at or before this observation say engaged?"""
+        self._wait_for_teleop_answer(t_obs)
+        with self._teleop_lock:
+            state = next((held for st, held in reversed(self._deadman) if st <= t_obs), False)
+        return bool(state)
 
     def _teleop_action(self, t_obs: float):
         """The newest teleop action stamped at or before this observation (the pairing a recording
         converted with `policy-stack convert` makes, so recorded and executed actions agree), through the
-        safety path; hold when none, or when it is older than teleop_timeout_s."""
+        safety path; hold when none, or when it is older than teleop_timeout_s. With teleop_answer_wait_s,
+        first wait for the answer to this observation (stamped with it): lockstep with the teleop node."""
+        if not self._wait_for_teleop_answer(t_obs):
+            self.get_logger().warning(f"no teleop answer to the observation at {t_obs:.3f} within "
+                                      f"{self.p['teleop_answer_wait_s']:g} s; using the newest action",
+                                      throttle_duration_sec=1.0)
         with self._teleop_lock:
             chosen = next(((st, a) for st, a in reversed(self._teleop) if st <= t_obs), None)
             state = next(((st, held) for st, held in reversed(self._deadman) if st <= t_obs), None)
@@ -395,6 +432,12 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             if not self._wait_active():
                 return
             obs = self.env.reset(seed=self.p["seed"])
+            if self.p["wait_for_engage"]:
+                # The first step of a fresh env is several times slower (measured 59 ms against 8 ms at 20 Hz):
+                # take it here, so the first recorded episode's first step does not stretch its frame grid.
+                # Every episode starts from env.reset, so this step leaves nothing behind.
+                self.env.step(np.zeros(self.space.dim, np.float32))
+                obs = self.env.reset(seed=self.p["seed"])
             self._wait_for_policy(obs)
             episode, n = 0, self.p["episodes"]
             while not self._stop.is_set() and (n == 0 or episode < n):
@@ -466,6 +509,7 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
         success = False
         ret, step, t_start = 0.0, 0, time.monotonic()
         next_tick = time.monotonic()
+        waiting = bool(p["wait_for_engage"])      # the scene stays at its reset until the operator engages
         while step < p["max_steps"] and not self._stop.is_set():
             if not self._active.is_set() and not self._wait_active():
                 break
@@ -475,7 +519,18 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
                     return None
                 break                           # teleop recording: the reset ends it; next seed next
             stamp, t_obs = self._capture_stamp()
+            if waiting:
+                # Says which episode this is (the teleop node starts one only after the sim reports it), before
+                # the observation it may answer; no observation_stamp: not an executed step.
+                self._publish_status(self._now(), episode, 0, np.zeros(self.space.dim), "waiting for the operator",
+                                     -1, float("nan"), False, SOURCE_HOLD)
             self._obs_delay.submit(lambda o=obs, st=stamp: self._publish_obs(o, st))
+            if waiting:
+                if not self._engaged_at(t_obs):
+                    next_tick = self._sleep_to_next_tick(next_tick)   # no step: the same state again next period
+                    continue
+                waiting = False
+                self.get_logger().info(f"episode {episode}: the operator engaged; stepping")
             if self.fake_arm is not None:
                 # The arm adapter gets the same budget a policy gets in chunk mode: up to action_wait_s
                 # for a command sent after this observation (the sim cannot move while it waits).
@@ -513,12 +568,7 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
                 self._video.write(obs[f"{p['video_camera']}_rgb"])
             if (success and p["end_on_success"]) or done:
                 break
-            next_tick += self.period
-            delay = next_tick - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            else:
-                next_tick = time.monotonic()    # running late: do not try to catch up with a burst
+            next_tick = self._sleep_to_next_tick(next_tick)
         with self._lat_lock:
             lat = list(self._latencies)
         jumps = list(self.follower.handover_jumps)[jumps_before:]
@@ -536,6 +586,15 @@ class SimNode(WorkerThreadMixin, LifecycleNode):
             with open(p["results_file"], "a") as f:
                 f.write(json.dumps(result) + "\n")
         return result
+
+    def _sleep_to_next_tick(self, next_tick: float) -> float:
+        next_tick += self.period
+        delay = next_tick - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            next_tick = time.monotonic()    # running late: do not try to catch up with a burst
+        return next_tick
 
     def _close_video(self) -> None:
         if self._video is not None:

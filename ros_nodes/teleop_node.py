@@ -14,7 +14,9 @@ sim_status_topic set, the next episode may start only when the sim reports it.
 
 The scripted device acts like an operator: the task's scripted expert (sim/experts.py) on the poses
 received here, or a waypoint file; it starts, stops (success on `success_topic`, else failure after
-max_steps) and resets episodes by itself, and quits after `episodes`.
+max_steps) and resets episodes by itself, and quits after `episodes`. With answer_observations it ticks
+once per received observation (not on the timer) and stamps the tick with that observation's stamp, so
+an executing side in lockstep (the sim's teleop_answer_wait_s) runs each answer at the step it answers.
 
 Managed (lifecycle) node: configure opens the device, activate starts the tick, deactivate publishes
 one zero command and stops it, cleanup closes the device.
@@ -89,6 +91,8 @@ class TeleopNode(LifecycleNode):
         self._reset_needed = False
         self._quit_at: float | None = None
         self._timer = None
+        self._answering = False                   # answer_observations: ticks come from observations (while active)
+        self._answered_ns = -1                    # stamp of the newest observation answered
         self._log = None
         self._counts = {"ticks": 0, "engaged": 0, "events": 0}
         self._writer = C.TrajectoryWriter(names, self.period)
@@ -143,6 +147,9 @@ class TeleopNode(LifecycleNode):
                 options["index"] = p["gamepad_index"]
             elif p["device"] == "keyboard":
                 options["tty"] = p["keyboard_tty"]
+            if p["answer_observations"] and not isinstance(self.source, ExpertSource):
+                raise ValueError("answer_observations needs the scripted expert (device scripted, no waypoints_file): "
+                                 "only it computes its action from the observation")
             self.device = make_device(p["device"], self.space, period_s=self.period, source=self.source, **options)
         except (ValueError, OSError, ImportError) as exc:
             self._config_error = f"device {p['device']}: {exc}"
@@ -155,10 +162,16 @@ class TeleopNode(LifecycleNode):
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         result = super().on_activate(state)
-        self._timer = self.create_timer(self.period, self._tick)
+        if self.p["answer_observations"]:
+            self._answering = True            # _on_pose ticks; the timer only ends a quit's linger
+            self._timer = self.create_timer(self.period, self._linger_tick)
+        else:
+            # a lambda: rclpy passes a TimerInfo to a callback that takes an argument (_tick's stamp_ns)
+            self._timer = self.create_timer(self.period, lambda: self._tick())
         return result
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._answering = False
         self._stop_timer()
         if self.device is not None and self.p["publish_when_released"]:
             # one zero command so the executing side stops now, not at its timeout
@@ -202,8 +215,26 @@ class TeleopNode(LifecycleNode):
         except C.ConversionError as exc:
             self.get_logger().warning(f"ignored pose: {exc}", throttle_duration_sec=1.0)
             return
+        stamp_ns = C.stamp_to_ns(msg.header.stamp)
         with self._lock:
-            self._poses[key] = (C.stamp_to_ns(msg.header.stamp), pos.astype(np.float64), quat.astype(np.float64))
+            self._poses[key] = (stamp_ns, pos.astype(np.float64), quat.astype(np.float64))
+        if self._answering:
+            self._answer(stamp_ns)
+
+    def _answer(self, stamp_ns: int) -> None:
+        """answer_observations: tick once every pose of this stamp is in (one observation, one answer)."""
+        need = ["robot0_eef", *self.source.objects.values()]
+        with self._lock:
+            if stamp_ns <= self._answered_ns or any(k not in self._poses or self._poses[k][0] != stamp_ns
+                                                    for k in need):
+                return
+            self._answered_ns = stamp_ns
+        self._tick(stamp_ns)
+
+    def _linger_tick(self) -> None:
+        """answer_observations: after quit, the node ends QUIT_LINGER_S later even if no observation comes."""
+        if self._quit_at is not None and time.monotonic() >= self._quit_at:
+            self.finished = True
 
     def _on_success(self, msg) -> None:
         self._success = bool(msg.data)
@@ -247,12 +278,14 @@ class TeleopNode(LifecycleNode):
                 obs[f"{key}_pos"], obs[f"{key}_quat"] = pos, quat
         return obs
 
-    def _tick(self) -> None:
+    def _tick(self, stamp_ns: int | None = None) -> None:
+        """One tick: poll the device and publish. stamp_ns: the observation this tick answers
+        (answer_observations); None = a timer tick, stamped now."""
         if self.device is None:
             return
         if self._sim_reset is not None:
             self._call_reset()
-        now_ns = self._now_ns()
+        now_ns = self._now_ns() if stamp_ns is None else stamp_ns
         if self._quit_at is not None:
             if time.monotonic() >= self._quit_at:
                 self.finished = True

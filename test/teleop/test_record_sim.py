@@ -4,7 +4,15 @@ processes over real rclpy (own ROS domain), robosuite Lift, MCAP files, conversi
 Checks the targets of the record command: the dataset loads; each episode's frames are sim steps on a
 1/fps grid within a period of its start and stop; the recorded actions are exactly the commands the teleop node sent (its command log),
 each frame taking the newest command stamped at or before it; and the episode JSON says task,
-success and seed."""
+success and seed.
+
+And that a recorded episode is the data `collect` would give (the training-from-recordings target):
+its first frame is the scene's reset state, the state an evaluation starts from (the sim waits for the
+device to engage, the recorder keeps the observation the start answered), and every frame's action is
+the scripted expert's answer to that frame's own state, not to the previous frame's (the expert answers
+each observation and the sim executes that answer at that step). Both failed before: the first frame
+came a few sim steps after the reset (cube fallen, fingers moved) and about 9 in 10 actions answered the
+previous frame."""
 import json
 import subprocess
 import sys
@@ -13,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.check_action_alignment import expert_answers
 from policy_stack.data.reader import LeRobotDatasetReader
 from policy_stack.recording.convert_bag import episode_frames
 from policy_stack.recording.mapping import load_mapping
@@ -36,6 +45,8 @@ def test_record_scripted_lift_two_episodes(tmp_path, ros_env):
     assert ds.num_episodes == 2 and ds.fps == 20
     sent = [json.loads(line) for line in (rec / "run" / "teleop_commands.jsonl").read_text().splitlines()]
     sent_ns = np.array([c["stamp_ns"] for c in sent])
+    from sim.envs import make_env
+    reset_env = make_env("lift", cameras=[], seed=5, control_freq=20)     # the scenes the sim reset to
     for k in range(2):
         meta = json.loads((rec / f"episode_{k:06d}.json").read_text())
         assert meta["task"] == "lift the cube" and meta["seed"] == 5 + meta["sim_episode"]
@@ -60,3 +71,13 @@ def test_record_scripted_lift_two_episodes(tmp_path, ros_env):
             i = int(np.searchsorted(sent_ns, t, side="right")) - 1
             np.testing.assert_array_equal(action, np.float32(sent[i]["action"]))
         assert len({tuple(a) for a in ep["action"]}) > 10          # the expert moved: not a constant hold
+        # First frame = the reset scene of this episode's seed: the robot exactly (its reset is deterministic);
+        # the cube within 3 mm (its resting height at reset differs by up to 2 mm between env instances built
+        # with different arguments; before the fix it had fallen 13 mm by the first recorded frame).
+        reset = reset_env.reset(seed=meta["seed"])
+        for key in ("robot0_joint_pos", "robot0_gripper_qpos", "robot0_eef_pos"):
+            np.testing.assert_allclose(ep[key][0], reset[key], atol=1e-5, err_msg=key)
+        np.testing.assert_allclose(ep["cube_pos"][0], reset["cube_pos"], atol=3e-3)
+        # Each action answers its own frame (a late answer under load may pair with the next one: allow 1 in 10).
+        own = np.abs(np.asarray(ep["action"], np.float64) - expert_answers(ep)).max(axis=1) <= 1e-3
+        assert own[0] and own.mean() >= 0.9, (own.mean(), np.flatnonzero(~own)[:10])
