@@ -7,3 +7,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = REPO / "runs" / "bench"
+
+
+def emit(result, out: str = "") -> None:
+    """Print a result as JSON, and write it to `out` (atomically) when given: the one way a small bench
+    script reports."""
+    import json
+
+    from policy_stack.persist import write_json_atomic
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(out), result, indent=1)
+    print(json.dumps(result, indent=1), flush=True)

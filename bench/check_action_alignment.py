@@ -10,9 +10,10 @@ previous frame: a one-tick lag). Used for the training-from-recordings compariso
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
+
+from bench import emit
 
 from policy_stack.data.reader import LeRobotDatasetReader
 
@@ -62,11 +63,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     result = [check(d, args.tol) for d in args.datasets]
-    text = json.dumps(result, indent=1)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    print(text)
+    emit(result, args.out)
     return 0
 
 

@@ -9,9 +9,10 @@ the first frames is a difference in how the two paths record, not in the scene.
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
+
+from bench import emit
 
 from policy_stack.data.reader import LeRobotDatasetReader
 
@@ -42,11 +43,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     result = compare(args.a, args.b, [int(x) for x in args.frames.split(",")])
-    text = json.dumps(result, indent=1)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    print(text)
+    emit(result, args.out)
     return 0
 
 

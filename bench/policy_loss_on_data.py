@@ -10,11 +10,12 @@ see how far robot-side demos are from the base policy (docs/results.md, "Sim-to-
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from bench import emit
 
 
 def main(argv=None) -> int:
@@ -51,10 +52,7 @@ def main(argv=None) -> int:
                 losses.append(float(out["loss"] if isinstance(out, dict) else out))
     result = {"policy": args.policy, "data": str(Path(args.data)), "episodes": args.episodes or "all",
               "windows": len(idx), "of": len(ds), "draws": args.draws, "loss": round(float(np.mean(losses)), 5)}
-    print(json.dumps(result), flush=True)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))
+    emit(result, args.out)
     return 0
 
 
