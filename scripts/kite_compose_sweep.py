@@ -41,6 +41,7 @@ from policy_stack.policies.kite.data import load_grounding  # noqa: E402
 from policy_stack.policies.kite.grounding import decode_keypoint  # noqa: E402
 from policy_stack.policies.kite.train_grounding import batch_inputs  # noqa: E402
 
+TWIN_RGB_DISTANCE = 40.0   # 0-255 RGB distance to the target cube's mean colour: "same colour" below it
 DEFAULT_VARIANTS = ["1,0,0", "1,1,1", "0,1,1", "0.5,1,1", "0.25,1,1", "1,1,0.5", "1,0.5,1", "0.5,1,0.5",
                     "0.5,0.5,1", "1,2,1", "1,1,2", "0,1,0.5", "0,0.5,1", "0.5,1.5,1"]
 
@@ -151,7 +152,12 @@ def main() -> None:
                 landed, wrong = Counter(), Counter()
                 for i in np.flatnonzero(~ok):
                     on = [cube_names[j] for j in frame_rows[i] if j != i and masks[j, vi[i], ui[i]] > 0]
-                    landed[f"{cube_names[i]} -> {on[0] if on else 'no labelled cube'}"] += 1
+                    if not on:      # unlabelled: is the pixel the target's colour (its same-colour twin)?
+                        rgb = data.rgb[i].numpy().astype(float)
+                        ref = rgb[target[i] > 0].mean(0)
+                        near = np.linalg.norm(rgb[vi[i], ui[i]] - ref) < TWIN_RGB_DISTANCE
+                        on = ["an unlabelled cube of its colour" if near else "no labelled cube, not its colour"]
+                    landed[f"{cube_names[i]} -> {on[0]}"] += 1
                     wrong[cube_names[i]] += 1
                 entry["wrong_landed_on"] = dict(landed.most_common())
                 totals = Counter(cube_names)
