@@ -84,6 +84,10 @@ class KiteConfig(PolicyConfig):
     # then no longer identifies its size class (train_grounding.random_zoom).
     augment_zoom: float = 1.0
 
+    # Fields added after KITE checkpoints were shipped: a checkpoint without them loads with the defaults,
+    # which keep its old behaviour (no zoom, the unweighted composition).
+    LATER_FIELDS = frozenset({"augment_zoom", "compose_weights", "size_words"})
+
     SIZE_LIMITS = {**PolicyConfig.SIZE_LIMITS, "grounding_channels": 1024, "text_hidden": 4096,
                    "softargmax_window": 32, "depth_window": 32}
 
