@@ -53,6 +53,13 @@ class KiteConfig(PolicyConfig):
     # members whose logits get the single-attribute composition (empty = every member).
     grounding_ensemble: int = 1
     compose_members: list[int] = field(default_factory=list)
+    # Weighted composition, one [w_full, w_size, w_colour] per grounding network (empty = the plain sum
+    # above: [1, 1, 1] for the composed members, [1, 0, 0] for the others). The network's logits for the
+    # full text, the size word alone and the colour word alone are summed with these weights (a weighted
+    # product of the three distributions). size_words: the attribute words that name a size (the other
+    # attribute words name a colour); filled from the training rows' labels like attribute_words.
+    compose_weights: list[list[float]] = field(default_factory=list)
+    size_words: list[str] = field(default_factory=list)
 
     # ---- skills: the instruction's verb -> primitive (classes learned from the data's task labels) ----
     skills: list[str] = field(default_factory=lambda: ["pick", "place"])
@@ -73,6 +80,13 @@ class KiteConfig(PolicyConfig):
     # Gaussian noise on the sentence embedding in training, as a share of its (unit) norm: neighbouring
     # wordings of one instruction should ground alike (0 = off).
     augment_text_noise: float = 0.0
+    # Random zoom in training by a factor in [1/augment_zoom, augment_zoom] (1 = off): a cube's pixel size
+    # then no longer identifies its size class (train_grounding.random_zoom).
+    augment_zoom: float = 1.0
+
+    # Fields added after KITE checkpoints were shipped: a checkpoint without them loads with the defaults,
+    # which keep its old behaviour (no zoom, the unweighted composition).
+    LATER_FIELDS = frozenset({"augment_zoom", "compose_weights", "size_words"})
 
     SIZE_LIMITS = {**PolicyConfig.SIZE_LIMITS, "grounding_channels": 1024, "text_hidden": 4096,
                    "softargmax_window": 32, "depth_window": 32}
@@ -103,6 +117,17 @@ class KiteConfig(PolicyConfig):
         if any(not 0 <= i < self.grounding_ensemble for i in self.compose_members):
             raise ValueError(f"KiteConfig.compose_members {self.compose_members} must index the "
                              f"{self.grounding_ensemble} grounding network(s)")
+        if not 1.0 <= self.augment_zoom <= 4.0:
+            raise ValueError(f"KiteConfig.augment_zoom must be in [1, 4], got {self.augment_zoom}")
+        if self.compose_weights:
+            import math
+            if len(self.compose_weights) != self.grounding_ensemble or any(
+                    len(w) != 3 or not all(math.isfinite(float(x)) for x in w) for w in self.compose_weights):
+                raise ValueError(f"KiteConfig.compose_weights must hold one finite [w_full, w_size, w_colour] per "
+                                 f"grounding network ({self.grounding_ensemble}), got {self.compose_weights}")
+            if not self.size_words:
+                raise ValueError("KiteConfig.compose_weights needs size_words (which attribute words are sizes)")
+            self.compose_weights = [[float(x) for x in w] for w in self.compose_weights]
         if self.stem_stride not in (1, 2):
             raise ValueError(f"KiteConfig.stem_stride must be 1 or 2, got {self.stem_stride}")
         factor = self.stem_stride * 2 ** (len(self.grounding_channels) - 1)

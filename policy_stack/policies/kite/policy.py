@@ -141,6 +141,8 @@ class KitePolicy(DeviceTracking, nn.Module, Policy):
         spatial distributions: the keypoint must be on an object that has every attribute)."""
         if emb is None:
             emb = self.text_cache.get(instructions).to(self.device_)
+        if self.config.compose_attributes and self.config.attribute_words and self.config.compose_weights:
+            return self._weighted_composition(x, instructions, emb)
         logits = self.grounding(x, emb)
         if self.config.compose_attributes and self.config.attribute_words:
             from policy_stack.policies.kite.attribute_queries import attribute_variants
@@ -156,6 +158,35 @@ class KitePolicy(DeviceTracking, nn.Module, Policy):
                 for net in nets:
                     logits = logits.index_add(0, rows, net(x[rows], v_emb))
         return logits
+
+    def _weighted_composition(self, x: torch.Tensor, instructions: list[str], emb: torch.Tensor) -> torch.Tensor:
+        """config.compose_weights: per network, w_full * logits(full text) + w_size * logits(size word
+        alone) + w_colour * logits(colour word alone). A text without a description of two or more
+        attribute words keeps the networks' plain full-text logits (summed over the networks)."""
+        from policy_stack.policies.kite.attribute_queries import attribute_variants, description_span
+
+        cfg = self.config
+        words, sizes = set(cfg.attribute_words), set(cfg.size_words)
+        nets = [self.grounding] if cfg.grounding_ensemble == 1 else list(self.grounding.members)
+        full = [net(x, emb) for net in nets]
+        logits = sum(full)
+        pairs = []      # (row, 1 = size | 2 = colour, text)
+        for i, text in enumerate(instructions):
+            for v in attribute_variants(text, words):
+                start, end = description_span(v, words)
+                pairs.append((i, 1 if v[start:end] in sizes else 2, v))
+        if not pairs:
+            return logits
+        composed = sorted({i for i, _, _ in pairs})
+        rows = torch.tensor([i for i, _, _ in pairs], device=x.device)
+        v_emb = self.text_cache.get([v for _, _, v in pairs]).to(self.device_)
+        out = logits.clone()
+        out[composed] = 0.0
+        for net, net_full, weights in zip(nets, full, cfg.compose_weights):
+            out[composed] += weights[0] * net_full[composed]
+            scale = torch.tensor([weights[k] for _, k, _ in pairs], device=x.device, dtype=out.dtype)
+            out = out.index_add(0, rows, net(x[rows], v_emb) * scale[:, None, None])
+        return out
 
     @torch.no_grad()
     def ground(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str) -> dict:

@@ -25,14 +25,50 @@ from policy_stack.policies.kite.grounding import decode_keypoint, heatmap_loss, 
 from policy_stack.train.schedule import set_lr
 
 
+def random_zoom(images: torch.Tensor, kp_uv: torch.Tensor, max_scale: float,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample zoom by a factor s, log-uniform in [1/max_scale, max_scale], about a random point of
+    the image (edges replicated when zooming out); the keypoint moves with the image:
+    uv' = c + s (uv - c). What for: a cube's size in pixels then no longer tells its size class (the
+    two classes differ by 1.3x in the scene, less than the zoom range), so "large"/"small" can only be
+    read relative to the other cubes of the frame, and a colour's look is seen at every pixel size.
+    The labels stay true: the same cube is the answer, only the image is magnified."""
+    b, _, h, w = images.shape
+    log_s = (torch.rand(b, generator=generator) * 2 - 1) * math.log(max_scale)
+    s = torch.exp(log_s)
+    centre = torch.rand(b, 2, generator=generator) * 2 - 1        # normalised (x, y) in [-1, 1]
+    # pixel (u, v) <-> normalised x = (2u + 1) / w - 1 (align_corners=False)
+    size = torch.tensor([w, h], dtype=torch.float32)
+    kp_n = (2 * kp_uv.float() + 1) / size - 1
+    moved = centre + s[:, None] * (kp_n - centre)
+    # a zoom that would push the keypoint out of the image (or onto its border) is not applied
+    margin = 2 * 2.0 / size
+    keep = ((moved > -1 + margin) & (moved < 1 - margin)).all(1)
+    s = torch.where(keep, s, torch.ones_like(s))
+    # grid_sample maps each output point to the input point c + (x_out - c) / s
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = 1 / s
+    theta[:, 1, 1] = 1 / s
+    theta[:, :, 2] = centre * (1 - 1 / s)[:, None]
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    kp_n = centre + s[:, None] * (kp_n - centre)
+    return out, (kp_n + 1) * size / 2 - 0.5
+
+
 def augment(images: torch.Tensor, kp_uv: torch.Tensor, shift_px: int, color: float,
-            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random per-sample translation (edge-replicated; the keypoint moves with the image) and
-    brightness/contrast jitter of the colour channels (depth, if present, is left alone)."""
+            generator: torch.Generator, zoom: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random per-sample zoom (zoom > 1: see random_zoom), translation (edge-replicated; the keypoint
+    moves with the image) and brightness/contrast jitter of the colour channels (depth, if present, is
+    left alone by the jitter). A zoom resamples a depth channel like the image without changing its
+    values (not a physically consistent camera move), so it is meant for RGB-only grounding inputs, the
+    default (depth_input false: depth is used only to lift the keypoint, never augmented there)."""
     b, c, h, w = images.shape
     out, kp = images, kp_uv.clone()
+    if zoom > 1.0:
+        out, kp = random_zoom(out, kp, zoom, generator)
     if shift_px > 0:
-        padded = F.pad(images, (shift_px,) * 4, mode="replicate")
+        padded = F.pad(out, (shift_px,) * 4, mode="replicate")
         shifts = torch.randint(-shift_px, shift_px + 1, (b, 2), generator=generator)
         out = torch.stack([padded[i, :, shift_px - int(dy): shift_px - int(dy) + h,
                                   shift_px - int(dx): shift_px - int(dx) + w] for i, (dx, dy) in enumerate(shifts)])
@@ -89,7 +125,7 @@ def train_grounding(policy, data: GroundingData, steps: int, batch: int = 32, se
         lr = set_lr(optimizer, preset.lr, step, preset.warmup_steps, steps)
         idx = torch.randint(0, n, (min(batch, n),), generator=gen)
         images, kp = augment(batch_inputs(policy, data, idx), data.kp_px[idx], cfg.augment_shift_px,
-                             cfg.augment_color, gen)
+                             cfg.augment_color, gen, cfg.augment_zoom)
         emb = emb_all[idx]
         if cfg.augment_text_noise > 0:
             noise = torch.randn(emb.shape, generator=gen) * (cfg.augment_text_noise / math.sqrt(emb.shape[1]))
