@@ -38,6 +38,7 @@ import numpy as np
 import yaml
 
 from bench import REPO, RUNS
+from ros_nodes.background_node import BackgroundNode
 
 SIM_BOX = {"workspace_min": [0.25, -0.35, -0.12], "workspace_max": [0.85, 0.35, 0.45]}
 ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
@@ -67,27 +68,11 @@ def _stop(proc: subprocess.Popen) -> int:
     return proc.returncode
 
 
-class Client:
+class Client(BackgroundNode):
     """rclpy node on its own context, spun in a thread."""
 
     def __init__(self):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
-        from ros_nodes.common import spin_in_background
-        self.rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("bench_adapters", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = spin_in_background(self.executor, self.context, "bench_adapters_spin")
-
-
-    def close(self):
-        self.node.destroy_node()
-        self.rclpy.try_shutdown(context=self.context)
-        self.thread.join(2)
+        super().__init__("bench_adapters", "bench_adapters_spin")
 
 
 # ------------------------------------------------------------------------------------------ tracking

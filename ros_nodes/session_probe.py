@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ros_nodes.background_node import BackgroundNode
+
 SETTLE_S = 0.5          # after a probe chunk: the arm comes to rest (the servo's 0.1 s timeout, OSC settling)
 MIN_RATE_FRACTION = 0.8
 ESTOP_WINDOW_S = 1.0
@@ -82,24 +84,14 @@ class _Graph:
 
 
 # ------------------------------------------------------------------------------ ROS client
-class Probe:
+class Probe(BackgroundNode):
     """One rclpy node: latest messages and arrival times per topic, chunk publishing, service calls."""
 
     def __init__(self, name: str = "session_probe"):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
-        from ros_nodes.common import spin_in_background
-        self.rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__(name, "probe-spin")
         self.lock = threading.Lock()
         self.arrivals: dict[str, list[float]] = {}
         self.latest: dict[str, object] = {}
-        self._thread = spin_in_background(self.executor, self.context, "probe-spin")
 
     def watch(self, topic: str, msg_type, qos=None) -> None:
         from ros_nodes.common import SENSOR_QOS, STATE_QOS
@@ -149,10 +141,6 @@ class Probe:
         r = future.result()
         return bool(r.success), r.message, time.monotonic() - t0
 
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.rclpy.shutdown(context=self.context)
 
 
 def _ee(probe: Probe) -> tuple[np.ndarray, np.ndarray] | None:

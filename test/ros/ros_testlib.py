@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ros_nodes.background_node import BackgroundNode
+
 REPO = Path(__file__).resolve().parents[2]
 # The stand-in policy is loaded through the pyfile: hook, which needs an explicit opt-in (policy_io).
 os.environ["POLICY_STACK_ALLOW_PYFILE_POLICY"] = "1"
@@ -78,23 +80,13 @@ def inference_node_under_test(ros_env: dict, run_dir, monkeypatch, factory: str 
         assert codes["inference_node"] == 0, f"inference node did not exit cleanly: {codes}"
 
 
-class RosClient:
+class RosClient(BackgroundNode):
     """rclpy node on a private context, spun in a background thread; records every message it gets."""
 
     def __init__(self, name: str = "test_client"):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
-        from ros_nodes.common import spin_in_background
-        self.rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__(name, "testlib_spin")
         self.msgs: dict[str, collections.deque] = collections.defaultdict(lambda: collections.deque(maxlen=5000))
         self.lock = threading.Lock()
-        self._thread = spin_in_background(self.executor, self.context, "testlib_spin")
 
 
     def now(self) -> float:
@@ -134,10 +126,6 @@ class RosClient:
         assert future.done(), f"service {name} did not answer in {timeout} s"
         return future.result()
 
-    def close(self):
-        self.node.destroy_node()
-        self.rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=2)
 
 
 def status_values(msg) -> dict:
