@@ -177,8 +177,12 @@ class RandomizedEnv:
         # The scene draw uses its own stream derived from the episode seed, so it neither shifts
         # robosuite's placement randomness nor depends on how many episodes ran before a resume.
         rng = np.random.default_rng([int(seed), 0x5EED]) if seed is not None else self._rng
-        self.randomizer.apply(rng)
+        self._draw_scene(rng)
         return self.env.reset(seed=seed)
+
+    def _draw_scene(self, rng) -> None:
+        """Change the model for the next episode (a subclass may add fixed biases after the draw)."""
+        self.randomizer.apply(rng)
 
     @property
     def randomization(self) -> dict:

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.randomization import RandomizedEnv
+
 AXES = ("x", "y", "z", "roll", "pitch", "yaw")
 
 
@@ -110,25 +112,21 @@ def _from_dict(d: dict) -> RealProfile:
     return RealProfile(**d)
 
 
-class RealSideEnv:
-    """A SimEnv wearing a RealProfile: the per-episode randomized scene plus the fixed object biases.
+class RealSideEnv(RandomizedEnv):
+    """A SimEnv wearing a RealProfile: the per-episode randomized scene (RandomizedEnv, the same seed-derived
+    stream: resumable, placement unaffected) plus the fixed object biases.
     (The actuation gain is the fake controller's, not the env's: see module doc.)"""
 
     def __init__(self, env, profile: RealProfile):
-        from sim.randomization import RandomizationConfig, Randomizer
-
-        self.env, self.profile = env, profile
-        model = env.robosuite_env.sim.model._model
-        self.randomizer = Randomizer(model, RandomizationConfig.from_dict(dict(profile.randomization)))
+        super().__init__(env, dict(profile.randomization))
+        self.profile = profile
+        model = self._model = env.robosuite_env.sim.model._model
         fb = self.randomizer.free_bodies
         # The object's geoms: those attached to the free (object) bodies.
         self._object_geoms = np.flatnonzero(np.isin(np.asarray(model.geom_bodyid), fb)) if len(fb) else np.array([], int)
-        self._model = model
 
-    def reset(self, seed: int | None = None) -> dict:
-        # Same stream as RandomizedEnv (derived from the episode seed): resumable, placement unaffected.
-        rng = np.random.default_rng([int(seed), 0x5EED]) if seed is not None else np.random.default_rng()
-        self.randomizer.apply(rng)
+    def _draw_scene(self, rng) -> None:
+        super()._draw_scene(rng)
         m, p = self._model, self.profile
         fb = self.randomizer.free_bodies
         if len(fb):
@@ -136,22 +134,6 @@ class RealSideEnv:
             m.body_inertia[fb] *= p.object_mass_scale
         if len(self._object_geoms):
             m.geom_friction[self._object_geoms, 0] *= p.object_friction_scale
-        return self.env.reset(seed=seed)
-
-    @property
-    def randomization(self) -> dict:
-        return dict(self.randomizer.last)
-
-    def step(self, action):
-        return self.env.step(action)
-
-    def close(self) -> None:
-        self.env.close()
-
-    def __getattr__(self, name):
-        if name == "env":
-            raise AttributeError(name)
-        return getattr(self.env, name)
 
     def __repr__(self):
         return f"RealSideEnv({self.env!r}, profile {self.profile.name!r})"
