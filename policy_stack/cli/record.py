@@ -35,17 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, default=200, help="scripted: ticks before an episode stops as failure")
     p.add_argument("--waypoints", default="", help="scripted: replay this waypoint JSON instead of the expert")
     p.add_argument("--no-convert", action="store_true", help="only record (convert later with `convert mcap`)")
-    p.add_argument("--real", action="store_true",
-                   help="record through the hardware graph: the arm adapter executes the teleop actions and drives "
-                        "the sim node standing in for the arm behind a fake controller (--arm)")
-    p.add_argument("--arm", default="fake-servo", choices=["fake-servo", "fake-jtc", "fake-pose"],
-                   help="--real: the fake arm controller the arm adapter drives (a real arm: run teleop_node and "
-                        "recorder_node beside your robot's bringup, see docs/teleop.md)")
-    p.add_argument("--real-profile", default="",
-                   help="the sim stands in for a real arm that differs from training (sim/real_profiles.py name, "
-                        "JSON object or file; sim-to-real sessions)")
-    p.add_argument("--calibration-gain", default="",
-                   help="--real: the arm adapter's per-axis calibration gain, 6 comma-separated numbers")
+    from policy_stack.cli.up import add_real_side_args
+    add_real_side_args(p, "record through the hardware graph: the arm adapter executes the teleop actions and drives "
+                          "the sim node standing in for the arm behind a fake controller (--arm)",
+                       arm_note="; a real arm: run teleop_node and recorder_node beside your robot's bringup, see "
+                                "docs/teleop.md")
     p.add_argument("--policy", default="",
                    help="human interventions: this policy (checkpoint, as `up --policy`) drives; the device's "
                         "deadman takes over; the dataset gets the executed action and an `intervention` column")

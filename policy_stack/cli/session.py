@@ -31,13 +31,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from policy_stack.session import report, runner
-    from policy_stack.session.config import SessionConfig, parse_set
+    from policy_stack.cli.overrides import parse_overrides
+    from policy_stack.session.config import SessionConfig
     from policy_stack.session.store import SessionDir
 
     given = None
     if args.config or args.overrides:
         fields = json.loads(Path(args.config).read_text()) if args.config else {}
-        fields.update(parse_set(args.overrides))
+        fields.update(parse_overrides(args.overrides))
         given = SessionConfig.from_dict(fields)
     log = sys.stderr if args.json else sys.stdout
     store = SessionDir(args.dir)

@@ -50,19 +50,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: a random one in 1-99)")
     p.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (default: from episodes)")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout (logs go to stderr)")
-    p.add_argument("--real", action="store_true",
-                   help="run the real-robot graph (sim:=false: arm_adapter + realsense_node) with the sim node "
-                        "standing in for the arm behind --arm's controller interface")
+    add_real_side_args(p, "run the real-robot graph (sim:=false: arm_adapter + realsense_node) with the sim node "
+                          "standing in for the arm behind --arm's controller interface")
+    p.add_argument("--camera-recording", default="",
+                   help="--real: realsense_node plays this recording (.db3/.bag) instead of the sim's cameras")
+
+
+def add_real_side_args(p, real_help: str, arm_note: str = "") -> None:
+    """--real, --arm, --real-profile, --calibration-gain: the hardware graph with the sim standing in for the
+    arm (`up` and `record` take the same flags)."""
+    p.add_argument("--real", action="store_true", help=real_help)
     p.add_argument("--arm", default="fake-servo", choices=["fake-servo", "fake-jtc", "fake-pose"],
-                   help="--real: the fake arm controller the arm adapter drives (default fake-servo)")
+                   help="--real: the fake arm controller the arm adapter drives (default fake-servo)" + arm_note)
     p.add_argument("--real-profile", default="",
-                   help="the sim node stands in for a real arm that differs from training: a sim/real_profiles.py "
+                   help="the sim stands in for a real arm that differs from training: a sim/real_profiles.py "
                         "name (real_lift, ...), JSON object or file (sim-to-real sessions)")
     p.add_argument("--calibration-gain", default="",
                    help="--real: the arm adapter's per-axis calibration gain, 6 comma-separated numbers "
                         "(policy-stack session calibrate writes it)")
-    p.add_argument("--camera-recording", default="",
-                   help="--real: realsense_node plays this recording (.db3/.bag) instead of the sim's cameras")
 
 
 def graph_args(args) -> dict:

@@ -76,6 +76,13 @@ class SessionConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"session config: unknown field(s) {unknown}; valid: {sorted(names)}")
+        defaults = cls()
+        for key, value in d.items():     # a number field given a string (--set k=oops) fails here, by name
+            want = type(getattr(defaults, key))
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) if want in (int, float) \
+                else isinstance(value, want)
+            if not ok or (want is int and isinstance(value, float) and not value.is_integer()):
+                raise ValueError(f"session config: {key} must be {want.__name__}, got {value!r}")
         return cls(**d)
 
     def eval_seeds(self) -> list[int]:
@@ -85,17 +92,3 @@ class SessionConfig:
         mine = json.loads(json.dumps(self.to_dict()))
         return [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in mine.items()
                 if k not in MUTABLE and k in saved and saved[k] != v]
-
-
-def parse_set(pairs: list[str]) -> dict:
-    """--set KEY=VALUE (VALUE as JSON, else a plain string) -> dict."""
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--set {pair!r}: expected KEY=VALUE")
-        key, raw = pair.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out

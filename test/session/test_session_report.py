@@ -34,3 +34,14 @@ def test_best_stage_deploys_the_fine_tuned_policy_when_it_wins(tmp_path):
     best = summary(store, cfg)["best_stage"]
     assert best["step"] == "reeval"
     assert best["deploy"] == {"policy": str(tmp_path / "ft"), "calibration_gain": GAIN}
+
+
+def test_config_refuses_a_wrong_type_by_name():
+    import pytest
+    from policy_stack.cli.overrides import parse_overrides
+
+    with pytest.raises(ValueError, match="eval_episodes must be int"):
+        SessionConfig.from_dict(parse_overrides(["eval_episodes=oops"]))
+    with pytest.raises(ValueError, match="calib_repeats must be int"):
+        SessionConfig.from_dict({"calib_repeats": True})
+    assert SessionConfig.from_dict(parse_overrides(["finetune_lr=1e-5", "eval_episodes=4"])).eval_episodes == 4
