@@ -212,13 +212,12 @@ def demos(ctx: Context) -> dict:
 def _intervention_frames(dataset: Path) -> dict:
     """Frames (and episodes) where the operator drove, read from the dataset's `intervention` column."""
     import numpy as np
-    import pyarrow.parquet as pq
-    flags, episodes = [], set()
-    for f in sorted((dataset / "data").glob("*/*.parquet")):
-        t = pq.read_table(f, columns=["intervention", "episode_index"]).to_pydict()
-        flags += t["intervention"]
-        episodes |= {e for e, v in zip(t["episode_index"], t["intervention"]) if v}
-    return {"frames": int(np.sum(flags)), "of": len(flags), "episodes": sorted(int(e) for e in episodes)}
+
+    from policy_stack.data.reader import LeRobotDatasetReader
+    reader = LeRobotDatasetReader(dataset)
+    flags = reader.column("intervention").astype(bool)
+    episodes = np.unique(reader.column("episode_index")[flags])
+    return {"frames": int(flags.sum()), "of": int(flags.size), "episodes": [int(e) for e in episodes]}
 
 
 def _successful_episodes(recordings: Path) -> list[Path]:
@@ -250,6 +249,12 @@ def finetune(ctx: Context) -> dict:
     folder = store.step_dir("finetune")
     mixed = folder / "mixed"
     if not store.read("finetune", "mixed_done.json"):
+        # Imitation copies what it is shown: only the real episodes that succeeded (with or without the
+        # operator's help) go into the mixture; the failed ones stay in the demos step's own dataset.
+        kept = _successful_episodes(Path(real["recordings"]))
+        if not kept:
+            raise StepFailed("finetune: none of the real demos succeeded; nothing to imitate "
+                             f"(see {real['recordings']})")
         ctx.say(f"finetune: {cfg.sim_demo_episodes} training-side (sim) demos, then the real ones appended")
         sim = _record(ctx, "finetune", mixed, cfg.sim_demo_episodes, cfg.sim_demo_seed, real=False, name="record_sim")
         # Intervention demos: each frame labelled with the action decided for it (record's
@@ -258,12 +263,6 @@ def finetune(ctx: Context) -> dict:
         if not recorded.is_file():
             recorded = Path(real["recordings"]) / "mapping.yaml"
         mapping = _mixture_mapping(recorded, folder / "real_mapping.yaml")
-        # Imitation copies what it is shown: only the real episodes that succeeded (with or without the
-        # operator's help) go into the mixture; the failed ones stay in the demos step's own dataset.
-        kept = _successful_episodes(Path(real["recordings"]))
-        if not kept:
-            raise StepFailed("finetune: none of the real demos succeeded; nothing to imitate "
-                             f"(see {real['recordings']})")
         stdout = folder / "convert_summary.json"
         rc = P.run(P.cli_cmd("convert", "mcap", *kept, "--mapping", mapping, "--out", mixed, "--json"),
                    stdout, store.log_path("finetune"))
