@@ -90,6 +90,7 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
         # What each tick executed, stamped with the observation it followed (recordings of interventions).
         self.executed_pub = (self.create_publisher(JointTrajectory, p["executed_action_topic"], STATE_QOS)
                              if p["executed_action_topic"] else None)
+        self._executed_writer = None              # made with the core (its action names); used under _publish_lock
         self._obs_stamp: Time | None = None       # newest /joint_states header stamp
         self._pause = (self.create_client(SetBool, p["servo_pause_service"], callback_group=services)
                        if b == "servo" and p["servo_pause_service"] else None)
@@ -130,6 +131,7 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
                                    calibration_gain=tuple(p["calibration_gain"]),
                                    joint_count=len(self.joint_names))
             self.core = ArmAdapterCore(config, scaling, ik)
+            self._executed_writer = C.TrajectoryWriter(self.core.space.names, 1.0 / p["rate_hz"], p["base_frame"])
         except (ValueError, FileNotFoundError) as exc:
             self._configure_error = str(exc)
             self.get_logger().error(f"configure failed: {exc}")
@@ -349,9 +351,8 @@ class ArmAdapterNode(WorkerThreadMixin, LifecycleNode):
             if cmd.gripper is not None and self.gripper_pub is not None:
                 self.gripper_pub.publish(Float64MultiArray(data=[float(cmd.gripper)]))
             if cmd.action is not None and self.executed_pub is not None and self._obs_stamp is not None:
-                self.executed_pub.publish(C.chunk_to_trajectory(np.asarray(cmd.action, np.float64)[None],
-                                                                self.core.space.names, 1.0 / p["rate_hz"],
-                                                                self._obs_stamp, p["base_frame"]))
+                self.executed_pub.publish(self._executed_writer(np.asarray(cmd.action, np.float64)[None],
+                                                                self._obs_stamp))
             self._last_cmd_kind = "hold" if cmd.hold is not None else "executing"
             self._source_counts[cmd.source] += 1      # policy / teleop (interventions) / hold ticks
 
