@@ -27,7 +27,7 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -47,6 +47,8 @@ def grounding_env(folder: str) -> str:
 
 
 def grounding_row(policy_path: str, folder: str) -> dict:
+    import torch
+    torch.set_num_threads(1)
     from policy_stack.checkpoint import load_policy
     from policy_stack.policies.kite.data import grounding_metrics, load_grounding
     from policy_stack.policies.kite.train_grounding import predict
@@ -112,40 +114,57 @@ def main() -> int:
     result = {"command": " ".join(["python -m bench.bench_kite", *sys.argv[1:]]), "policy": args.policy,
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
               "grounding": {}, "rollouts": {}}
+    # Every row, grounding or rollout, is one job in one pool of --workers processes, submitted in the
+    # order given (put the longest rows first), so a grounding row does not hold up the episodes.
+    jobs = []                                     # (section, name, function, args)
     for spec in args.grounding:
         name, folder = spec.split("=", 1)
-        result["grounding"][name] = grounding_row(policy_for(grounding_env(folder), args.policy, task_policies), folder)
-        print(f"grounding {name}: {json.dumps(result['grounding'][name])}", file=sys.stderr, flush=True)
-    jobs = []
+        jobs.append(("grounding", name, grounding_row,
+                     (policy_for(grounding_env(folder), args.policy, task_policies), folder)))
     for spec in [r for r in args.rows.split(",") if r]:
         name, _, n = spec.partition(":")
         task, split, mode = name.split("/")
         if mode not in ("kite", "oracle", *BASELINE_MODES):
             raise SystemExit(f"--rows {spec!r}: mode must be one of kite, oracle, {', '.join(BASELINE_MODES)}")
-        jobs.append((name, (policy_for(task, args.policy, task_policies), task, split, mode == "oracle",
-                            int(n or args.episodes), args.seed, baseline_of(mode))))
+        jobs.append(("rollouts", name, rollout_row, (policy_for(task, args.policy, task_policies), task, split,
+                                                     mode == "oracle", int(n or args.episodes), args.seed,
+                                                     baseline_of(mode))))
     for task in [t for t in args.tasks.split(",") if t and not args.rows]:
         for split in [s for s in args.splits.split(",") if s]:
             for oracle in ((False,) if args.no_oracle else (False, True)):
-                jobs.append((f"{task}/{split}/{'oracle' if oracle else 'kite'}",
+                jobs.append(("rollouts", f"{task}/{split}/{'oracle' if oracle else 'kite'}", rollout_row,
                              (policy_for(task, args.policy, task_policies), task, split, oracle, args.episodes,
                               args.seed)))
             for mode in [m for m in args.baselines.split(",") if m]:
-                jobs.append((f"{task}/{split}/{mode}", (args.policy, task, split, False, args.episodes, args.seed,
-                                                        baseline_of(mode))))
-    if jobs:
-        with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-            futures = {name: pool.submit(rollout_row, *a) for name, a in jobs}
-            for name, fut in futures.items():
-                row = fut.result()
-                result["rollouts"][name] = row
-                print(f"rollouts {name}: success {row['success_rate']}, correct {row['correct_object_rate']}",
-                      file=sys.stderr, flush=True)
-    result["wall_s"] = round(time.perf_counter() - t0, 1)
-    result["machine"]["load_avg_end"] = os.getloadavg()
+                jobs.append(("rollouts", f"{task}/{split}/{mode}", rollout_row,
+                             (args.policy, task, split, False, args.episodes, args.seed, baseline_of(mode))))
+    from policy_stack.persist import write_json_atomic
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+
+    def save() -> None:
+        # written after every finished row, so a run stopped at a deadline keeps what it measured
+        done = sum(len(result[k]) for k in ("grounding", "rollouts"))
+        result["complete"] = done == len(jobs)
+        result["wall_s"] = round(time.perf_counter() - t0, 1)
+        result["machine"]["load_avg_end"] = os.getloadavg()
+        write_json_atomic(out, result, indent=1)
+
+    save()
+    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        futures = {pool.submit(fn, *a): (section, name) for section, name, fn, a in jobs}
+        for fut in as_completed(futures):
+            (section, name), row = futures[fut], fut.result()
+            result[section][name] = row
+            if section == "grounding":
+                print(f"grounding {name}: {json.dumps(row)}", file=sys.stderr, flush=True)
+            else:
+                print(f"rollouts {name}: success {row['success_rate']}, correct {row['correct_object_rate']}, "
+                      f"{row.get('wall_s')} s", file=sys.stderr, flush=True)
+            save()
+    for section in ("grounding", "rollouts"):      # the order asked for, not the order finished
+        result[section] = {name: result[section][name] for s, name, _, _ in jobs if s == section}
+    save()
     print(json.dumps({k: v for k, v in result.items() if k != "rollouts"} | {
         "rollouts": {k: {kk: v[kk] for kk in ("episodes", "success_rate", "success_by_kind", "correct_object_rate",
                                               "pixel_error_px_median", "error_3d_mm_median")}
