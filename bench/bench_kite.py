@@ -114,13 +114,9 @@ def main() -> int:
     result = {"command": " ".join(["python -m bench.bench_kite", *sys.argv[1:]]), "policy": args.policy,
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
               "grounding": {}, "rollouts": {}}
-    # Every row, grounding or rollout, is one job in one pool of --workers processes, submitted in the
-    # order given (put the longest rows first), so a grounding row does not hold up the episodes.
+    # Every row, grounding or rollout, is one job in one pool of --workers processes: the rollout rows in
+    # the order given (put the longest first), then the grounding rows, so that the pool stays busy.
     jobs = []                                     # (section, name, function, args)
-    for spec in args.grounding:
-        name, folder = spec.split("=", 1)
-        jobs.append(("grounding", name, grounding_row,
-                     (policy_for(grounding_env(folder), args.policy, task_policies), folder)))
     for spec in [r for r in args.rows.split(",") if r]:
         name, _, n = spec.partition(":")
         task, split, mode = name.split("/")
@@ -138,6 +134,10 @@ def main() -> int:
             for mode in [m for m in args.baselines.split(",") if m]:
                 jobs.append(("rollouts", f"{task}/{split}/{mode}", rollout_row,
                              (args.policy, task, split, False, args.episodes, args.seed, baseline_of(mode))))
+    for spec in args.grounding:                   # after the episodes: shorter, they fill the gaps
+        name, folder = spec.split("=", 1)
+        jobs.append(("grounding", name, grounding_row,
+                     (policy_for(grounding_env(folder), args.policy, task_policies), folder)))
     from policy_stack.persist import write_json_atomic
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
