@@ -86,3 +86,16 @@ def test_grounding_model_learns_which_square_the_instruction_names():
     assert before < 0.5
     assert after["correct_object_rate"] >= 0.8, after
     assert after["pixel_error_px_median"] < 1.0
+    # the per-wording breakdown covers every row, and agrees with the overall rate
+    by = after["correct_by_wording"]
+    assert list(by) == ["lift the {x}"], by
+    assert by["lift the {x}"][1] == after["samples"]
+    assert by["lift the {x}"][0] == round(after["correct_object_rate"] * after["samples"])
+
+
+def test_wording_replaces_the_object_phrase_only():
+    from policy_stack.policies.kite.data import wording
+    assert wording("retrieve the small yellow cube") == "retrieve the {x}"
+    assert wording("rest it atop the green cube") == "rest it atop the {x}"
+    assert wording("the large red cube: pick it up") == "the {x}: pick it up"
+    assert wording("put the can in its bin") == "put the can in its bin"

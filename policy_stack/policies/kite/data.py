@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,6 +136,21 @@ def grounding_metrics(pred_uv: np.ndarray, data: GroundingData, depth_window: in
             continue
         err3d.append(float(np.linalg.norm(p - kp_base[i])) * 1e3)
     q = lambda a, p: float(np.percentile(a, p)) if len(a) else float("nan")
+    by_wording: dict[str, list] = {}
+    for text, ok in zip(data.instructions, inside.tolist()):
+        by_wording.setdefault(wording(text), []).append(ok)
     return {"samples": n, "correct_object_rate": float(inside.mean()) if n else float("nan"),
             "pixel_error_px_median": q(px_err, 50), "pixel_error_px_p90": q(px_err, 90),
-            "error_3d_mm_median": q(err3d, 50), "error_3d_mm_p90": q(err3d, 90), "no_depth": no_depth}
+            "error_3d_mm_median": q(err3d, 50), "error_3d_mm_p90": q(err3d, 90), "no_depth": no_depth,
+            # which phrasings fail: {wording: [correct, rows]}, worst first
+            "correct_by_wording": dict(sorted(((k, [sum(v), len(v)]) for k, v in by_wording.items()),
+                                              key=lambda kv: (kv[1][0] / kv[1][1], kv[0])))}
+
+
+# "retrieve the small yellow cube" -> "retrieve the {x}": the object phrase of any of the language tasks
+# (a cube with optional size and colour; "the <words> nut|can|carton|..." is left whole: no attributes)
+_CUBE_PHRASE = re.compile(r"\bthe (?:(?:small|large) )?(?:\w+ )?cube\b")
+
+
+def wording(instruction: str) -> str:
+    return _CUBE_PHRASE.sub("the {x}", instruction)
