@@ -97,5 +97,6 @@ def test_wording_replaces_the_object_phrase_only():
     from policy_stack.policies.kite.data import wording
     assert wording("retrieve the small yellow cube") == "retrieve the {x}"
     assert wording("rest it atop the green cube") == "rest it atop the {x}"
+    assert wording("lay it on the small purple one") == "lay it on the {x}"
     assert wording("the large red cube: pick it up") == "the {x}: pick it up"
     assert wording("put the can in its bin") == "put the can in its bin"

@@ -148,8 +148,8 @@ def grounding_metrics(pred_uv: np.ndarray, data: GroundingData, depth_window: in
 
 
 # "retrieve the small yellow cube" -> "retrieve the {x}": the object phrase of any of the language tasks
-# (a cube with optional size and colour; "the <words> nut|can|carton|..." is left whole: no attributes)
-_CUBE_PHRASE = re.compile(r"\bthe (?:(?:small|large) )?(?:\w+ )?cube\b")
+# (a cube, or "one", with optional size and colour; "the <words> nut|can|carton|..." is left whole: no attributes)
+_CUBE_PHRASE = re.compile(r"\bthe (?:(?:small|large) )?(?:\w+ )?(?:cube|one)\b")
 
 
 def wording(instruction: str) -> str:
