@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kite_offload_train import _load_pack_set, _load_weights, _policy_for, _weights_file  # noqa: E402
 from policy_stack.policies.kite.attribute_queries import attribute_variants, description_span  # noqa: E402
-from policy_stack.policies.kite.data import load_grounding  # noqa: E402
+from policy_stack.policies.kite.data import argmax_pixels, load_grounding, rows_by_frame  # noqa: E402
 from policy_stack.policies.kite.grounding import decode_keypoint  # noqa: E402
 from policy_stack.policies.kite.train_grounding import batch_inputs  # noqa: E402
 
@@ -64,11 +64,8 @@ def frame_masks(folder: str, n: int):
     """Per row: the (size colour) name of each other visible cube of its frame and that cube's mask."""
     d = load_grounding(folder)
     m = d.meta
-    frames: dict = {}
-    for i in range(n):
-        frames.setdefault((m["episode_seed"][i], m["frame"][i]), []).append(i)
     names = [f"{m['target_size'][i]} {m['target_colour'][i]}" for i in range(n)]
-    return d.target_mask.numpy()[:n], names, {i: rows for rows in frames.values() for i in rows}
+    return d.target_mask.numpy()[:n], names, {i: rows for rows in rows_by_frame(m, n).values() for i in rows}
 
 
 def member_policy(pack: Path, train, weights: str):
@@ -141,8 +138,7 @@ def main() -> None:
             # a row without a two-word description is grounded by the members' full maps alone
             total[plain] = full_only[plain]
             uv = decode_keypoint(total, 2).numpy()
-            ui = np.clip(np.rint(uv[:, 0]).astype(int), 0, w - 1)
-            vi = np.clip(np.rint(uv[:, 1]).astype(int), 0, h - 1)
+            ui, vi = argmax_pixels(uv, h, w)            # also where the misses below landed
             ok = target[np.arange(n), vi, ui] > 0
             px = np.linalg.norm(uv - data.kp_px.numpy(), axis=1)
             key = ";".join(f"{wf:g},{ws:g},{wc:g}" for wf, ws, wc in variant)

@@ -16,7 +16,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from policy_stack.checkpoint import load_policy  # noqa: E402
-from policy_stack.policies.kite.data import load_grounding  # noqa: E402
+from policy_stack.policies.kite.data import load_grounding, on_target  # noqa: E402
 from policy_stack.policies.kite.train_grounding import predict  # noqa: E402
 
 
@@ -27,14 +27,10 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     data = load_grounding(args.data)
-    h, w = data.target_mask.shape[1:]
     result = {"data": str(Path(args.data).resolve()), "policies": {}}
     for ckpt in args.policy:
         uv = predict(load_policy(ckpt, "cpu"), data)
-        # the same test as grounding_metrics' correct object: the rounded argmax pixel lies in the target mask
-        u = np.clip(np.round(uv[:, 0]).astype(int), 0, w - 1)
-        v = np.clip(np.round(uv[:, 1]).astype(int), 0, h - 1)
-        ok = data.target_mask.numpy()[np.arange(len(data)), v, u] > 0
+        ok = on_target(uv, data.target_mask.numpy())      # grounding_metrics' correct-object test
         groups = defaultdict(list)
         for i, good in enumerate(ok):
             groups[f"{data.meta['target_size'][i]} {data.meta['target_colour'][i]}"].append(bool(good))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from policy_stack.checkpoint import load_policy  # noqa: E402
-from policy_stack.policies.kite.data import load_grounding  # noqa: E402
+from policy_stack.policies.kite.data import argmax_pixels, load_grounding, on_target, rows_by_frame  # noqa: E402
 from policy_stack.policies.kite.train_grounding import predict  # noqa: E402
 
 
@@ -41,18 +41,12 @@ def main() -> None:
     args = ap.parse_args()
     data = load_grounding(args.data)
     targets, seeds, frames = data.meta["target"], data.meta["episode_seed"], data.meta["frame"]
-    h, w = data.target_mask.shape[1:]
     uv = np.asarray(predict(load_policy(args.policy, "cpu"), data), dtype=np.float64)
-    u = np.clip(np.round(uv[:, 0]).astype(int), 0, w - 1)
-    v = np.clip(np.round(uv[:, 1]).astype(int), 0, h - 1)
     masks, kp = data.target_mask.numpy(), data.kp_px.numpy()
-    rows_of_frame = defaultdict(list)
-    for i in range(len(data)):
-        rows_of_frame[(seeds[i], frames[i])].append(i)
+    u, v = argmax_pixels(uv, *masks.shape[1:])
+    rows_of_frame = rows_by_frame(data.meta, len(data))
     counts, examples = Counter(), {}
-    for i in range(len(data)):
-        if masks[i, v[i], u[i]]:
-            continue
+    for i in np.flatnonzero(~on_target(uv, masks)):
         others = [j for j in rows_of_frame[(seeds[i], frames[i])] if j != i]
         inside = [targets[j] for j in others if masks[j, v[i], u[i]]]
         if inside:

@@ -114,6 +114,28 @@ def load_grounding(folder: str | os.PathLike) -> GroundingData:
 
 
 # ------------------------------------------------------------------------------------------ metrics
+def argmax_pixels(pred_uv: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted (u, v) -> the integer pixel (column, row) it falls in: rounded, clipped to the image."""
+    pred_uv = np.asarray(pred_uv, dtype=np.float64)
+    return (np.clip(np.rint(pred_uv[:, 0]).astype(int), 0, w - 1),
+            np.clip(np.rint(pred_uv[:, 1]).astype(int), 0, h - 1))
+
+
+def on_target(pred_uv: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Per row: the predicted pixel lies inside that row's instructed-object mask (N, H, W): the
+    correct-object test of every grounding score."""
+    ui, vi = argmax_pixels(pred_uv, *masks.shape[1:])
+    return masks[np.arange(len(masks)), vi, ui] > 0
+
+
+def rows_by_frame(meta: dict, n: int) -> dict[tuple, list[int]]:
+    """(episode_seed, frame) -> the rows (one per labelled object) asked on that same image."""
+    frames: dict[tuple, list[int]] = {}
+    for i in range(n):
+        frames.setdefault((meta["episode_seed"][i], meta["frame"][i]), []).append(i)
+    return frames
+
+
 def grounding_metrics(pred_uv: np.ndarray, data: GroundingData, depth_window: int = 2) -> dict:
     """correct_object_rate: the predicted pixel (rounded) lies inside the instructed object's mask;
     pixel_error_px: |pred - label| (median, p90); error_3d_mm: the predicted pixel lifted with the
@@ -121,11 +143,7 @@ def grounding_metrics(pred_uv: np.ndarray, data: GroundingData, depth_window: in
     valid depth near them (counted, excluded from the 3-D error)."""
     pred_uv = np.asarray(pred_uv, dtype=np.float64)
     n = len(data)
-    masks = data.target_mask.numpy()
-    h, w = masks.shape[1:]
-    ui = np.clip(np.rint(pred_uv[:, 0]).astype(int), 0, w - 1)
-    vi = np.clip(np.rint(pred_uv[:, 1]).astype(int), 0, h - 1)
-    inside = masks[np.arange(n), vi, ui] > 0
+    inside = on_target(pred_uv, data.target_mask.numpy())
     px_err = np.linalg.norm(pred_uv - data.kp_px.numpy().astype(np.float64), axis=1)
     err3d, no_depth = [], 0
     depth, K, T, kp_base = data.depth.numpy(), data.K.numpy(), data.T_base_cam.numpy(), data.kp_base.numpy()
