@@ -46,9 +46,13 @@ def grounding_env(folder: str) -> str:
     return json.loads((Path(folder) / "grounding.json").read_text()).get("env", "")
 
 
-def grounding_row(policy_path: str, folder: str) -> dict:
+def one_thread_worker() -> None:
+    """Pool initializer: each row's process uses one torch thread (the rows run side by side)."""
     import torch
     torch.set_num_threads(1)
+
+
+def grounding_row(policy_path: str, folder: str) -> dict:
     from policy_stack.checkpoint import load_policy
     from policy_stack.policies.kite.data import grounding_metrics, load_grounding
     from policy_stack.policies.kite.train_grounding import predict
@@ -69,8 +73,6 @@ def rollout_row(policy_path: str, task: str, split: str, oracle: bool, episodes:
         from bench.kite_baselines import baseline_row
         mode, dp_policy, skill_policy = baseline
         return baseline_row(mode, policy_path, dp_policy, skill_policy, task, split, episodes, seed)
-    import torch
-    torch.set_num_threads(1)
     from policy_stack.cli.evaluate_kite import evaluate_kite
 
     t0 = time.perf_counter()
@@ -151,7 +153,7 @@ def main() -> int:
         write_json_atomic(out, result, indent=1)
 
     save()
-    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, args.workers), initializer=one_thread_worker) as pool:
         futures = {pool.submit(fn, *a): (section, name) for section, name, fn, a in jobs}
         for fut in as_completed(futures):
             (section, name), row = futures[fut], fut.result()

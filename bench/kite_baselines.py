@@ -15,8 +15,6 @@ MODES = ("dp", "kite_dp")
 
 def baseline_row(mode: str, kite_policy: str, dp_policy: str, skill_policy: str, task: str, split: str,
                  episodes: int, seed: int) -> dict:
-    import torch
-    torch.set_num_threads(1)
     from policy_stack.cli.evaluate_kite_baselines import evaluate_dp, evaluate_kite_learned
 
     t0 = time.perf_counter()
